@@ -1,0 +1,5 @@
+"""Interface layer: the ``glassnet`` command."""
+
+from glassnet.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,233 @@
+"""The ``glassnet`` command: parse arguments, call the Python API, print the outcome.
+
+Errors that the user can fix (``GlassnetError``) print one message and exit with status 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback of errors")
+    parser = argparse.ArgumentParser(
+        prog="glassnet",
+        description="Train a neural network, then open the box: evaluate, predict and report.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="train a CNN on digits, evaluate it and write the report card"
+    )
+    demo.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo, replaced if present)")
+    demo.add_argument("--epochs", type=int, help="override the demo's number of epochs")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    train = commands.add_parser("train", parents=[common], help="train a model on a dataset into a run directory")
+    train.add_argument("--data", help="built-in dataset name (see `glassnet datasets`)")
+    train.add_argument("--model", help="model name (see `glassnet models`)")
+    train.add_argument("--config", help="YAML file with configuration keys (command-line values win)")
+    train.add_argument("--epochs", type=int, help="maximum number of epochs")
+    train.add_argument("--out", help="run directory (default: runs/<model>-<data>, never an existing one)")
+    train.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    train.add_argument("--report", action="store_true", help="write report.html after training")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="configuration overrides, e.g. lr=0.01")
+
+    evaluate = commands.add_parser("evaluate", parents=[common], help="evaluate a trained run on a dataset split")
+    evaluate.add_argument("run", help="run directory")
+    evaluate.add_argument("--data", help="dataset to evaluate on (default: the one it was trained on)")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+
+    predict = commands.add_parser("predict", parents=[common], help="predict with a trained run")
+    predict.add_argument("run", help="run directory")
+    predict.add_argument("inputs", nargs="*", metavar="INPUT", help=".npy, .csv or image files")
+    predict.add_argument("--data", help="predict a split of this dataset instead of files")
+    predict.add_argument("--split", default="test", choices=["train", "val", "test"])
+    predict.add_argument("--limit", type=int, default=None, help="only the first N examples of --data's split")
+    predict.add_argument("--output", help="write all predictions to this .json or .csv file")
+
+    report = commands.add_parser("report", parents=[common], help="(re)write a run's report.html")
+    report.add_argument("run", help="run directory")
+
+    commands.add_parser("datasets", parents=[common], help="list the built-in datasets")
+    models = commands.add_parser("models", parents=[common], help="list the registered models")
+    models.add_argument("--data", help="only the models that fit this dataset")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    from glassnet.errors import GlassnetError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except GlassnetError as exc:
+        if args.debug:
+            raise
+        print(f"glassnet: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("glassnet: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from glassnet.pipeline import DEMO_CONFIG, demo
+
+    config = DEMO_CONFIG.with_overrides({"epochs": args.epochs}) if args.epochs else DEMO_CONFIG
+    start = time.perf_counter()
+    print(f"glassnet demo: training a {config.model} on {config.data} into {args.out}", file=sys.stderr)
+    run = demo(args.out, config=config, progress=None if args.quiet else sys.stderr)
+    _print_outcome(run.path, time.perf_counter() - start)
+    print(f"report:   {run.report}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from glassnet.config import load_config
+    from glassnet.errors import ConfigError
+    from glassnet.pipeline import train
+    from glassnet.report import report
+
+    overrides = list(args.overrides)
+    for key in ("data", "model", "epochs"):
+        value = getattr(args, key)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    config = load_config(args.config, overrides)
+    if args.config is None and (args.data is None or args.model is None):
+        raise ConfigError("train needs --data and --model (or a --config file that names them)")
+    start = time.perf_counter()
+    run = train(config, out=args.out, overwrite=args.overwrite, progress=None if args.quiet else sys.stderr)
+    _print_outcome(run.path, time.perf_counter() - start)
+    if args.report:
+        print(f"report:   {report(run.path)}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from glassnet.pipeline import evaluate
+
+    result = evaluate(args.run, data=args.data, split=args.split)
+    print(f"{result['data']} {result['split']} split ({result['size']:,} examples):")
+    for key, value in result[args.split].items():
+        print(f"  {key:<10} {value:.4f}")
+    print(f"written:  {Path(args.run) / 'results' / 'evaluate.json'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from glassnet.errors import ConfigError
+    from glassnet.pipeline import predict
+
+    if not args.inputs and not args.data:
+        raise ConfigError("predict needs INPUT files (.npy, .csv, images) or --data DATASET")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be >= 1. Received: --limit {args.limit}")
+    records = predict(args.run, inputs=args.inputs, data=args.data, split=args.split, limit=args.limit)
+    columns = list(records[0])
+    _print_table(columns, [[r[c] for c in columns] for r in records])
+    if args.output:
+        _write_predictions(Path(args.output), records)
+        print(f"written:  {args.output}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from glassnet.report import report
+
+    print(f"report:   {report(args.run)}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from glassnet.data import list_datasets
+
+    rows = [[d.name, d.task, d.modality, d.size, d.source] for d in list_datasets()]
+    _print_table(["name", "task", "modality", "size", "source"], rows)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from glassnet.data import load_dataset
+    from glassnet.models import list_models, model_info
+
+    spec = load_dataset(args.data).spec if args.data else None
+    rows = []
+    for name in list_models(spec=spec):
+        info = model_info(name)
+        rows.append([name, "/".join(info.modalities), "/".join(info.tasks), info.description])
+    _print_table(["name", "modalities", "tasks", "description"], rows)
+    return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "report": cmd_report,
+    "datasets": cmd_datasets,
+    "models": cmd_models,
+}
+
+
+def _print_outcome(run_dir: Path, seconds: float) -> None:
+    result = json.loads((run_dir / "results" / "train.json").read_text())
+    test = result["test"]
+    shown = ", ".join(f"{k} {test[k]:.4f}" for k in ("accuracy", "macro_f1", "mae", "rmse") if k in test)
+    print(f"run:      {run_dir}")
+    print(f"test:     {shown}")
+    print(f"time:     {seconds:.1f} s")
+
+
+def _print_table(header: list[str], rows: list[list[Any]]) -> None:
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _write_predictions(path: Path, records: list[dict[str, Any]]) -> None:
+    import csv
+    import io
+
+    from glassnet.errors import ConfigError
+    from glassnet.runs import write_json, write_text
+
+    if path.suffix == ".json":
+        write_json(path, records)
+    elif path.suffix == ".csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+        write_text(path, buffer.getvalue())
+    else:
+        raise ConfigError(f"--output must end in .json or .csv. Received: --output {path}")
+
+
+def _version() -> str:
+    from glassnet import __version__
+
+    return f"glassnet {__version__}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Run configuration: defaults, YAML files, ``key=value`` overrides and validation.
+
+The resolved configuration is saved as ``config.yaml`` in every run, so the same file (or the same
+command line) reproduces the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from glassnet.errors import ConfigError, closest
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("onecycle", "cosine", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to reproduce a training run.
+
+    Attributes:
+        data: built-in dataset name (``glassnet datasets``) or a path to user data.
+        model: registered model name (``glassnet models``).
+        model_args: hyper-parameters passed to the model builder (``model.width=64``).
+        data_args: options of the dataset loader, e.g. ``val_fraction`` (``data.val_fraction=0.2``).
+        epochs: maximum number of passes over the training split.
+        batch_size: examples per optimisation step.
+        optimizer: ``adamw`` or ``sgd``.
+        lr: peak learning rate.
+        weight_decay: decoupled weight decay (AdamW) or L2 penalty (SGD).
+        momentum: SGD momentum (ignored by AdamW).
+        schedule: ``onecycle`` (warm-up then cosine decay), ``cosine`` or ``none``.
+        early_stopping: stop after this many epochs without improvement of ``monitor``; 0 disables.
+        monitor: validation metric that selects the best epoch and drives early stopping.
+        seed: drives Python, NumPy and torch (initialisation, shuffling, dropout).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    """
+
+    data: str = "digits"
+    model: str = "cnn"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    data_args: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 20
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    momentum: float = 0.9
+    schedule: str = "onecycle"
+    early_stopping: int = 0
+    monitor: str = "val/loss"
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` quoting the first bad value and what is allowed."""
+        _check_type(self, "data", str)
+        _check_type(self, "model", str)
+        _check_type(self, "model_args", dict)
+        _check_type(self, "data_args", dict)
+        for name in ("epochs", "batch_size", "early_stopping", "seed"):
+            _check_type(self, name, int)
+        for name in ("lr", "weight_decay", "momentum"):
+            _check_type(self, name, float)
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1. Received: epochs={self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1. Received: batch_size={self.batch_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0. Received: lr={self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}")
+        if self.early_stopping < 0:
+            raise ConfigError(
+                f"early_stopping must be >= 0 (0 disables it). Received: early_stopping={self.early_stopping}"
+            )
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("device", self.device, DEVICES)
+        if not self.monitor.startswith("val/"):
+            raise ConfigError(
+                f"monitor must name a validation metric such as 'val/loss' or 'val/accuracy'. "
+                f"Received: monitor={self.monitor!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "configuration") -> RunConfig:
+        """Build a config from a mapping, rejecting unknown keys with a suggestion."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source} must be a mapping of key: value, not {type(values).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in known:
+                raise ConfigError(_unknown_key_message(key, known, source))
+        return cls(**values)
+
+    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> RunConfig:
+        """Return a copy with ``key=value`` overrides applied (``model.X`` / ``data.X`` nest)."""
+        if isinstance(overrides, list):
+            overrides = parse_overrides(overrides)
+        values = self.to_dict()
+        values["model_args"] = dict(values["model_args"])
+        values["data_args"] = dict(values["data_args"])
+        for key, value in overrides.items():
+            prefix, _, sub = key.partition(".")
+            if sub and prefix in ("model", "data"):
+                values[f"{prefix}_args"][sub] = value
+            elif sub:
+                raise ConfigError(
+                    f"unknown configuration key {key!r}: only model.<arg> and data.<arg> take a dot "
+                    "(e.g. model.width=64, data.val_fraction=0.2)"
+                )
+            else:
+                values[key] = value
+        return RunConfig.from_dict(values, source="override")
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config file (optional) and apply ``key=value`` overrides.
+
+    Raises:
+        ConfigError: the file is missing or not valid YAML, or a key or value is wrong.
+    """
+    config = RunConfig()
+    if path is not None:
+        config = RunConfig.from_dict(read_yaml(path), source=f"config file '{path}'")
+    return config.with_overrides(overrides or [])
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader; errors name the file and line."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' not found")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file '{path}': {exc}") from exc
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping of key: value")
+    return values
+
+
+def save_config(config: RunConfig, path: str | os.PathLike[str]) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    import yaml
+
+    from glassnet.runs import write_text
+
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parse ``["lr=0.01", "model.width=64"]``; values are read as YAML scalars."""
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. epochs=10)")
+        try:
+            parsed[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"cannot parse the value of override {item!r}: {exc}") from exc
+    return parsed
+
+
+def _unknown_key_message(key: str, known: list[str], source: str) -> str:
+    message = f"unknown configuration key {key!r} in {source}."
+    guess = closest(key, known)
+    if guess:
+        message += f" Did you mean {guess!r}?"
+    return message + f" Known keys: {', '.join(known)}"
+
+
+def _check_type(config: RunConfig, name: str, kind: type) -> None:
+    value = getattr(config, name)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        setattr(config, name, float(value))
+        return
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{name} must be of type {kind.__name__}. Received: {name}={value!r}")
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        hint = closest(str(value), allowed)
+        extra = f" Did you mean {hint!r}?" if hint else ""
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}. Received: {name}={value!r}.{extra}")

@@ -1,0 +1,19 @@
+"""Models layer: the registry and the model families."""
+
+from glassnet.models import cnn as _cnn  # noqa: F401  (registers "cnn")
+from glassnet.models import mlp as _mlp  # noqa: F401  (registers "mlp")
+from glassnet.models.registry import ModelInfo, create_model, list_models, model_info, register_model
+from glassnet.models.serialization import load_model, save_model
+from glassnet.models.summary import count_parameters, summarize
+
+__all__ = [
+    "ModelInfo",
+    "count_parameters",
+    "create_model",
+    "list_models",
+    "load_model",
+    "model_info",
+    "register_model",
+    "save_model",
+    "summarize",
+]

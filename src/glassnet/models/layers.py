@@ -1,0 +1,78 @@
+"""Building blocks shared by the model families: input normalisation, output scaling, activations."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from glassnet.data.spec import DataSpec
+from glassnet.errors import ConfigError
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "silu": nn.SiLU,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh activation module (never shared, never in-place, so attribution methods work)."""
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}. Received: activation={name!r}")
+    return ACTIVATIONS[name]()
+
+
+class Standardize(nn.Module):
+    """``(x - mean) / std`` with statistics fitted on the training split, as the model's first layer.
+
+    Statistics are per channel for images (``C x H x W`` inputs) and per feature for tables.
+    """
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], example_ndim: int) -> None:
+        super().__init__()
+        shape = (1, len(mean)) + (1,) * (example_ndim - 1)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(shape))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class Rescale(nn.Module):
+    """``mean + std * x``: a regression head's output in the target's natural units."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mean + self.std * x
+
+
+def input_layer(spec: DataSpec) -> nn.Module:
+    """The standardisation layer for ``spec`` (identity when the spec carries no statistics)."""
+    if spec.input_mean is None or spec.input_std is None:
+        return nn.Identity()
+    return Standardize(spec.input_mean, spec.input_std, len(spec.input_shape))
+
+
+def output_layer(spec: DataSpec) -> nn.Module:
+    """Maps a head's raw output to the task's units (regression targets; identity otherwise)."""
+    if spec.task == "regress" and spec.target_mean is not None and spec.target_std is not None:
+        return Rescale(spec.target_mean, spec.target_std)
+    return nn.Identity()
+
+
+def check_positive(name: str, value: int) -> None:
+    """Raise ``ConfigError`` quoting ``value`` unless it is a positive int."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+
+def check_probability(name: str, value: float) -> None:
+    """Raise ``ConfigError`` unless ``0 <= value < 1``."""
+    if not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigError(f"{name} must be in [0, 1). Received: {name}={value!r}")

@@ -1,0 +1,214 @@
+"""The train and evaluate stages over one run directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from glassnet.config import RunConfig, save_config
+from glassnet.data import DataBundle, load_dataset
+from glassnet.errors import DataError, RunError
+from glassnet.models import create_model, save_model, summarize
+from glassnet.report import figures
+from glassnet.runs import RunDir
+from glassnet.train import BestModel, EarlyStopping, MetricsLogger, ProgressBar, Trainer, seed_everything
+from glassnet.train.tasks import Classification, get_task
+
+GRID_SIZE = 24
+
+
+def default_run_dir(config: RunConfig, root: str | os.PathLike[str] = "runs") -> Path:
+    """``runs/<model>-<data>``, or the first ``-2``, ``-3`` ... suffix not taken yet."""
+    base = Path(root) / f"{config.model}-{Path(config.data).stem}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def prepare_run_dir(out: str | os.PathLike[str], overwrite: bool) -> RunDir:
+    """Create ``out``; refuse to replace a run already there unless ``overwrite``.
+
+    With ``overwrite`` the previous run's stage results, figures and report are removed first,
+    so nothing in the directory describes a model it no longer holds.
+    """
+    run = RunDir(out)
+    if run.path.exists() and not run.path.is_dir():
+        raise RunError(f"--out '{run.path}' is a file; choose a directory")
+    if run.path.exists() and any(run.path.iterdir()):
+        if not overwrite:
+            raise RunError(f"'{run.path}' already holds a run; pass --overwrite to replace it or choose another --out")
+        for stale in (run.results_dir, run.figures_dir):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in (run.report, run.metrics, run.model_json, run.weights, run.config):
+            stale.unlink(missing_ok=True)
+    run.path.mkdir(parents=True, exist_ok=True)
+    return run
+
+
+def make_trainer(
+    config: RunConfig, task: str, run: RunDir | None = None, progress: IO[str] | None = None
+) -> tuple[Trainer, BestModel]:
+    """A ``Trainer`` configured from ``config`` with best-on-validation selection and logging."""
+    best = BestModel(monitor=config.monitor)
+    callbacks: list[Any] = [best]
+    if config.early_stopping:
+        callbacks.append(EarlyStopping(monitor=config.monitor, patience=config.early_stopping))
+    if run is not None:
+        callbacks.append(MetricsLogger(run.metrics))
+    if progress is not None:
+        callbacks.append(ProgressBar(progress))
+    trainer = Trainer(
+        task=task,
+        max_epochs=config.epochs,
+        batch_size=config.batch_size,
+        optimizer=config.optimizer,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        momentum=config.momentum,
+        schedule=config.schedule,
+        callbacks=callbacks,
+        seed=config.seed,
+        device=config.device,
+    )
+    return trainer, best
+
+
+def train(
+    config: RunConfig,
+    out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: IO[str] | None = None,
+) -> RunDir:
+    """Train a model as ``config`` says and write the run directory.
+
+    Writes ``config.yaml``, ``metrics.jsonl``, ``model.json``, ``model.safetensors``,
+    ``results/train.json`` (``test.accuracy`` or ``test.mae``/``test.rmse``) and the figures.
+
+    Args:
+        config: the run configuration.
+        out: run directory (default ``runs/<model>-<data>`` with a free suffix).
+        overwrite: replace a run already in ``out``.
+        progress: stream for the progress bar (None: silent).
+
+    Returns:
+        The ``RunDir`` written.
+    """
+    bundle = load_dataset(config.data, **config.data_args)
+    seed_everything(config.seed)
+    model = create_model(config.model, bundle.spec, **config.model_args)
+    run = prepare_run_dir(out if out is not None else default_run_dir(config), overwrite)
+    save_config(config, run.config)
+    trainer, best = make_trainer(config, bundle.spec.task, run, progress)
+    fit = trainer.fit(model, bundle)
+    save_model(model, bundle.spec, run.path)
+
+    test_predictions = trainer.predict(model, bundle.test)
+    results: dict[str, Any] = {
+        "task": bundle.spec.task,
+        "test": _metrics(trainer, model, bundle.test),
+        "val": _metrics(trainer, model, bundle.val) if len(bundle.val) else {},
+        "training": {
+            "epochs_run": fit.epochs_run,
+            "max_epochs": config.epochs,
+            "steps": fit.steps,
+            "best_epoch": best.best_epoch,
+            "monitor": config.monitor,
+            "best_score": best.best_score,
+            "train_time_s": round(fit.train_time_s, 3),
+            "samples_per_s": round(fit.samples_per_s, 1),
+            "device": str(trainer.device),
+        },
+        "data": bundle.summary(),
+        "model": {"name": config.model, "hparams": model.glassnet_arch["hparams"], **summarize(model, bundle.spec)},
+    }
+    _test_details(run, bundle, test_predictions, results)
+    if fit.history:
+        figures.training_curves(fit.history, run.figure("training_curves"))
+    run.write_result("train", results)
+    return run
+
+
+def evaluate(run_dir: str | os.PathLike[str], data: str | None = None, split: str = "test") -> dict[str, Any]:
+    """Evaluate a saved run on a split of its dataset (or of ``data``); writes ``results/evaluate.json``."""
+    from glassnet.config import read_yaml
+    from glassnet.models import load_model
+
+    run = RunDir(run_dir)
+    model, spec = load_model(run.path)
+    config = RunConfig.from_dict(read_yaml(run.config)) if run.config.is_file() else RunConfig(data=spec.name)
+    name = data or config.data
+    bundle = load_dataset(name, **(config.data_args if data is None else {}))
+    check_compatible(spec, bundle)
+    trainer = Trainer(task=spec.task, device=config.device)
+    metrics = trainer.evaluate(model, bundle.split(split))
+    result = {"task": spec.task, "data": name, "split": split, "size": len(bundle.split(split)), split: metrics}
+    run.write_result("evaluate", result)
+    return result
+
+
+def check_compatible(spec: Any, bundle: DataBundle) -> None:
+    """Raise ``DataError`` unless ``bundle`` has the inputs and outputs the model was built for."""
+    other = bundle.spec
+    if (other.input_shape, other.task, other.num_outputs) != (spec.input_shape, spec.task, spec.num_outputs):
+        raise DataError(
+            f"dataset {other.name!r} ({other.task}, inputs {other.input_shape}, {other.num_outputs} outputs) "
+            f"does not match the model ({spec.task}, inputs {spec.input_shape}, {spec.num_outputs} outputs)"
+        )
+
+
+def _metrics(trainer: Trainer, model: torch.nn.Module, data: Dataset) -> dict[str, float]:
+    return {k: round(v, 6) for k, v in trainer.evaluate(model, data).items()}
+
+
+def _test_details(run: RunDir, bundle: DataBundle, predictions: Any, results: dict[str, Any]) -> None:
+    """Confusion matrix, example predictions and their figures for the report."""
+    spec = bundle.spec
+    targets = _targets(bundle.test)
+    task = get_task(spec.task)
+    if isinstance(task, Classification):
+        matrix = task.confusion_matrix(predictions.outputs, targets)
+        results["test"]["confusion_matrix"] = matrix
+        names = list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
+        figures.confusion_matrix(matrix, names, run.figure("confusion_matrix"))
+        chosen = _grid_indices(targets, predictions.prediction)
+        results["test"]["examples"] = [
+            {
+                "index": int(i),
+                "true": int(targets[i]),
+                "predicted": int(predictions.prediction[i]),
+                "confidence": round(float(predictions.confidence[i]), 4),
+            }
+            for i in chosen
+        ]
+        if spec.modality == "image" and isinstance(bundle.test, TensorDataset):
+            figures.prediction_grid(
+                bundle.test.tensors[0][chosen].numpy(),
+                [int(targets[i]) for i in chosen],
+                [int(predictions.prediction[i]) for i in chosen],
+                [float(predictions.confidence[i]) for i in chosen],
+                names,
+                run.figure("predictions"),
+            )
+    else:
+        figures.predicted_vs_true(targets.numpy(), predictions.prediction.numpy(), run.figure("predicted_vs_true"))
+
+
+def _targets(data: Dataset) -> torch.Tensor:
+    if isinstance(data, TensorDataset):
+        return data.tensors[1]
+    return torch.stack([torch.as_tensor(data[i][1]) for i in range(len(data))])
+
+
+def _grid_indices(targets: torch.Tensor, predicted: torch.Tensor) -> list[int]:
+    """Up to a third of the grid for mistakes, the rest for correct predictions, in test order."""
+    wrong = np.flatnonzero((targets != predicted).numpy())[: GRID_SIZE // 3]
+    right = np.flatnonzero((targets == predicted).numpy())[: GRID_SIZE - len(wrong)]
+    return sorted(int(i) for i in np.concatenate([wrong, right]))

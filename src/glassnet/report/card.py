@@ -1,0 +1,154 @@
+"""The model report card: one self-contained HTML page built from a run directory.
+
+Each section is a function ``(ReportContext) -> str | None`` registered with ``@section``; it
+reads the run's files and returns HTML (None when its stage has not run). Later stages add
+their sections the same way, so the report grows without this module changing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from glassnet.errors import RunError
+from glassnet.runs import RunDir, write_text
+
+Section = Callable[["ReportContext"], "str | None"]
+_SECTIONS: list[tuple[float, str, Section]] = []
+
+
+@dataclass
+class ReportContext:
+    """What sections read: the run directory and its parsed files."""
+
+    run: RunDir
+    model: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def result(self, stage: str) -> dict[str, Any] | None:
+        return self.run.read_result(stage)
+
+    def figure(self, name: str, alt: str) -> str:
+        """An ``<img>`` with the PNG inlined as a data URI ('' when the figure is absent)."""
+        path = self.run.figure(name)
+        if not path.is_file():
+            return ""
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+
+
+def section(title: str, order: float) -> Callable[[Section], Section]:
+    """Register a report section; sections render in ascending ``order``."""
+
+    def decorate(render: Section) -> Section:
+        _SECTIONS.append((order, title, render))
+        _SECTIONS.sort(key=lambda entry: entry[0])
+        return render
+
+    return decorate
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def table(header: list[str], rows: list[list[Any]], numeric_from: int = 1) -> str:
+    """An HTML table; columns from ``numeric_from`` on are right-aligned."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="{"num" if i >= numeric_from else ""}">{esc(c)}</td>' for i, c in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def key_values(rows: list[list[Any]]) -> str:
+    """A two-column table of facts, names in bold, no header."""
+    body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    return f"<table><tbody>{body}</tbody></table>"
+
+
+def fmt(value: Any) -> str:
+    """Numbers with four significant decimals, integers with separators."""
+    if isinstance(value, bool) or value is None:
+        return "n/a" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def report(run_dir: str | os.PathLike[str]) -> Path:
+    """Write ``report.html`` for a run (atomically) and return its path.
+
+    Raises:
+        RunError: the run has no trained model to report on.
+    """
+    run = RunDir(run_dir)
+    run.require_model()
+    if run.read_result("train") is None:
+        raise RunError(f"'{run.path}' has no results/train.json; train the run before reporting on it")
+    context = ReportContext(run=run, model=json.loads(run.model_json.read_text()), config=_read_config(run))
+    parts = []
+    for _, title, render in _SECTIONS:
+        body = render(context)
+        if body:
+            anchor = title.lower().replace(" ", "-")
+            parts.append(f'<section id="{anchor}"><h2>{esc(title)}</h2>{body}</section>')
+    from glassnet import __version__
+
+    page = _PAGE.format(
+        title=esc(f"glassnet report: {run.path.name}"),
+        heading=esc(run.path.name),
+        subtitle=esc(f"{context.model['name']} on {context.model['spec'].get('name') or 'user data'}"),
+        style=_STYLE,
+        body="\n".join(parts),
+        version=esc(__version__),
+    )
+    write_text(run.report, page)
+    return run.report
+
+
+def _read_config(run: RunDir) -> dict[str, Any]:
+    if not run.config.is_file():
+        return {}
+    import yaml
+
+    try:
+        return yaml.safe_load(run.config.read_text()) or {}
+    except yaml.YAMLError:
+        return {}
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
+header{background:#1d2330;color:#fff;padding:18px 32px}header h1{margin:0;font-size:1.5em}
+header p{margin:4px 0 0;color:#b9c0cc}main{max-width:1100px;margin:0 auto;padding:16px 32px}
+section{background:#fff;border-radius:8px;padding:12px 22px 18px;margin:16px 0;box-shadow:0 1px 3px #0002}
+h2{font-size:1.15em;border-bottom:1px solid #e3e6eb;padding-bottom:6px}
+table{border-collapse:collapse;font-size:.9em;margin:8px 0}
+th,td{padding:4px 10px;border-bottom:1px solid #eceef2;text-align:left}
+th{background:#f0f2f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
+img{max-width:100%;height:auto}.metrics{display:flex;flex-wrap:wrap;gap:12px}
+.metric{background:#f0f4fa;border-radius:6px;padding:8px 16px;min-width:120px}
+.metric b{display:block;font-size:1.5em}.note{color:#5a6272;font-size:.9em}
+details summary{cursor:pointer;color:#2d5b9a}footer{color:#8a93a3;font-size:.8em;text-align:center;padding:12px}
+"""
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title}</title><style>{style}</style></head>
+<body><header><h1>Model report card: {heading}</h1><p>{subtitle}</p></header>
+<main>
+{body}
+</main><footer>written by glassnet {version}; this page is self-contained and opens offline</footer></body></html>
+"""

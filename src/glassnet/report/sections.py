@@ -1,0 +1,144 @@
+"""Report sections of the train stage: data, model, training, test metrics, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glassnet.report.card import ReportContext, esc, fmt, key_values, section, table
+
+
+@section("Test metrics", order=10)
+def test_metrics(ctx: ReportContext) -> str | None:
+    result = ctx.result("train")
+    if not result:
+        return None
+    test = {k: v for k, v in result["test"].items() if isinstance(v, (int, float))}
+    tiles = "".join(f'<div class="metric">{esc(k.replace("_", " "))}<b>{fmt(v)}</b></div>' for k, v in test.items())
+    size = result["data"]["splits"]["test"]["size"]
+    note = (
+        f'<p class="note">On the held-out test split ({size:,} examples), '
+        "never used for training or model selection.</p>"
+    )
+    evaluation = ctx.result("evaluate")
+    extra = ""
+    if evaluation:
+        split = evaluation["split"]
+        rows = [[k, fmt(v)] for k, v in evaluation[split].items()]
+        extra = f"<h3>Latest <code>glassnet evaluate</code> ({esc(evaluation['data'])}, {esc(split)})</h3>" + table(
+            ["metric", "value"], rows
+        )
+    return f'<div class="metrics">{tiles}</div>{note}{extra}'
+
+
+@section("Data", order=20)
+def data_summary(ctx: ReportContext) -> str | None:
+    result = ctx.result("train")
+    if not result:
+        return None
+    data = result["data"]
+    facts = [
+        ["dataset", data.get("name") or "user data"],
+        ["description", data.get("description", "")],
+        ["source", data.get("source", "")],
+        ["modality / task", f"{data['modality']} / {data['task']}"],
+        ["input shape", " x ".join(map(str, data["input_shape"]))],
+        [
+            "split",
+            f"stratified, seed {data.get('split_seed')}; "
+            f"val {data.get('val_fraction')}, test {data.get('test_fraction')}",
+        ],
+    ]
+    out = key_values(facts)
+    names = data.get("class_names") or []
+    splits = data["splits"]
+    if names and all("class_counts" in splits[s] for s in splits):
+        rows = [
+            [name] + [splits[s]["class_counts"][i] for s in ("train", "val", "test")] for i, name in enumerate(names)
+        ]
+        rows.append(["total"] + [splits[s]["size"] for s in ("train", "val", "test")])
+        out += "<h3>Examples per class and split</h3>" + table(["class", "train", "val", "test"], rows)
+    else:
+        out += table(["split", "examples"], [[s, splits[s]["size"]] for s in splits])
+    return out
+
+
+@section("Model", order=30)
+def model_summary(ctx: ReportContext) -> str | None:
+    result = ctx.result("train")
+    if not result:
+        return None
+    model = result["model"]
+    hparams = ", ".join(f"{k}={v}" for k, v in model["hparams"].items())
+    rows = [
+        [
+            layer["name"],
+            layer["type"],
+            " x ".join(map(str, layer["output_shape"] or [])) or "-",
+            fmt(layer["parameters"]),
+        ]
+        for layer in model["layers"]
+    ]
+    return (
+        f"<p><b>{esc(model['name'])}</b>({esc(hparams)}): {fmt(model['parameters'])} parameters "
+        f"({fmt(model['trainable_parameters'])} trainable).</p>"
+        + "<details open><summary>Layers</summary>"
+        + table(["layer", "type", "output shape (per example)", "parameters"], rows, numeric_from=3)
+        + "</details>"
+    )
+
+
+@section("Training", order=40)
+def training(ctx: ReportContext) -> str | None:
+    result = ctx.result("train")
+    if not result:
+        return None
+    t = result["training"]
+    cfg: dict[str, Any] = ctx.config
+    settings = ", ".join(
+        f"{k}={cfg[k]}"
+        for k in ("optimizer", "lr", "weight_decay", "schedule", "batch_size", "epochs", "seed")
+        if k in cfg
+    )
+    text = (
+        f"<p>{t['epochs_run']} of {t['max_epochs']} epochs ({fmt(t['steps'])} steps) in {t['train_time_s']:.1f} s "
+        f"on {esc(t['device'])} ({t['samples_per_s']:,.0f} training examples/s). The weights kept are those of "
+        f"epoch {t['best_epoch']}, the best on <code>{esc(t['monitor'])}</code> ({fmt(t['best_score'])}).</p>"
+        f'<p class="note">Settings: {esc(settings)}. The full configuration is in config.yaml.</p>'
+    )
+    return text + ctx.figure("training_curves", "training and validation curves")
+
+
+@section("Test predictions", order=50)
+def predictions(ctx: ReportContext) -> str | None:
+    result = ctx.result("train")
+    if not result:
+        return None
+    parts = []
+    matrix = ctx.figure("confusion_matrix", "confusion matrix on the test split")
+    if matrix:
+        parts.append(
+            '<p class="note">Rows are the true classes, columns the predicted ones: everything off the diagonal '
+            "is a mistake.</p>" + matrix
+        )
+    grid = ctx.figure("predictions", "test images with predicted and true classes")
+    if grid:
+        parts.append(
+            '<h3>Examples</h3><p class="note">Predicted class (confidence) above the true class; mistakes in red.</p>'
+            + grid
+        )
+    elif result["test"].get("examples"):
+        names = result["data"].get("class_names") or []
+        rows = [
+            [
+                e["index"],
+                names[e["true"]] if names else e["true"],
+                names[e["predicted"]] if names else e["predicted"],
+                f"{e['confidence']:.1%}",
+            ]
+            for e in result["test"]["examples"]
+        ]
+        parts.append("<h3>Examples</h3>" + table(["test row", "true", "predicted", "confidence"], rows, numeric_from=3))
+    scatter = ctx.figure("predicted_vs_true", "regression predictions against targets")
+    if scatter:
+        parts.append(scatter)
+    return "".join(parts) or None

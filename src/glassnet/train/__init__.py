@@ -1,0 +1,24 @@
+"""Learning layer: the ``Trainer``, its callbacks, training steps and tasks."""
+
+from glassnet.train.callbacks import BestModel, Callback, EarlyStopping, MetricsLogger, ProgressBar
+from glassnet.train.seed import seed_everything
+from glassnet.train.steps import SupervisedStep
+from glassnet.train.tasks import Classification, Regression, Task, get_task
+from glassnet.train.trainer import FitResult, Predictions, Trainer
+
+__all__ = [
+    "BestModel",
+    "Callback",
+    "Classification",
+    "EarlyStopping",
+    "FitResult",
+    "MetricsLogger",
+    "Predictions",
+    "ProgressBar",
+    "Regression",
+    "SupervisedStep",
+    "Task",
+    "Trainer",
+    "get_task",
+    "seed_everything",
+]
