@@ -34,16 +34,23 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """A per-step schedule over ``total_steps``.
 
-    ``onecycle``: linear warm-up from lr/25 to lr over ``warmup_fraction`` of the steps, then
-    cosine decay to lr/1e4 (torch's ``OneCycleLR`` without momentum cycling).
-    ``cosine``: cosine decay from lr to 0. ``none``: constant lr.
+    ``onecycle``: linear warm-up from lr/25 to lr over ``warmup_fraction`` of the steps (at least
+    one), then cosine decay to lr/1e4. ``cosine``: cosine decay from lr to 0. ``none``: constant.
+    All are multiplicative factors of each group's lr, defined for any number of steps (torch's
+    ``OneCycleLR`` divides by zero when a short run has less than one warm-up step).
     """
     total_steps = max(total_steps, 1)
     if name == "onecycle":
-        max_lr = [group["lr"] for group in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=warmup_fraction, cycle_momentum=False
-        )
+        warmup = max(1, round(warmup_fraction * total_steps))
+        decay_steps = max(total_steps - warmup, 1)
+
+        def one_cycle(step: int) -> float:
+            if step < warmup:
+                return 1 / 25 + (1 - 1 / 25) * step / warmup
+            progress = min(step - warmup, decay_steps) / decay_steps
+            return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle)
     if name == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))

@@ -1,0 +1,31 @@
+# The two commands of the README:  make demo  (the main job)  and  make test  (the whole suite).
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-fast lint format clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh $(VENV)
+	touch $@
+
+demo: setup  ## train a CNN on digits, evaluate it, write runs/demo/report.html
+	$(BIN)/glassnet demo
+
+test: setup  ## fast and slow tests, as CI runs them
+	$(BIN)/python -m pytest
+
+test-fast: setup  ## everything but the slow tests that train on real data
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,77 @@
+import pytest
+
+from glassnet.config import RunConfig, load_config, parse_overrides, save_config
+from glassnet.errors import ConfigError
+
+
+def test_defaults_are_valid_and_round_trip_through_yaml(tmp_path):
+    config = RunConfig(model_args={"width": 32})
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_overrides_are_typed_and_nest_model_and_data_args():
+    config = RunConfig().with_overrides(["lr=0.01", "epochs=3", "model.channels=[8, 16]", "data.split_seed=4"])
+    assert config.lr == 0.01 and config.epochs == 3
+    assert config.model_args == {"channels": [8, 16]} and config.data_args == {"split_seed": 4}
+
+
+def test_integer_for_a_float_field_is_accepted():
+    assert RunConfig().with_overrides(["lr=1"]).lr == 1.0
+
+
+def test_file_values_are_overridden_by_the_command_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: mlp\ndata: breast-cancer\nepochs: 7\n")
+    config = load_config(path, ["epochs=2"])
+    assert (config.model, config.data, config.epochs) == ("mlp", "breast-cancer", 2)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["epochz=3"], "unknown configuration key 'epochz'.*Did you mean 'epochs'"),
+        (["epochs=-1"], r"epochs must be >= 1. Received: epochs=-1"),
+        (["epochs=two"], "epochs must be of type int. Received: epochs='two'"),
+        (["optimizer=adam"], "optimizer must be one of adamw, sgd. Received: optimizer='adam'.*Did you mean 'adamw'"),
+        (["schedule=step"], "schedule must be one of"),
+        (["lr=0"], "lr must be > 0"),
+        (["monitor=loss"], "monitor must name a validation metric"),
+        (["device=tpu"], "device must be one of"),
+        (["training.lr=1"], "only model.<arg> and data.<arg> take a dot"),
+        (["lr"], "not of the form key=value"),
+        (["batch_size=true"], "batch_size must be of type int"),
+    ],
+)
+def test_bad_overrides_say_what_is_wrong(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig().with_overrides(overrides)
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(listing)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("lerning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="in config file"):
+        load_config(unknown)
+
+
+def test_empty_file_gives_the_defaults(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty) == RunConfig()
+
+
+def test_parse_overrides_reads_yaml_scalars():
+    assert parse_overrides(["a=1", "b=0.5", "c=adamw", "d=[1, 2]", "e=null"]) == {
+        "a": 1, "b": 0.5, "c": "adamw", "d": [1, 2], "e": None,
+    }  # fmt: skip
