@@ -7,6 +7,7 @@ command line) reproduces the run.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,10 +75,12 @@ class RunConfig:
             raise ConfigError(f"epochs must be >= 1. Received: epochs={self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1. Received: batch_size={self.batch_size}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0. Received: lr={self.lr}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a finite number > 0. Received: lr={self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be a finite number >= 0. Received: weight_decay={self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1). Received: momentum={self.momentum}")
         if self.early_stopping < 0:
             raise ConfigError(
                 f"early_stopping must be >= 0 (0 disables it). Received: early_stopping={self.early_stopping}"

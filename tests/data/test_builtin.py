@@ -18,7 +18,7 @@ def test_digits_are_images_in_unit_range_with_stratified_disjoint_splits():
     spec = bundle.spec
     assert spec.input_shape == (1, 8, 8) and spec.num_outputs == 10 and spec.task == "classify"
     x_train, y_train = bundle.train.tensors
-    assert x_train.dtype == torch.float32 and 0 <= x_train.min() and x_train.max() <= 1
+    assert x_train.dtype == torch.float32 and x_train.min() >= 0 and x_train.max() <= 1
     sizes = [len(bundle.train), len(bundle.val), len(bundle.test)]
     assert sum(sizes) == 1797 and sizes[1] == sizes[2] == 270
     counts = torch.bincount(bundle.test.tensors[1], minlength=10)

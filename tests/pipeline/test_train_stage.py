@@ -100,3 +100,17 @@ def test_regression_run_reports_mae_and_rmse(tmp_path):
     assert (run.figures_dir / "predicted_vs_true.png").is_file()
     prediction = gn.load(run.path).predict(torch.zeros(2, 10)).prediction
     assert prediction.shape == (2, 1)
+
+
+def test_failed_overwrite_keeps_the_previous_run(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    gn.train(FAST, out=out)
+    before = {p: p.read_bytes() for p in (out / "model.safetensors", out / "config.yaml", out / "results/train.json")}
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gn.Trainer, "fit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        gn.train(FAST.with_overrides(["epochs=1"]), out=out, overwrite=True)
+    assert {p: p.read_bytes() for p in before} == before

@@ -150,3 +150,14 @@ def test_generic_datasets_go_through_a_dataloader(tabular_bundle):
 def test_bad_trainer_arguments(kwargs):
     with pytest.raises(ConfigError):
         Trainer(**kwargs)
+
+
+def test_progress_bar_redraws_in_place_on_a_terminal(tabular_bundle):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    fitted(tabular_bundle, callbacks=[ProgressBar(stream, refresh_s=0.0)], max_epochs=1)
+    text = stream.getvalue()
+    assert "\repoch 1/1 [" in text and "#" in text and text.endswith("\x1b[K\n")

@@ -18,13 +18,17 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # --debug is accepted before and after the command; SUPPRESS keeps a subcommand's default
+    # from overwriting `glassnet --debug COMMAND`
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show the full traceback of errors")
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of errors"
+    )
     parser = argparse.ArgumentParser(
         prog="glassnet",
         description="Train a neural network, then open the box: evaluate, predict and report.",
-        parents=[common],
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -72,7 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from glassnet.errors import GlassnetError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # `train ... epochs=3 --out X lr=0.1`: overrides may sit on both sides of an option
+        if args.command != "train" or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides += extra
     try:
         return COMMANDS[args.command](args)
     except GlassnetError as exc:

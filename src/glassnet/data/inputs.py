@@ -72,6 +72,8 @@ def _read_npy(path: Path, spec: DataSpec) -> np.ndarray:
     if x.shape == spec.input_shape:
         return x[None]
     if x.shape[1:] == spec.input_shape:
+        if len(x) == 0:
+            raise DataError(f"'{path}' holds an empty batch (shape {x.shape}); give at least one example")
         return x
     raise DataError(
         f"'{path}' has shape {x.shape}; the model takes {spec.input_shape} per example "

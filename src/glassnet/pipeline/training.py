@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from glassnet.config import RunConfig, save_config
-from glassnet.data import DataBundle, load_dataset
+from glassnet.data import DataBundle, DataSpec, load_dataset
 from glassnet.errors import DataError, RunError
 from glassnet.models import create_model, save_model, summarize
 from glassnet.report import figures
@@ -36,21 +36,30 @@ def default_run_dir(config: RunConfig, root: str | os.PathLike[str] = "runs") ->
 def prepare_run_dir(out: str | os.PathLike[str], overwrite: bool) -> RunDir:
     """Create ``out``; refuse to replace a run already there unless ``overwrite``.
 
-    With ``overwrite`` the previous run's stage results, figures and report are removed first,
-    so nothing in the directory describes a model it no longer holds.
+    What a failed training attempt leaves behind (its ``metrics.jsonl``) does not count as a run,
+    so the corrected command can reuse the directory; anything else that is not ours does.
     """
     run = RunDir(out)
     if run.path.exists() and not run.path.is_dir():
         raise RunError(f"--out '{run.path}' is a file; choose a directory")
-    if run.path.exists() and any(run.path.iterdir()):
-        if not overwrite:
+    if run.path.exists() and not overwrite:
+        if any(p.exists() for p in (run.model_json, run.weights, run.results_dir, run.report)):
             raise RunError(f"'{run.path}' already holds a run; pass --overwrite to replace it or choose another --out")
-        for stale in (run.results_dir, run.figures_dir):
-            shutil.rmtree(stale, ignore_errors=True)
-        for stale in (run.report, run.metrics, run.model_json, run.weights, run.config):
-            stale.unlink(missing_ok=True)
+        foreign = sorted(p.name for p in run.path.iterdir() if p != run.metrics)
+        if foreign:
+            raise RunError(
+                f"--out '{run.path}' is not empty ({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); "
+                "choose a new or empty directory, or pass --overwrite"
+            )
     run.path.mkdir(parents=True, exist_ok=True)
     return run
+
+
+def clear_stage_outputs(run: RunDir) -> None:
+    """Remove the results, figures and report of the model a run is about to stop holding."""
+    for stale in (run.results_dir, run.figures_dir):
+        shutil.rmtree(stale, ignore_errors=True)
+    run.report.unlink(missing_ok=True)
 
 
 def make_trainer(
@@ -104,10 +113,15 @@ def train(
     bundle = load_dataset(config.data, **config.data_args)
     seed_everything(config.seed)
     model = create_model(config.model, bundle.spec, **config.model_args)
-    run = prepare_run_dir(out if out is not None else default_run_dir(config), overwrite)
-    save_config(config, run.config)
+    run = RunDir(out if out is not None else default_run_dir(config))
+    # every mistake that can be found before training is found before anything is written
     trainer, best = make_trainer(config, bundle.spec.task, run, progress)
+    trainer.task.mode(config.monitor)
+    prepare_run_dir(run.path, overwrite)
     fit = trainer.fit(model, bundle)
+    # a run being overwritten keeps its previous model and results until training has succeeded
+    clear_stage_outputs(run)
+    save_config(config, run.config)
     save_model(model, bundle.spec, run.path)
 
     test_predictions = trainer.predict(model, bundle.test)
@@ -154,7 +168,7 @@ def evaluate(run_dir: str | os.PathLike[str], data: str | None = None, split: st
     return result
 
 
-def check_compatible(spec: Any, bundle: DataBundle) -> None:
+def check_compatible(spec: DataSpec, bundle: DataBundle) -> None:
     """Raise ``DataError`` unless ``bundle`` has the inputs and outputs the model was built for."""
     other = bundle.spec
     if (other.input_shape, other.task, other.num_outputs) != (spec.input_shape, spec.task, spec.num_outputs):

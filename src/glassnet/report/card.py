@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from glassnet.errors import RunError
+from glassnet.models.serialization import read_model_json
 from glassnet.runs import RunDir, write_text
 
 Section = Callable[["ReportContext"], "str | None"]
@@ -97,7 +97,7 @@ def report(run_dir: str | os.PathLike[str]) -> Path:
     run.require_model()
     if run.read_result("train") is None:
         raise RunError(f"'{run.path}' has no results/train.json; train the run before reporting on it")
-    context = ReportContext(run=run, model=json.loads(run.model_json.read_text()), config=_read_config(run))
+    context = ReportContext(run=run, model=read_model_json(run.model_json), config=_read_config(run))
     parts = []
     for _, title, render in _SECTIONS:
         body = render(context)

@@ -33,9 +33,10 @@ class Task:
 
     def mode(self, metric: str) -> str:
         """``"min"`` or ``"max"`` for a metric name such as ``val/accuracy``."""
-        key = metric.rsplit("/", 1)[-1]
+        prefix, _, key = metric.rpartition("/")
         if key not in self.monitor_modes:
-            raise UnknownNameError(f"{self.name} metric", key, self.monitor_modes)
+            known = [f"{prefix}/{k}" if prefix else k for k in self.monitor_modes]
+            raise UnknownNameError(f"metric for {self.name}", metric, known)
         return self.monitor_modes[key]
 
 
