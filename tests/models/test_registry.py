@@ -48,7 +48,7 @@ def test_bad_hyperparameter_values_are_quoted(name, spec, hparams, message):
 
 
 def test_model_that_does_not_fit_the_data_names_the_ones_that_do():
-    with pytest.raises(ConfigError, match=r"'cnn' takes image data.*Models that fit it: mlp"):
+    with pytest.raises(ConfigError, match=r"'cnn' takes image/audio data.*Models that fit it: mlp"):
         create_model("cnn", TABLE)
 
 

@@ -61,70 +61,131 @@ class DataBundle:
         }
 
 
+Split = tuple[Any, Any]
+
+
 def bundle_from_arrays(
     x: np.ndarray,
     y: np.ndarray,
+    *,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    split_seed: int = 0,
+    info: dict[str, Any] | None = None,
+    **spec_fields: Any,
+) -> DataBundle:
+    """Split in-memory arrays (stratified, seeded) and build a bundle with ``bundle_from_splits``.
+
+    Args:
+        x: inputs in natural units, one example per row.
+        y: class indices (classification) or float targets (regression).
+        val_fraction: share of examples for validation.
+        test_fraction: share of examples for the test split.
+        split_seed: seed of the stratified split (independent of the training seed, so the test
+            split stays fixed while training seeds vary).
+        info: provenance added to ``DataBundle.info``.
+        **spec_fields: ``name``, ``modality``, ``task``, ``class_names`` ... as for
+            ``bundle_from_splits``.
+    """
+    classify = spec_fields.get("task") == "classify"
+    y = np.asarray(y)
+    train, val, test = stratified_split(y, val_fraction, test_fraction, split_seed, classify)
+    meta = {"val_fraction": val_fraction, "test_fraction": test_fraction, "split_seed": split_seed, **(info or {})}
+    x = np.asarray(x)
+    return bundle_from_splits((x[train], y[train]), (x[val], y[val]), (x[test], y[test]), info=meta, **spec_fields)
+
+
+def bundle_from_splits(
+    train: Split,
+    val: Split,
+    test: Split,
     *,
     name: str,
     modality: str,
     task: str,
     class_names: tuple[str, ...] = (),
     feature_names: tuple[str, ...] = (),
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    split_seed: int = 0,
+    standardize: bool = True,
+    extra: dict[str, Any] | None = None,
     info: dict[str, Any] | None = None,
 ) -> DataBundle:
-    """Split in-memory arrays and fit the normalisation statistics on the training split only.
+    """Build a bundle from ready splits, fitting every statistic on the training split only.
+
+    Inputs are kept in natural units; their mean and standard deviation (per channel for images
+    and audio, ``C x ...``; per channel on the last axis for sequences, ``T x C``; per column for
+    tables) go into the spec and become the model's first layer. Regression and forecasting
+    targets get per-output statistics so that heads predict in natural units.
 
     Args:
-        x: inputs in natural units, one example per row (images channels-first).
-        y: class indices (classification) or float targets (regression).
+        train: ``(inputs, targets)`` arrays or tensors of the training split; likewise ``val``
+            and ``test`` (``val`` may be empty).
         name: dataset name recorded in the spec.
-        modality: ``image`` or ``tabular`` (``DataSpec.modality``).
-        task: ``classify`` or ``regress``.
-        class_names: one name per class.
-        feature_names: one name per column (tabular).
-        val_fraction: share of examples for validation.
-        test_fraction: share of examples for the test split.
-        split_seed: seed of the stratified split (independent of the training seed, so the test
-            split stays fixed while training seeds vary).
-        info: provenance added to ``DataBundle.info``.
+        modality: ``DataSpec.modality``.
+        task: ``DataSpec.task``; classification targets are class indices.
+        class_names: one name per class (classification).
+        feature_names: one name per input column (tabular) or channel (sequence).
+        standardize: fit input statistics (False for token ids and other integer inputs).
+        extra: ``DataSpec.extra`` (e.g. the vocabulary of a text model).
+        info: provenance for ``DataBundle.info``.
     """
     classify = task == "classify"
-    train_idx, val_idx, test_idx = stratified_split(y, val_fraction, test_fraction, split_seed, classify)
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    y = torch.as_tensor(np.asarray(y, dtype=np.int64 if classify else np.float32))
-    if not classify and y.ndim == 1:
-        y = y[:, None]
-    x_train = x[train_idx]
-    # image statistics per channel, table statistics per column
-    dims = [0, *range(2, x.ndim)] if modality == "image" else [0]
-    mean, std = x_train.mean(dim=dims), x_train.std(dim=dims)
-    std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    integer_inputs = not standardize
+
+    def tensors(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(np.asarray(split[0]), dtype=torch.int64 if integer_inputs else torch.float32)
+        y = torch.as_tensor(np.asarray(split[1]), dtype=torch.int64 if classify else torch.float32)
+        if not classify and y.ndim == 1:
+            y = y[:, None]
+        return x, y
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = tensors(train), tensors(val), tensors(test)
+    if len(x_train) == 0:
+        from glassnet.errors import DataError
+
+        raise DataError(f"dataset {name!r} has no training examples")
+    mean = std = None
+    if standardize:
+        mean, std = _input_statistics(x_train, modality)
     target_mean = target_std = None
     if not classify:
-        target_mean = tuple(y[train_idx].mean(dim=0).tolist())
-        target_std = tuple(y[train_idx].std(dim=0).clamp_min(1e-8).tolist())
+        flat = y_train.reshape(len(y_train), -1)
+        target_mean = tuple(flat.mean(dim=0).tolist())
+        target_std = tuple(flat.std(dim=0).nan_to_num(1.0).clamp_min(1e-8).tolist())
     spec = DataSpec(
         modality=modality,
-        input_shape=tuple(x.shape[1:]),
+        input_shape=tuple(x_train.shape[1:]),
         task=task,
-        num_outputs=len(class_names) if classify else int(y.shape[1]),
-        class_names=class_names,
-        feature_names=feature_names,
-        input_mean=tuple(mean.tolist()),
-        input_std=tuple(std.tolist()),
+        num_outputs=len(class_names) if classify else int(y_train[0].numel()),
+        class_names=tuple(class_names),
+        feature_names=tuple(feature_names),
+        input_mean=mean,
+        input_std=std,
         target_mean=target_mean,
         target_std=target_std,
         name=name,
+        extra=dict(extra or {}),
     )
-    meta = {"val_fraction": val_fraction, "test_fraction": test_fraction, "split_seed": split_seed}
-    meta.update(info or {})
     return DataBundle(
-        train=TensorDataset(x_train, y[train_idx]),
-        val=TensorDataset(x[val_idx], y[val_idx]),
-        test=TensorDataset(x[test_idx], y[test_idx]),
+        train=TensorDataset(x_train, y_train),
+        val=TensorDataset(x_val, y_val),
+        test=TensorDataset(x_test, y_test),
         spec=spec,
-        info=meta,
+        info=dict(info or {}),
     )
+
+
+def statistic_axes(modality: str, ndim: int) -> list[int]:
+    """Axes of a batch (``N x example``) that input statistics average over, for a modality."""
+    if modality in ("image", "audio"):
+        return [0, *range(2, ndim)]  # per channel: N x C x ...
+    if modality == "sequence":
+        return list(range(ndim - 1))  # per channel on the last axis: N x T x C
+    return [0]  # per column: N x F
+
+
+def _input_statistics(x: torch.Tensor, modality: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    axes = statistic_axes(modality, x.ndim)
+    mean = x.mean(dim=axes)
+    std = x.std(dim=axes) if len(x) > 1 else torch.ones_like(mean)
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    return tuple(mean.reshape(-1).tolist()), tuple(std.reshape(-1).tolist())

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glassnet.data.bundle import DataBundle
-from glassnet.errors import ConfigError, DataError, UnknownNameError
+from glassnet.errors import ConfigError, DataError, UnknownNameError, closest
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,19 @@ class DatasetInfo:
     loader: Callable[..., DataBundle]
 
 
+@dataclass(frozen=True)
+class FormatInfo:
+    """A user-file format: how to recognise a path and how to load it."""
+
+    name: str
+    description: str
+    example: str
+    detect: Callable[[Path], bool]
+    loader: Callable[..., DataBundle]
+
+
 _DATASETS: dict[str, DatasetInfo] = {}
+_FORMATS: dict[str, FormatInfo] = {}
 
 
 def register_dataset(
@@ -41,17 +53,41 @@ def register_dataset(
     return decorate
 
 
+def register_format(
+    name: str, *, detect: Callable[[Path], bool], description: str, example: str
+) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
+    """Register a loader ``(path, **options) -> DataBundle`` for user files.
+
+    ``detect(path)`` says whether a path looks like this format; ``load_dataset(path)`` uses the
+    first format that claims it, and ``format=NAME`` (``data.format=NAME``) picks one explicitly.
+    """
+
+    def decorate(loader: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
+        if name in _FORMATS:
+            raise ValueError(f"format {name!r} is registered twice")
+        _FORMATS[name] = FormatInfo(name, description, example, detect, loader)
+        return loader
+
+    return decorate
+
+
+def list_formats() -> list[FormatInfo]:
+    """All user-file formats, in registration order."""
+    return list(_FORMATS.values())
+
+
 def list_datasets() -> list[DatasetInfo]:
     """All built-in datasets, sorted by name."""
     return [_DATASETS[name] for name in sorted(_DATASETS)]
 
 
 def load_dataset(name: str, **options: object) -> DataBundle:
-    """Load a built-in dataset (or, later, user files) as a ``DataBundle``.
+    """Load a built-in dataset, or user files at a path, as a ``DataBundle``.
 
     Args:
         name: a name from ``list_datasets()``.
-        **options: loader options, e.g. ``val_fraction``, ``test_fraction``, ``split_seed``.
+        **options: loader options, e.g. ``val_fraction``, ``test_fraction``, ``split_seed``;
+            for a path, ``format`` picks the format (default: detected).
 
     Raises:
         UnknownNameError: ``name`` is neither a built-in dataset nor an existing path.
@@ -59,21 +95,39 @@ def load_dataset(name: str, **options: object) -> DataBundle:
         ConfigError: an option is unknown or has a bad value.
     """
     info = _DATASETS.get(name)
-    if info is None:
-        if _looks_like_path(name):
-            path = Path(name)
-            if not path.exists():
-                raise DataError(f"data path '{name}' not found")
-            raise DataError(
-                f"'{name}' is a path, and glassnet cannot read user data files yet; use a built-in "
-                f"dataset ({', '.join(sorted(_DATASETS))})"
-            )
+    if info is not None:
+        return _call(info.loader, f"dataset {name!r}", options)
+    if not _looks_like_path(name):
         raise UnknownNameError("dataset", name, _DATASETS)
-    allowed = list(inspect.signature(info.loader).parameters)
+    path = Path(name)
+    if not path.exists():
+        raise DataError(f"data path '{name}' not found")
+    chosen = options.pop("format", "auto")
+    if chosen == "auto":
+        matches = [f for f in _FORMATS.values() if f.detect(path)]
+        if not matches:
+            raise DataError(
+                f"cannot tell the format of '{name}'. Formats: "
+                + "; ".join(f"{f.name} ({f.description})" for f in _FORMATS.values())
+                + ". Name one with data.format=NAME"
+            )
+        fmt = matches[0]
+    elif chosen in _FORMATS:
+        fmt = _FORMATS[chosen]
+    else:
+        raise UnknownNameError("data format", str(chosen), _FORMATS)
+    return _call(fmt.loader, f"format {fmt.name!r}", options, path)
+
+
+def _call(loader: Callable[..., DataBundle], what: str, options: dict[str, object], *args: object) -> DataBundle:
+    """Call a loader, turning an unknown option into a ``ConfigError`` that lists the real ones."""
+    parameters = list(inspect.signature(loader).parameters)[len(args) :]
     for key in options:
-        if key not in allowed:
-            raise ConfigError(f"dataset {name!r} has no option {key!r}. Its options: {', '.join(allowed)}")
-    return info.loader(**options)
+        if key not in parameters:
+            guess = closest(key, parameters)
+            hint = f" Did you mean {guess!r}?" if guess else ""
+            raise ConfigError(f"{what} has no option {key!r}.{hint} Its options: {', '.join(parameters)}")
+    return loader(*args, **options)
 
 
 def _looks_like_path(name: str) -> bool:

@@ -32,7 +32,7 @@ class ConvNet(nn.Module):
 
 @register_model(
     "cnn",
-    modalities=("image",),
+    modalities=("image", "audio"),
     description="LeNet-style CNN: conv-BN-activation-pool blocks, then a fully connected head",
 )
 def cnn(
@@ -44,7 +44,7 @@ def cnn(
     batch_norm: bool = True,
     dropout: float = 0.25,
 ) -> nn.Module:
-    """Convolutional network for ``C x H x W`` images.
+    """Convolutional network for ``C x H x W`` images (and ``1 x mels x frames`` spectrograms).
 
     Args:
         spec: the data the model is built for (an image spec).
@@ -57,7 +57,7 @@ def cnn(
         dropout: dropout probability before the output layer.
     """
     if len(spec.input_shape) != 3:
-        raise ConfigError(f"cnn needs C x H x W image inputs. Received: input_shape={spec.input_shape}")
+        raise ConfigError(f"cnn needs C x H x W inputs. Received: input_shape={spec.input_shape}")
     channels = list(channels)
     if not channels:
         raise ConfigError("channels must list at least one convolution block. Received: channels=[]")

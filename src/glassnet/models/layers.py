@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from glassnet.data.bundle import statistic_axes
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
 
@@ -27,12 +28,12 @@ def make_activation(name: str) -> nn.Module:
 class Standardize(nn.Module):
     """``(x - mean) / std`` with statistics fitted on the training split, as the model's first layer.
 
-    Statistics are per channel for images (``C x H x W`` inputs) and per feature for tables.
+    Statistics are per channel for images and audio (``C x ...`` inputs), per channel on the last
+    axis for sequences (``T x C``) and per feature for tables (see ``statistic_axes``).
     """
 
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], example_ndim: int) -> None:
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], shape: tuple[int, ...]) -> None:
         super().__init__()
-        shape = (1, len(mean)) + (1,) * (example_ndim - 1)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(shape))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(shape))
 
@@ -56,7 +57,9 @@ def input_layer(spec: DataSpec) -> nn.Module:
     """The standardisation layer for ``spec`` (identity when the spec carries no statistics)."""
     if spec.input_mean is None or spec.input_std is None:
         return nn.Identity()
-    return Standardize(spec.input_mean, spec.input_std, len(spec.input_shape))
+    axes = statistic_axes(spec.modality, len(spec.input_shape) + 1)
+    shape = tuple(1 if axis in axes else size for axis, size in enumerate((1, *spec.input_shape)))
+    return Standardize(spec.input_mean, spec.input_std, shape)
 
 
 def output_layer(spec: DataSpec) -> nn.Module:

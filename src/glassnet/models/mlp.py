@@ -16,7 +16,8 @@ NORMS = ("none", "batch", "layer")
 
 @register_model(
     "mlp",
-    modalities=("tabular", "image"),
+    modalities=("tabular", "image", "sequence", "audio"),
+    tasks=("classify", "regress", "forecast"),
     description="multilayer perceptron: hidden layers of one width, activation, dropout, optional norm",
 )
 def mlp(

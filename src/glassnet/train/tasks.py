@@ -47,6 +47,7 @@ class Classification(Task):
     monitor_modes = {"loss": "min", "accuracy": "max", "macro_f1": "max"}
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        # class indices, or per-class probabilities from mixing augmentations (mixup, cutmix)
         return F.cross_entropy(outputs, targets)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
@@ -101,7 +102,13 @@ class Regression(Task):
         return {"prediction": outputs.float()}
 
 
-_TASKS: dict[str, type[Task]] = {"classify": Classification, "regress": Regression}
+class Forecasting(Regression):
+    """Forecasting: regression of the next ``horizon`` steps (outputs flattened per example)."""
+
+    name = "forecast"
+
+
+_TASKS: dict[str, type[Task]] = {"classify": Classification, "regress": Regression, "forecast": Forecasting}
 
 
 def get_task(task: str | Task) -> Task:

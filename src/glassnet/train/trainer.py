@@ -67,6 +67,8 @@ class Trainer:
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or a ``torch.device``.
         eval_batch_size: batch size of ``evaluate`` and ``predict``.
         step: the training step (``SupervisedStep`` by default).
+        num_workers: DataLoader worker processes for datasets that are not in-memory tensors
+            (e.g. image folders streamed from disk); in-memory tensors never use workers.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class Trainer:
         device: str | torch.device = "auto",
         eval_batch_size: int = 1024,
         step: SupervisedStep | None = None,
+        num_workers: int = 0,
     ) -> None:
         if max_epochs < 1 or batch_size < 1 or eval_batch_size < 1:
             raise ConfigError(
@@ -98,6 +101,7 @@ class Trainer:
         self.seed = seed
         self.device = resolve_device(device)
         self.step = step or SupervisedStep()
+        self.num_workers = num_workers
         self.should_stop = False
         self.epoch = 0
         self.global_step = 0
@@ -212,7 +216,14 @@ class Trainer:
                     index = order[begin : begin + batch_size]
                     yield inputs[index], targets[index]
             return
-        loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        loader = DataLoader(
+            data,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+        )
         for inputs, targets in loader:
             yield inputs.to(self.device), targets.to(self.device)
 
