@@ -11,9 +11,12 @@ def test_defaults_are_valid_and_round_trip_through_yaml(tmp_path):
 
 
 def test_overrides_are_typed_and_nest_model_and_data_args():
-    config = RunConfig().with_overrides(["lr=0.01", "epochs=3", "model.channels=[8, 16]", "data.split_seed=4"])
+    config = RunConfig().with_overrides(
+        ["lr=0.01", "epochs=3", "model.channels=[8, 16]", "data.split_seed=4", "augment.hflip=0.5"]
+    )
     assert config.lr == 0.01 and config.epochs == 3
     assert config.model_args == {"channels": [8, 16]} and config.data_args == {"split_seed": 4}
+    assert config.augment == {"hflip": 0.5}
 
 
 def test_integer_for_a_float_field_is_accepted():
@@ -41,7 +44,8 @@ def test_file_values_are_overridden_by_the_command_line(tmp_path):
         (["momentum=-1"], r"momentum must be in \[0, 1\)"),
         (["monitor=loss"], "monitor must name a validation metric"),
         (["device=tpu"], "device must be one of"),
-        (["training.lr=1"], "only model.<arg> and data.<arg> take a dot"),
+        (["training.lr=1"], "only model.<arg>, data.<arg> and augment.<op> take a dot"),
+        (["num_workers=-1"], "num_workers must be >= 0"),
         (["lr"], "not of the form key=value"),
         (["batch_size=true"], "batch_size must be of type int"),
     ],

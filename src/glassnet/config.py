@@ -29,6 +29,8 @@ class RunConfig:
         model: registered model name (``glassnet models``).
         model_args: hyper-parameters passed to the model builder (``model.width=64``).
         data_args: options of the dataset loader, e.g. ``val_fraction`` (``data.val_fraction=0.2``).
+        augment: on-the-fly augmentation of training batches, e.g. ``{"hflip": 0.5, "crop": 2}``
+            (``augment.hflip=0.5``); empty for none.
         epochs: maximum number of passes over the training split.
         batch_size: examples per optimisation step.
         optimizer: ``adamw`` or ``sgd``.
@@ -40,12 +42,14 @@ class RunConfig:
         monitor: validation metric that selects the best epoch and drives early stopping.
         seed: drives Python, NumPy and torch (initialisation, shuffling, dropout).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        num_workers: DataLoader workers for data streamed from disk (in-memory data uses none).
     """
 
     data: str = "digits"
     model: str = "cnn"
     model_args: dict[str, Any] = field(default_factory=dict)
     data_args: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, Any] = field(default_factory=dict)
     epochs: int = 20
     batch_size: int = 64
     optimizer: str = "adamw"
@@ -57,6 +61,7 @@ class RunConfig:
     monitor: str = "val/loss"
     seed: int = 0
     device: str = "auto"
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -67,7 +72,8 @@ class RunConfig:
         _check_type(self, "model", str)
         _check_type(self, "model_args", dict)
         _check_type(self, "data_args", dict)
-        for name in ("epochs", "batch_size", "early_stopping", "seed"):
+        _check_type(self, "augment", dict)
+        for name in ("epochs", "batch_size", "early_stopping", "seed", "num_workers"):
             _check_type(self, name, int)
         for name in ("lr", "weight_decay", "momentum"):
             _check_type(self, name, float)
@@ -81,6 +87,8 @@ class RunConfig:
             raise ConfigError(f"weight_decay must be a finite number >= 0. Received: weight_decay={self.weight_decay}")
         if not 0 <= self.momentum < 1:
             raise ConfigError(f"momentum must be in [0, 1). Received: momentum={self.momentum}")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0. Received: num_workers={self.num_workers}")
         if self.early_stopping < 0:
             raise ConfigError(
                 f"early_stopping must be >= 0 (0 disables it). Received: early_stopping={self.early_stopping}"
@@ -109,20 +117,22 @@ class RunConfig:
         return cls(**values)
 
     def with_overrides(self, overrides: list[str] | dict[str, Any]) -> RunConfig:
-        """Return a copy with ``key=value`` overrides applied (``model.X`` / ``data.X`` nest)."""
+        """Return a copy with ``key=value`` overrides applied (``model.X``, ``data.X``, ``augment.X`` nest)."""
         if isinstance(overrides, list):
             overrides = parse_overrides(overrides)
         values = self.to_dict()
         values["model_args"] = dict(values["model_args"])
         values["data_args"] = dict(values["data_args"])
+        values["augment"] = dict(values["augment"])
+        nested = {"model": "model_args", "data": "data_args", "augment": "augment"}
         for key, value in overrides.items():
             prefix, _, sub = key.partition(".")
-            if sub and prefix in ("model", "data"):
-                values[f"{prefix}_args"][sub] = value
+            if sub and prefix in nested:
+                values[nested[prefix]][sub] = value
             elif sub:
                 raise ConfigError(
-                    f"unknown configuration key {key!r}: only model.<arg> and data.<arg> take a dot "
-                    "(e.g. model.width=64, data.val_fraction=0.2)"
+                    f"unknown configuration key {key!r}: only model.<arg>, data.<arg> and augment.<op> take a dot "
+                    "(e.g. model.width=64, data.val_fraction=0.2, augment.hflip=0.5)"
                 )
             else:
                 values[key] = value

@@ -20,7 +20,25 @@ SPECS = {
         modality="tabular", input_shape=(5,), task="regress", num_outputs=2,
         target_mean=(10.0, -3.0), target_std=(4.0, 0.5), name="reg",
     ),
+    "text": DataSpec(
+        modality="text", input_shape=(7,), task="classify", num_outputs=3,
+        extra={"vocab": ["<pad>", "<unk>", "a", "b", "c", "d"], "pad_index": 0}, name="txt",
+    ),
+    "sequence-forecast": DataSpec(
+        modality="sequence", input_shape=(12, 3), task="forecast", num_outputs=4,
+        input_mean=(0.0, 1.0, 2.0), input_std=(1.0, 2.0, 3.0), target_mean=(0.0,) * 4, target_std=(1.0,) * 4,
+        name="seq",
+    ),
 }  # fmt: skip
+
+
+def example_inputs(spec, n=4):
+    """Random inputs of the right kind: token ids with end padding for text, floats otherwise."""
+    if spec.modality == "text":
+        tokens = torch.randint(1, len(spec.extra["vocab"]), (n, *spec.input_shape))
+        lengths = torch.tensor([7, 3, 1, 5][:n])
+        return tokens.masked_fill(torch.arange(spec.input_shape[0])[None, :] >= lengths[:, None], 0)
+    return torch.rand(n, *spec.input_shape)
 
 
 def cases():
@@ -35,7 +53,7 @@ def cases():
 def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
     torch.manual_seed(0)
     model = create_model(name, spec)
-    x = torch.rand(4, *spec.input_shape)
+    x = example_inputs(spec)
     out = model(x)
     assert out.shape == (4, spec.num_outputs)
     assert torch.isfinite(out).all()

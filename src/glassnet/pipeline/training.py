@@ -17,7 +17,15 @@ from glassnet.errors import DataError, RunError
 from glassnet.models import create_model, save_model, summarize
 from glassnet.report import figures
 from glassnet.runs import RunDir
-from glassnet.train import BestModel, EarlyStopping, MetricsLogger, ProgressBar, Trainer, seed_everything
+from glassnet.train import (
+    BestModel,
+    EarlyStopping,
+    MetricsLogger,
+    ProgressBar,
+    SupervisedStep,
+    Trainer,
+    seed_everything,
+)
 from glassnet.train.tasks import Classification, get_task
 
 GRID_SIZE = 24
@@ -63,9 +71,10 @@ def clear_stage_outputs(run: RunDir) -> None:
 
 
 def make_trainer(
-    config: RunConfig, task: str, run: RunDir | None = None, progress: IO[str] | None = None
+    config: RunConfig, spec: DataSpec, run: RunDir | None = None, progress: IO[str] | None = None
 ) -> tuple[Trainer, BestModel]:
-    """A ``Trainer`` configured from ``config`` with best-on-validation selection and logging."""
+    """A ``Trainer`` configured from ``config`` with augmentation, best-on-validation selection
+    and logging."""
     best = BestModel(monitor=config.monitor)
     callbacks: list[Any] = [best]
     if config.early_stopping:
@@ -75,7 +84,7 @@ def make_trainer(
     if progress is not None:
         callbacks.append(ProgressBar(progress))
     trainer = Trainer(
-        task=task,
+        task=spec.task,
         max_epochs=config.epochs,
         batch_size=config.batch_size,
         optimizer=config.optimizer,
@@ -86,8 +95,18 @@ def make_trainer(
         callbacks=callbacks,
         seed=config.seed,
         device=config.device,
+        step=SupervisedStep(augment=_augmentation(config, spec)),
+        num_workers=config.num_workers,
     )
     return trainer, best
+
+
+def _augmentation(config: RunConfig, spec: DataSpec) -> Any:
+    if not config.augment:
+        return None
+    from glassnet.data.augment import build_augmentation
+
+    return build_augmentation(spec, config.augment)
 
 
 def train(
@@ -115,7 +134,7 @@ def train(
     model = create_model(config.model, bundle.spec, **config.model_args)
     run = RunDir(out if out is not None else default_run_dir(config))
     # every mistake that can be found before training is found before anything is written
-    trainer, best = make_trainer(config, bundle.spec.task, run, progress)
+    trainer, best = make_trainer(config, bundle.spec, run, progress)
     trainer.task.mode(config.monitor)
     prepare_run_dir(run.path, overwrite)
     fit = trainer.fit(model, bundle)
@@ -139,6 +158,7 @@ def train(
             "train_time_s": round(fit.train_time_s, 3),
             "samples_per_s": round(fit.samples_per_s, 1),
             "device": str(trainer.device),
+            "augment": trainer.step.augment.describe() if trainer.step.augment is not None else {},
         },
         "data": bundle.summary(),
         "model": {"name": config.model, "hparams": model.glassnet_arch["hparams"], **summarize(model, bundle.spec)},
