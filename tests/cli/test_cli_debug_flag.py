@@ -19,9 +19,9 @@ def test_debug_before_or_after_the_command_raises_the_original_error(argv):
 def test_without_debug_the_error_is_one_line_and_exit_2(capsys):
     assert main(["train", "--data", "digit", "--model", "cnn"]) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [
-        "glassnet: error: unknown dataset 'digit'. Did you mean 'digits'? Available: breast-cancer, diabetes, digits"
-    ]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("glassnet: error: unknown dataset 'digit'. Did you mean 'digits'? Available: ")
 
 
 def test_overrides_are_only_taken_by_train(capsys):

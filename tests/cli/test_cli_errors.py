@@ -361,13 +361,19 @@ def test_predict_csv_that_is_not_text(capsys, tabular_run, tmp_path):
 
 def test_predict_image_with_a_tabular_model(capsys, tabular_run, tmp_path):
     Image.new("L", (8, 8)).save(tmp_path / "digit.png")
-    assert_user_error(capsys, ["predict", tabular_run, tmp_path / "digit.png"], "image model", "tabular")
+    assert_user_error(
+        capsys,
+        ["predict", tabular_run, tmp_path / "digit.png"],
+        "for a model of tabular data",
+        "unknown file type .png",
+        "it reads .csv, .npy",
+    )
 
 
 def test_predict_csv_with_an_image_model(capsys, image_run, tmp_path):
     path = tmp_path / "rows.csv"
     path.write_text(",".join(["0"] * 64) + "\n")
-    assert_user_error(capsys, ["predict", image_run, path], "tabular model", "image")
+    assert_user_error(capsys, ["predict", image_run, path], "for a model of image data", "unknown file type .csv")
 
 
 def test_predict_image_that_is_not_an_image(capsys, image_run, tmp_path):

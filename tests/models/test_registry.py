@@ -73,3 +73,16 @@ def test_summary_lists_layers_shapes_and_parameters():
     convs = [r for r in summary["layers"] if r["type"] == "Conv2d"]
     assert [c["output_shape"] for c in convs] == [[8, 8, 8], [16, 4, 4]]
     assert summary["layers"][-1]["output_shape"] == [10]
+
+
+@pytest.mark.parametrize("task", ["regress", "forecast"])
+def test_regression_and_forecast_heads_predict_in_natural_units(task):
+    # forecast heads used to skip the rescaling and predicted standardised values
+    from glassnet.models.layers import Rescale
+
+    spec = DataSpec(
+        modality="sequence", input_shape=(6, 1), task=task, num_outputs=2, target_mean=(300.0, 300.0),
+        target_std=(10.0, 10.0),
+    )  # fmt: skip
+    for name in list_models(spec=spec):
+        assert any(isinstance(m, Rescale) for m in create_model(name, spec).modules()), name

@@ -1,8 +1,25 @@
-"""Data layer: ``DataSpec``, ``DataBundle``, splits and the built-in datasets."""
+"""Data layer: ``DataSpec``, ``DataBundle``, splits, built-in datasets and user-file formats.
 
-from glassnet.data import builtin as _builtin  # noqa: F401  (registers the built-in datasets)
-from glassnet.data.bundle import DataBundle, bundle_from_arrays
-from glassnet.data.registry import DatasetInfo, list_datasets, load_dataset, register_dataset
+Importing the loader modules registers their datasets and formats. ``load_dataset(path)`` takes
+the first format whose detection claims the path; the tabular format is a fallback for any CSV,
+tried after the formats with a recognisable header (text, time series).
+"""
+
+from glassnet.data import builtin as _builtin  # noqa: F401  (digits, breast-cancer, diabetes)
+from glassnet.data import images as _images  # noqa: F401  (image folders)
+from glassnet.data import tabular as _tabular  # noqa: F401  (any other CSV: the fallback)
+from glassnet.data import text as _text  # noqa: F401  (text CSV; sentiment, 20newsgroups)
+from glassnet.data import timeseries as _timeseries  # noqa: F401  (time-series CSV; sunspots, co2, ecg)
+from glassnet.data.bundle import DataBundle, bundle_from_arrays, bundle_from_splits
+from glassnet.data.registry import (
+    DatasetInfo,
+    FormatInfo,
+    list_datasets,
+    list_formats,
+    load_dataset,
+    register_dataset,
+    register_format,
+)
 from glassnet.data.spec import DataSpec
 from glassnet.data.splits import stratified_split
 
@@ -10,9 +27,13 @@ __all__ = [
     "DataBundle",
     "DataSpec",
     "DatasetInfo",
+    "FormatInfo",
     "bundle_from_arrays",
+    "bundle_from_splits",
     "list_datasets",
+    "list_formats",
     "load_dataset",
     "register_dataset",
+    "register_format",
     "stratified_split",
 ]

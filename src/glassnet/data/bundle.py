@@ -45,9 +45,9 @@ class DataBundle:
         for name in ("train", "val", "test"):
             dataset = getattr(self, name)
             entry: dict[str, Any] = {"size": len(dataset)}
-            if self.spec.is_classification and isinstance(dataset, TensorDataset):
-                counts = torch.bincount(dataset.tensors[1].long(), minlength=self.spec.num_outputs)
-                entry["class_counts"] = counts.tolist()
+            targets = dataset.tensors[1] if isinstance(dataset, TensorDataset) else getattr(dataset, "targets", None)
+            if self.spec.is_classification and isinstance(targets, torch.Tensor):
+                entry["class_counts"] = torch.bincount(targets.long(), minlength=self.spec.num_outputs).tolist()
             splits[name] = entry
         return {
             "name": self.spec.name,

@@ -1,4 +1,4 @@
-"""Read examples for prediction from files: NumPy arrays, CSV rows and images.
+"""Read examples for prediction from files: arrays, tables, images, texts, series and sounds.
 
 Every reader checks the examples against the model's ``DataSpec`` and names the file (and row)
 of anything that does not fit.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +18,24 @@ import torch
 from glassnet.data.spec import DataSpec
 from glassnet.errors import DataError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def read_inputs(paths: list[str | os.PathLike[str]], spec: DataSpec) -> tuple[torch.Tensor, list[str]]:
     """Read every file into one batch shaped ``(N, *spec.input_shape)``.
 
-    ``.npy`` files hold one example or a batch (never pickles); ``.csv`` files hold one
-    example per row (tabular; a header row naming the features is allowed); images are
-    converted to the model's channels and size and scaled to [0, 1].
+    What a file may hold depends on the model's data:
+
+    - any model: ``.npy`` with one example or a batch (never pickles);
+    - tabular: ``.csv`` rows; raw columns by name when the model was trained on a CSV file (its
+      encoding recipe is in the spec), else numbers in feature order (a header row is allowed);
+    - image: PNG/JPEG/... files, converted to the model's channels and size, scaled to [0, 1];
+    - text: ``.txt`` with one text per line, or a ``.csv`` with a ``text`` column;
+    - sequence: a ``.csv`` whose last ``T`` rows of the model's channel columns form one window;
+    - audio: ``.wav`` files, turned into the model's log-mel spectrogram.
 
     Returns:
-        The batch and one label per example (``file`` or ``file:row``).
+        The batch and one label per example (``file``, ``file:line`` or ``file[i]``).
 
     Raises:
         DataError: a file is missing, unreadable, of an unknown type, or does not fit ``spec``.
@@ -40,24 +47,109 @@ def read_inputs(paths: list[str | os.PathLike[str]], spec: DataSpec) -> tuple[to
         path = Path(raw)
         if not path.is_file():
             raise DataError(f"input file '{path}' not found")
-        suffix = path.suffix.lower()
-        if suffix == ".npy":
-            x = _read_npy(path, spec)
-            names = [str(path)] if len(x) == 1 else [f"{path}[{i}]" for i in range(len(x))]
-        elif suffix == ".csv":
-            x, names = _read_csv(path, spec)
-        elif suffix in IMAGE_SUFFIXES:
-            x, names = _read_image(path, spec)[None], [str(path)]
-        else:
-            raise DataError(
-                f"cannot read '{path}': unknown file type {suffix or '(none)'}; "
-                f"use .npy, .csv or an image ({', '.join(IMAGE_SUFFIXES)})"
-            )
+        reader = _reader(path, spec)
+        x, names = reader(path, spec)
         if not np.isfinite(x).all():
             raise DataError(f"'{path}' contains NaN or infinite values")
-        batches.append(x.astype(np.float32))
+        batches.append(x.astype(np.int64 if spec.modality == "text" else np.float32))
         labels.extend(names)
     return torch.from_numpy(np.concatenate(batches)), labels
+
+
+Reader = Callable[[Path, DataSpec], tuple[np.ndarray, list[str]]]
+
+
+def _reader(path: Path, spec: DataSpec) -> Reader:
+    """The reader for a file, chosen by its suffix and the model's modality."""
+    name = path.name.lower()
+    suffix = ".csv" if name.endswith(".csv.gz") else path.suffix.lower()
+    readers: dict[str, Reader] = {".npy": _read_npy_batch}
+    if spec.modality == "tabular":
+        readers[".csv"] = _read_table if spec.extra.get("tabular") else _read_csv
+        if spec.extra.get("tabular"):
+            readers[".tsv"] = readers[".txt"] = _read_table
+    elif spec.modality == "image":
+        readers.update(dict.fromkeys(IMAGE_SUFFIXES, _read_image_file))
+    elif spec.modality == "text":
+        readers[".txt"] = readers[".csv"] = _read_texts
+    elif spec.modality == "sequence":
+        readers[".csv"] = _read_window
+    elif spec.modality == "audio":
+        readers[".wav"] = _read_wav
+    if suffix not in readers:
+        raise DataError(
+            f"cannot read '{path}' for a model of {spec.modality} data: unknown file type {suffix or '(none)'}; "
+            f"it reads {', '.join(sorted(readers))}"
+        )
+    return readers[suffix]
+
+
+def _read_npy_batch(path: Path, spec: DataSpec) -> tuple[np.ndarray, list[str]]:
+    x = _read_npy(path, spec)
+    return x, [str(path)] if len(x) == 1 else [f"{path}[{i}]" for i in range(len(x))]
+
+
+def _read_image_file(path: Path, spec: DataSpec) -> tuple[np.ndarray, list[str]]:
+    return _read_image(path, spec)[None], [str(path)]
+
+
+def _read_table(path: Path, spec: DataSpec) -> tuple[np.ndarray, list[str]]:
+    from glassnet.data.tabular import read_csv_inputs
+
+    return read_csv_inputs(path, spec)
+
+
+def _read_texts(path: Path, spec: DataSpec) -> tuple[np.ndarray, list[str]]:
+    from glassnet.data.text import encode_texts
+
+    try:
+        if path.suffix.lower() == ".txt":
+            lines = path.read_text(encoding="utf-8").splitlines()
+            texts = [line for line in lines if line.strip()]
+            names = [f"{path}:{n}" for n, line in enumerate(lines, start=1) if line.strip()]
+        else:
+            import pandas as pd
+
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            if "text" not in frame.columns:
+                raise DataError(f"'{path}' has no 'text' column (columns: {', '.join(map(str, frame.columns))})")
+            texts = frame["text"].tolist()
+            names = [f"{path}:{n + 2}" for n in range(len(texts))]
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"cannot read texts from '{path}': {exc}") from exc
+    if not texts:
+        raise DataError(f"'{path}' holds no text")
+    return encode_texts(texts, spec).numpy(), names
+
+
+def _read_window(path: Path, spec: DataSpec) -> tuple[np.ndarray, list[str]]:
+    import pandas as pd
+
+    length, channels = spec.input_shape
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"cannot read CSV '{path}': {exc}") from exc
+    names = list(spec.feature_names) or list(frame.columns[-channels:])
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise DataError(f"'{path}' lacks the model's columns {', '.join(missing)} (it has {', '.join(frame.columns)})")
+    if len(frame) < length:
+        raise DataError(f"'{path}' has {len(frame)} rows; the model looks back over the last {length}")
+    window = frame[names].tail(length)
+    try:
+        values = window.to_numpy(dtype=np.float32)
+    except ValueError as exc:
+        raise DataError(f"'{path}': the last {length} rows of {', '.join(names)} must be numbers ({exc})") from exc
+    return values[None], [f"{path}[-{length}:]"]
+
+
+def _read_wav(path: Path, spec: DataSpec) -> tuple[np.ndarray, list[str]]:
+    from glassnet.data.audio import audio_features
+
+    return audio_features(path, spec)[None], [str(path)]
 
 
 def _read_npy(path: Path, spec: DataSpec) -> np.ndarray:

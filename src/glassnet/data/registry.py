@@ -33,6 +33,7 @@ class FormatInfo:
     example: str
     detect: Callable[[Path], bool]
     loader: Callable[..., DataBundle]
+    fallback: bool = False
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
@@ -54,18 +55,19 @@ def register_dataset(
 
 
 def register_format(
-    name: str, *, detect: Callable[[Path], bool], description: str, example: str
+    name: str, *, detect: Callable[[Path], bool], description: str, example: str, fallback: bool = False
 ) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
     """Register a loader ``(path, **options) -> DataBundle`` for user files.
 
     ``detect(path)`` says whether a path looks like this format; ``load_dataset(path)`` uses the
-    first format that claims it, and ``format=NAME`` (``data.format=NAME``) picks one explicitly.
+    first format that claims it, trying ``fallback`` formats (which claim broadly, e.g. any CSV)
+    after all the others; ``format=NAME`` (``data.format=NAME``) picks one explicitly.
     """
 
     def decorate(loader: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
         if name in _FORMATS:
             raise ValueError(f"format {name!r} is registered twice")
-        _FORMATS[name] = FormatInfo(name, description, example, detect, loader)
+        _FORMATS[name] = FormatInfo(name, description, example, detect, loader, fallback)
         return loader
 
     return decorate
@@ -104,7 +106,8 @@ def load_dataset(name: str, **options: object) -> DataBundle:
         raise DataError(f"data path '{name}' not found")
     chosen = options.pop("format", "auto")
     if chosen == "auto":
-        matches = [f for f in _FORMATS.values() if f.detect(path)]
+        ordered = sorted(_FORMATS.values(), key=lambda f: f.fallback)  # stable: registration order within
+        matches = [f for f in ordered if f.detect(path)]
         if not matches:
             raise DataError(
                 f"cannot tell the format of '{name}'. Formats: "

@@ -63,8 +63,8 @@ def input_layer(spec: DataSpec) -> nn.Module:
 
 
 def output_layer(spec: DataSpec) -> nn.Module:
-    """Maps a head's raw output to the task's units (regression targets; identity otherwise)."""
-    if spec.task == "regress" and spec.target_mean is not None and spec.target_std is not None:
+    """Maps a head's raw output to the task's units (regression and forecast targets; identity otherwise)."""
+    if spec.task in ("regress", "forecast") and spec.target_mean is not None and spec.target_std is not None:
         return Rescale(spec.target_mean, spec.target_std)
     return nn.Identity()
 

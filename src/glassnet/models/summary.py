@@ -38,7 +38,8 @@ def summarize(model: nn.Module, spec: DataSpec) -> dict[str, Any]:
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros((1, *spec.input_shape), device=device))
+            dtype = torch.int64 if spec.modality == "text" else torch.float32  # text models take token ids
+            model(torch.zeros((1, *spec.input_shape), dtype=dtype, device=device))
     finally:
         for hook in hooks:
             hook.remove()

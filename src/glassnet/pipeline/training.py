@@ -222,9 +222,9 @@ def _test_details(run: RunDir, bundle: DataBundle, predictions: Any, results: di
             }
             for i in chosen
         ]
-        if spec.modality == "image" and isinstance(bundle.test, TensorDataset):
+        if spec.modality == "image":
             figures.prediction_grid(
-                bundle.test.tensors[0][chosen].numpy(),
+                torch.stack([torch.as_tensor(bundle.test[i][0]) for i in chosen]).numpy(),
                 [int(targets[i]) for i in chosen],
                 [int(predictions.prediction[i]) for i in chosen],
                 [float(predictions.confidence[i]) for i in chosen],
@@ -236,8 +236,11 @@ def _test_details(run: RunDir, bundle: DataBundle, predictions: Any, results: di
 
 
 def _targets(data: Dataset) -> torch.Tensor:
+    """The targets of a split without decoding its inputs where the dataset can say them."""
     if isinstance(data, TensorDataset):
         return data.tensors[1]
+    if isinstance(getattr(data, "targets", None), torch.Tensor):
+        return data.targets
     return torch.stack([torch.as_tensor(data[i][1]) for i in range(len(data))])
 
 
