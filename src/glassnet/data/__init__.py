@@ -6,6 +6,7 @@ tried after the formats with a recognisable header (text, time series).
 """
 
 from glassnet.data import builtin as _builtin  # noqa: F401  (digits, breast-cancer, diabetes)
+from glassnet.data import fashion_mnist as _fashion_mnist  # noqa: F401  (fashion-mnist)
 from glassnet.data import images as _images  # noqa: F401  (image folders)
 from glassnet.data import tabular as _tabular  # noqa: F401  (any other CSV: the fallback)
 from glassnet.data import text as _text  # noqa: F401  (text CSV; sentiment, 20newsgroups)
