@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from glassnet.data import DataSpec
+from glassnet.errors import ConfigError
+from glassnet.models import create_model
+
+VOCAB = ["<pad>", "<unk>"] + [f"w{i}" for i in range(20)]
+TEXT = DataSpec(modality="text", input_shape=(10,), task="classify", num_outputs=2, extra={"vocab": VOCAB})
+SEQ = DataSpec(modality="sequence", input_shape=(8, 2), task="regress", num_outputs=1, input_mean=(5.0, 0.0),
+               input_std=(2.0, 1.0))  # fmt: skip
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("pool", ["last", "mean", "max"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padding_never_changes_the_output(cell, pool, bidirectional):
+    torch.manual_seed(0)
+    model = create_model(cell, TEXT, hidden=8, embedding_dim=4, pool=pool, bidirectional=bidirectional).eval()
+    short = torch.tensor([[5, 6, 7, 0, 0, 0, 0, 0, 0, 0]])
+    longer = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13, 14]])
+    batch = torch.cat([short, longer])
+    alone = model(short)
+    together = model(batch)[:1]
+    torch.testing.assert_close(together, alone)
+    # the padded positions are really ignored: other tokens there would change the result otherwise
+    assert not torch.allclose(model(longer), alone)
+
+
+def test_all_padding_text_is_read_as_one_step():
+    model = create_model("gru", TEXT).eval()
+    assert torch.isfinite(model(torch.zeros(2, 10, dtype=torch.long))).all()
+
+
+def test_sequences_are_standardised_by_the_first_layer():
+    model = create_model("lstm", SEQ, hidden=4)
+    x = torch.randn(3, 8, 2) * torch.tensor([2.0, 1.0]) + torch.tensor([5.0, 0.0])
+    torch.testing.assert_close(model.normalize(x).mean(dim=(0, 1)), torch.zeros(2), atol=0.6, rtol=0)
+    assert model(x).shape == (3, 1)
+
+
+def test_text_spec_without_vocabulary_is_refused():
+    spec = DataSpec(modality="text", input_shape=(10,), task="classify", num_outputs=2)
+    with pytest.raises(ConfigError, match="vocabulary"):
+        create_model("lstm", spec)
+
+
+@pytest.mark.parametrize("hparams,message", [({"pool": "sum"}, "pool must be one of"), ({"hidden": 0}, "hidden")])
+def test_bad_hyperparameters(hparams, message):
+    with pytest.raises(ConfigError, match=message):
+        create_model("gru", TEXT, **hparams)
