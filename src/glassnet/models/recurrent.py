@@ -122,46 +122,27 @@ def _build(
     return RecurrentNet(spec, cell, hidden, layers, bool(bidirectional), dropout, embedding_dim, pool)
 
 
-_KIND = dict(modalities=("text", "sequence"), tasks=("classify", "regress", "forecast"))
+def _register(cell: str, bidirectional_default: bool, description: str) -> None:
+    """Register ``cell`` as a model whose hyper-parameters are those of ``RecurrentNet``."""
+
+    def build(
+        spec: DataSpec,
+        hidden: int = 128,
+        layers: int = 1,
+        bidirectional: bool = bidirectional_default,
+        dropout: float = 0.2,
+        embedding_dim: int = 100,
+        pool: str = "last",
+    ) -> nn.Module:
+        return _build(cell, spec, hidden, layers, bidirectional, dropout, embedding_dim, pool)
+
+    build.__name__ = build.__qualname__ = cell
+    build.__doc__ = f"{description}; see ``RecurrentNet`` for the arguments."
+    register_model(
+        cell, modalities=("text", "sequence"), tasks=("classify", "regress", "forecast"), description=description
+    )(build)
 
 
-@register_model("rnn", description="Elman RNN (tanh) over tokens or time steps; stacked, bidirectional", **_KIND)
-def rnn(
-    spec: DataSpec,
-    hidden: int = 128,
-    layers: int = 1,
-    bidirectional: bool = False,
-    dropout: float = 0.2,
-    embedding_dim: int = 100,
-    pool: str = "last",
-) -> nn.Module:
-    """Plain recurrent network; see ``RecurrentNet`` for the arguments."""
-    return _build("rnn", spec, hidden, layers, bidirectional, dropout, embedding_dim, pool)
-
-
-@register_model("lstm", description="LSTM over tokens (packed) or time steps; stacked, bidirectional", **_KIND)
-def lstm(
-    spec: DataSpec,
-    hidden: int = 128,
-    layers: int = 1,
-    bidirectional: bool = True,
-    dropout: float = 0.2,
-    embedding_dim: int = 100,
-    pool: str = "last",
-) -> nn.Module:
-    """Long short-term memory network; see ``RecurrentNet`` for the arguments."""
-    return _build("lstm", spec, hidden, layers, bidirectional, dropout, embedding_dim, pool)
-
-
-@register_model("gru", description="GRU over tokens (packed) or time steps; stacked, bidirectional", **_KIND)
-def gru(
-    spec: DataSpec,
-    hidden: int = 128,
-    layers: int = 1,
-    bidirectional: bool = True,
-    dropout: float = 0.2,
-    embedding_dim: int = 100,
-    pool: str = "last",
-) -> nn.Module:
-    """Gated recurrent unit network; see ``RecurrentNet`` for the arguments."""
-    return _build("gru", spec, hidden, layers, bidirectional, dropout, embedding_dim, pool)
+_register("rnn", False, "Elman RNN (tanh) over tokens or time steps; stacked, bidirectional")
+_register("lstm", True, "LSTM over tokens (packed) or time steps; stacked, bidirectional")
+_register("gru", True, "GRU over tokens (packed) or time steps; stacked, bidirectional")
