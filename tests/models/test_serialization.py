@@ -105,3 +105,19 @@ def test_interrupted_write_keeps_the_previous_file(saved, monkeypatch):
 def test_model_not_built_by_the_registry_cannot_be_saved(tmp_path):
     with pytest.raises(CheckpointError, match="create_model"):
         save_model(torch.nn.Linear(4, 3), SPEC, tmp_path)
+
+
+def test_a_pretrained_model_reloads_without_its_weights_file(tmp_path, monkeypatch):
+    # model.json says pretrained="imagenet"; reloading used to look for the .pth again
+    import os
+
+    if not os.environ.get("GLASSNET_DATA"):
+        pytest.skip("needs weights/mobilenet_v2-b0353104.pth: set GLASSNET_DATA to ../shared/data")
+    spec = DataSpec(modality="image", input_shape=(3, 32, 32), task="classify", num_outputs=4, name="small")
+    model = create_model("mobilenet_v2", spec, pretrained="imagenet").eval()
+    save_model(model, spec, tmp_path)
+    monkeypatch.delenv("GLASSNET_DATA")
+    monkeypatch.setenv("GLASSNET_CACHE", str(tmp_path / "empty-cache"))
+    loaded, _ = load_model(tmp_path)
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)

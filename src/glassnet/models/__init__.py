@@ -2,6 +2,7 @@
 
 from glassnet.models import cnn as _cnn  # noqa: F401  (registers "cnn")
 from glassnet.models import mlp as _mlp  # noqa: F401  (registers "mlp")
+from glassnet.models import mobilenet as _mobilenet  # noqa: F401  (registers "mobilenet_v2")
 from glassnet.models import recurrent as _recurrent  # noqa: F401  (registers "rnn", "lstm", "gru")
 from glassnet.models.registry import ModelInfo, create_model, list_models, model_info, register_model
 from glassnet.models.serialization import load_model, save_model

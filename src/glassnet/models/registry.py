@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from glassnet.data.spec import DataSpec
-from glassnet.errors import ConfigError, UnknownNameError, closest
+from glassnet.errors import ConfigError, GlassnetError, UnknownNameError, closest
 
 Builder = Callable[..., nn.Module]
 
@@ -104,7 +104,7 @@ def create_model(name: str, spec: DataSpec, **hparams: Any) -> nn.Module:
     try:
         model = info.builder(spec, **resolved)
     except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, GlassnetError):  # already says what is wrong (e.g. a missing weights file)
             raise
         raise ConfigError(f"model {name!r} rejected its hyper-parameters {hparams}: {exc}") from exc
     model.glassnet_arch = {"name": name, "hparams": resolved}

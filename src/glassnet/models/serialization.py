@@ -81,7 +81,9 @@ def load_model(run_dir: str | os.PathLike[str], device: str | torch.device = "cp
     record = read_model_json(run.model_json)
     try:
         spec = DataSpec.from_dict(record["spec"])
-        model = create_model(record["name"], spec, **record["hparams"])
+        # the saved weights replace any pretrained ones, so rebuilding must not need their source file
+        hparams = {**record["hparams"], **({"pretrained": "none"} if "pretrained" in record["hparams"] else {})}
+        model = create_model(record["name"], spec, **hparams)
     except GlassnetError as exc:
         raise CheckpointError(f"{run.model_json} describes a model that cannot be built: {exc}") from exc
     load_weights(model, run.weights)
