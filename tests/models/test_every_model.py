@@ -29,6 +29,14 @@ SPECS = {
         input_mean=(0.0, 1.0, 2.0), input_std=(1.0, 2.0, 3.0), target_mean=(0.0,) * 4, target_std=(1.0,) * 4,
         name="seq",
     ),
+    "audio": DataSpec(
+        modality="audio", input_shape=(1, 16, 20), task="classify", num_outputs=3,
+        input_mean=(-4.0,), input_std=(2.0,), name="mel",
+    ),
+    "sequence-classify": DataSpec(
+        modality="sequence", input_shape=(16, 2), task="classify", num_outputs=3,
+        input_mean=(0.0, 5.0), input_std=(1.0, 2.0), name="seqc",
+    ),
 }  # fmt: skip
 
 

@@ -1,9 +1,11 @@
 """Models layer: the registry and the model families."""
 
 from glassnet.models import cnn as _cnn  # noqa: F401  (registers "cnn")
+from glassnet.models import cnn1d as _cnn1d  # noqa: F401  (registers "cnn1d")
 from glassnet.models import mlp as _mlp  # noqa: F401  (registers "mlp")
 from glassnet.models import mobilenet as _mobilenet  # noqa: F401  (registers "mobilenet_v2")
 from glassnet.models import recurrent as _recurrent  # noqa: F401  (registers "rnn", "lstm", "gru")
+from glassnet.models import resnet as _resnet  # noqa: F401  (registers "resnet")
 from glassnet.models.registry import ModelInfo, create_model, list_models, model_info, register_model
 from glassnet.models.serialization import load_model, save_model
 from glassnet.models.summary import count_parameters, summarize
