@@ -67,8 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", help="run directory")
 
     commands.add_parser("datasets", parents=[common], help="list the built-in datasets")
-    models = commands.add_parser("models", parents=[common], help="list the registered models")
-    models.add_argument("--data", help="only the models that fit this dataset")
+    models = commands.add_parser(
+        "models", parents=[common], help="list the registered models, or describe one built for a dataset"
+    )
+    models.add_argument("--data", help="only the models that fit this dataset (with their parameter counts)")
+    models.add_argument(
+        "--describe", metavar="NAME", help="print NAME's layer table, parameters, FLOPs and memory for --data"
+    )
+    models.add_argument(
+        "--batch-size", type=int, help="batch whose forward-pass memory --describe measures (default: 64)"
+    )
+    models.add_argument(
+        "overrides", nargs="*", metavar="model.key=value", help="hyper-parameters for --describe, e.g. model.width=64"
+    )
     return parser
 
 
@@ -80,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         # `train ... epochs=3 --out X lr=0.1`: overrides may sit on both sides of an option
-        if args.command != "train" or any(e.startswith("-") or "=" not in e for e in extra):
+        if args.command not in ("train", "models") or any(e.startswith("-") or "=" not in e for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides += extra
     try:
@@ -174,15 +185,101 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from glassnet.data import load_dataset
+    from glassnet.errors import ConfigError
     from glassnet.models import list_models, model_info
 
+    if args.describe is not None:
+        return _describe_model(args)
+    if args.overrides or args.batch_size is not None:
+        shown = " ".join(args.overrides) or f"--batch-size {args.batch_size}"
+        raise ConfigError(f"hyper-parameters and --batch-size apply to --describe NAME only. Received: {shown}")
     spec = load_dataset(args.data).spec if args.data else None
     rows = []
     for name in list_models(spec=spec):
         info = model_info(name)
         rows.append([name, "/".join(info.modalities), "/".join(info.tasks), info.description])
-    _print_table(["name", "modalities", "tasks", "description"], rows)
+        if spec is not None:
+            rows[-1].insert(1, _parameter_count(name, spec))
+    header = ["name", "modalities", "tasks", "description"]
+    _print_table(header if spec is None else ["name", "parameters", *header[1:]], rows)
     return 0
+
+
+def _describe_model(args: argparse.Namespace) -> int:
+    from glassnet.data import load_dataset
+    from glassnet.errors import ConfigError
+    from glassnet.models import model_info
+    from glassnet.models.describe import describe
+
+    model_info(args.describe)  # an unknown name fails before the dataset is loaded
+    if args.data is None:
+        raise ConfigError(f"--describe {args.describe} needs --data D: the model is built for a dataset's shape")
+    batch_size = 64 if args.batch_size is None else args.batch_size
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1. Received: --batch-size {batch_size}")
+    hparams = _model_overrides(args.overrides)
+    spec = load_dataset(args.data).spec
+    info = describe(args.describe, spec, batch_size=batch_size, **hparams)
+    shape = " x ".join(map(str, info["input_shape"]))
+    print(f"{info['name']} for {args.data} ({spec.modality} {shape}, {spec.task}, {spec.num_outputs} outputs)")
+    # values as they are typed back on the command line (model.key=value is read as YAML)
+    shown = {k: v if isinstance(v, str) else json.dumps(v) for k, v in info["hparams"].items()}
+    print("hyper-parameters: " + ", ".join(f"{k}={v}" for k, v in shown.items()) + "\n")
+    shapes = [" x ".join(map(str, r["output_shape"] or [])) or "-" for r in info["layers"]]
+    rows = [
+        [r["name"], r["type"], shape, f"{r['parameters']:,}", f"{r['flops']:,}"]
+        for r, shape in zip(info["layers"], shapes)
+    ]
+    _print_table(["layer", "type", "output shape", "parameters", "FLOPs"], rows)
+    _print_totals(info)
+    return 0
+
+
+def _model_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["model.width=64"]`` -> ``{"width": 64}``; only model hyper-parameters apply to --describe."""
+    from glassnet.config import parse_overrides
+    from glassnet.errors import ConfigError
+
+    hparams = {}
+    for key, value in parse_overrides(overrides).items():
+        if not key.startswith("model."):
+            raise ConfigError(f"--describe takes model.<hyper-parameter>=value (e.g. model.width=64). Received: {key}")
+        hparams[key.removeprefix("model.")] = value
+    return hparams
+
+
+def _print_totals(info: dict[str, Any]) -> None:
+    # a layer called twice is listed twice with its total, so count each layer name once
+    in_layers = sum({r["name"]: r["flops"] for r in info["layers"]}.values())
+    elsewhere = f"; {info['flops'] - in_layers:,} outside the listed layers" if info["flops"] > in_layers else ""
+    print(f"\nparameters:  {info['parameters']:,} ({info['trainable_parameters']:,} trainable)")
+    print(f"FLOPs:       {info['flops']:,} per example, one forward pass (a multiply-add counts 2){elsewhere}")
+    print(f"weights:     {_bytes(info['parameter_bytes'])} parameters, {_bytes(info['buffer_bytes'])} buffers")
+    print(
+        f"activations: {_bytes(info['activation_bytes'])} of layer outputs for a batch of {info['batch_size']}; "
+        f"{_bytes(info['saved_for_backward_bytes'])} kept for the backward pass"
+    )
+
+
+def _parameter_count(name: str, spec: Any) -> str:
+    from glassnet.errors import ConfigError
+    from glassnet.models import count_parameters, create_model
+
+    try:
+        return f"{count_parameters(create_model(name, spec)):,}"
+    except ConfigError:  # fits the modality and task, but not this spec's finer shape with its defaults
+        return "-"
+
+
+def _bytes(count: int) -> str:
+    if count < 1024:
+        return f"{count:,} B"
+    size = float(count)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:,.1f} {unit}"
 
 
 COMMANDS = {

@@ -6,13 +6,18 @@ from glassnet.models import mlp as _mlp  # noqa: F401  (registers "mlp")
 from glassnet.models import mobilenet as _mobilenet  # noqa: F401  (registers "mobilenet_v2")
 from glassnet.models import recurrent as _recurrent  # noqa: F401  (registers "rnn", "lstm", "gru")
 from glassnet.models import resnet as _resnet  # noqa: F401  (registers "resnet")
+from glassnet.models import transformer as _transformer  # noqa: F401  (registers "transformer")
+from glassnet.models.describe import describe
 from glassnet.models.registry import ModelInfo, create_model, list_models, model_info, register_model
 from glassnet.models.serialization import load_model, save_model
-from glassnet.models.summary import count_parameters, summarize
+from glassnet.models.summary import count_parameters, example_input, measure_memory, summarize
 
 __all__ = [
     "ModelInfo",
     "count_parameters",
+    "describe",
+    "example_input",
+    "measure_memory",
     "create_model",
     "list_models",
     "load_model",

@@ -80,7 +80,7 @@ def model_summary(ctx: ReportContext) -> str | None:
     ]
     return (
         f"<p><b>{esc(model['name'])}</b>({esc(hparams)}): {fmt(model['parameters'])} parameters "
-        f"({fmt(model['trainable_parameters'])} trainable).</p>"
+        f"({fmt(model['trainable_parameters'])} trainable), {fmt(model.get('flops'))} FLOPs per example.</p>"
         + "<details open><summary>Layers</summary>"
         + table(["layer", "type", "output shape (per example)", "parameters"], rows, numeric_from=3)
         + "</details>"
