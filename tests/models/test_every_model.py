@@ -37,6 +37,14 @@ SPECS = {
         modality="sequence", input_shape=(16, 2), task="classify", num_outputs=3,
         input_mean=(0.0, 5.0), input_std=(1.0, 2.0), name="seqc",
     ),
+    "image-reconstruct": DataSpec(
+        modality="image", input_shape=(1, 8, 8), task="reconstruct", num_outputs=64,
+        input_mean=(0.3,), input_std=(0.2,), name="imgrec",
+    ),
+    "tabular-reconstruct": DataSpec(
+        modality="tabular", input_shape=(5,), task="reconstruct", num_outputs=5,
+        input_mean=(1.0,) * 5, input_std=(2.0,) * 5, name="tabrec",
+    ),
 }  # fmt: skip
 
 
@@ -63,7 +71,8 @@ def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
     model = create_model(name, spec)
     x = example_inputs(spec)
     out = model(x)
-    assert out.shape == (4, spec.num_outputs)
+    expected = (4, *spec.input_shape) if spec.task == "reconstruct" else (4, spec.num_outputs)
+    assert out.shape == expected
     assert torch.isfinite(out).all()
 
     out.float().pow(2).mean().backward()

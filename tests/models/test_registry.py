@@ -11,7 +11,7 @@ TABLE = DataSpec(modality="tabular", input_shape=(30,), task="classify", num_out
 
 def test_list_models_by_wildcard_and_by_data():
     assert {"cnn", "mlp"} <= set(list_models())
-    assert list_models("c*") == ["cnn", "cnn1d"]
+    assert list_models("cnn*") == ["cnn", "cnn1d"]
     assert "cnn" not in list_models(spec=TABLE) and "mlp" in list_models(spec=TABLE)
 
 

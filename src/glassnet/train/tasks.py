@@ -108,7 +108,15 @@ class Forecasting(Regression):
     name = "forecast"
 
 
-_TASKS: dict[str, type[Task]] = {"classify": Classification, "regress": Regression, "forecast": Forecasting}
+# imported here, after ``Task`` exists, because reconstruction.py subclasses it
+from glassnet.train.reconstruction import Reconstruction  # noqa: E402
+
+_TASKS: dict[str, type[Task]] = {
+    "classify": Classification,
+    "regress": Regression,
+    "forecast": Forecasting,
+    "reconstruct": Reconstruction,
+}
 
 
 def get_task(task: str | Task) -> Task:
