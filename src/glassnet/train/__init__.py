@@ -1,9 +1,10 @@
 """Learning layer: the ``Trainer``, its callbacks, training steps and tasks."""
 
+from glassnet.train import reconstruction as _reconstruction  # noqa: F401  (registers the "reconstruct" task)
 from glassnet.train.callbacks import BestModel, Callback, EarlyStopping, MetricsLogger, ProgressBar
 from glassnet.train.seed import seed_everything
 from glassnet.train.steps import SupervisedStep
-from glassnet.train.tasks import Classification, Regression, Task, get_task
+from glassnet.train.tasks import Classification, Regression, Task, get_task, register_task
 from glassnet.train.trainer import FitResult, Predictions, Trainer
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "Task",
     "Trainer",
     "get_task",
+    "register_task",
     "seed_everything",
 ]

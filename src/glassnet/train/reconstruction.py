@@ -30,9 +30,10 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from glassnet.data.bundle import DataBundle, statistic_axes
 from glassnet.errors import ConfigError, DataError
-from glassnet.train.tasks import Task
+from glassnet.train.tasks import Task, register_task
 
 
+@register_task
 class Reconstruction(Task):
     """Reconstruction of the inputs: mean squared error in natural units, plus a VAE's KL term."""
 

@@ -108,19 +108,23 @@ class Forecasting(Regression):
     name = "forecast"
 
 
-# imported here, after ``Task`` exists, because reconstruction.py subclasses it
-from glassnet.train.reconstruction import Reconstruction  # noqa: E402
+_TASKS: dict[str, type[Task]] = {"classify": Classification, "regress": Regression, "forecast": Forecasting}
 
-_TASKS: dict[str, type[Task]] = {
-    "classify": Classification,
-    "regress": Regression,
-    "forecast": Forecasting,
-    "reconstruct": Reconstruction,
-}
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make a ``Task`` subclass available to ``get_task`` under its ``name``.
+
+    Tasks that live in their own modules (reconstruction, sequence-to-sequence, language
+    modelling) register themselves; ``glassnet.train`` imports those modules.
+    """
+    if not cls.name or cls.name in _TASKS:
+        raise ValueError(f"task name {cls.name!r} is empty or registered twice")
+    _TASKS[cls.name] = cls
+    return cls
 
 
 def get_task(task: str | Task) -> Task:
-    """A ``Task`` instance from its name (``classify``, ``regress``) or the instance itself."""
+    """A ``Task`` instance from its name (``classify``, ``regress``, ...) or the instance itself."""
     if isinstance(task, Task):
         return task
     if task not in _TASKS:
