@@ -22,7 +22,6 @@ from glassnet.train import (
     EarlyStopping,
     MetricsLogger,
     ProgressBar,
-    SupervisedStep,
     Trainer,
     seed_everything,
 )
@@ -95,7 +94,7 @@ def make_trainer(
         callbacks=callbacks,
         seed=config.seed,
         device=config.device,
-        step=SupervisedStep(augment=_augmentation(config, spec)),
+        step=get_task(spec.task).make_step(_augmentation(config, spec)),
         num_workers=config.num_workers,
     )
     return trainer, best

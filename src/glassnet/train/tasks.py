@@ -31,6 +31,16 @@ class Task:
         """Turn raw outputs into predictions (``{"prediction": ..., ...}``)."""
         raise NotImplementedError
 
+    def make_step(self, augment: Any = None) -> Any:
+        """The training step this task learns with (plain supervised learning by default).
+
+        A task whose batches need another scheme (e.g. teacher forcing for sequence-to-sequence)
+        returns its own step object here; the ``Trainer`` loop stays the same.
+        """
+        from glassnet.train.steps import SupervisedStep
+
+        return SupervisedStep(augment=augment)
+
     def mode(self, metric: str) -> str:
         """``"min"`` or ``"max"`` for a metric name such as ``val/accuracy``."""
         prefix, _, key = metric.rpartition("/")
