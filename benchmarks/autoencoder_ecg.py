@@ -1,14 +1,20 @@
 """Autoencoders on real data: ECG anomaly detection (AUROC) and a Fashion-MNIST VAE (ELBO, sample grid).
 
     GLASSNET_DATA=../shared/data .venv/bin/python benchmarks/autoencoder_ecg.py \\
-        [--ecg-epochs 200] [--vae-epochs 10] [--train-size N] [--out samples.png] [--threads 1]
+        [--ecg-epochs 300] [--ecg-seeds 3] [--skip-vae] \\
+        [--vae-epochs 10] [--train-size N] [--out samples.png] [--threads 1]
 
-ECG: ``load_dataset("ecg")`` cuts one MIT-BIH recording into 75 windows of 100 samples, of which
-only 4 are abnormal. A 1-D convolutional autoencoder is trained on the normal windows of the
-training split only; the anomaly score of a window is its reconstruction error. The test split
-holds a single abnormal window, so its AUROC rests on one example; the script therefore also
-prints the AUROC of all 4 abnormal windows (2 of them from the training split, never trained on)
-against the normal windows held out from training (validation and test). The issue's bar is 0.90.
+ECG: ``load_dataset("ecg")`` cuts one MIT-BIH recording (7,500 samples at 360 Hz) into beats
+aligned on their R peaks; the recording holds one abnormal beat, an atrial premature beat whose
+QRS shape is nearly normal: what marks it is its early arrival. Two windows are tried: ``beat``
+(90 samples before the R peak, 110 from it: one beat's shape, 25 beats) and ``rhythm`` (220
+before: 0.61 s, so a beat that comes early shows the previous R peak; 24 beats). A dense and a
+1-D convolutional autoencoder are trained on the normal beats of the training split only; the
+anomaly score of a beat is its reconstruction error. The script prints the AUROC on the test
+split and on all abnormal beats against the normal beats held out from training (validation and
+test), and the ratio of the lowest abnormal score to the highest normal one. With a single
+abnormal beat each AUROC is the share of held-out normal beats it outranks: a ranking of one
+example, not a statistically meaningful AUROC. The issue's bar is 0.90.
 
 VAE: a dense VAE on Fashion-MNIST (``--train-size`` images, all classes), reporting the test ELBO
 (nats per image under its Gaussian decoder) and saving an 8 x 8 grid of samples from the prior.
@@ -31,10 +37,12 @@ BAR = 0.90
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ecg-epochs", type=int, default=200, help="passes over the ~48 normal training windows")
+    parser.add_argument("--ecg-epochs", type=int, default=300, help="passes over the 16-17 normal training beats")
+    parser.add_argument("--ecg-seeds", type=int, default=3, help="training seeds per ECG model (one abnormal beat)")
     parser.add_argument("--vae-epochs", type=int, default=10, help="passes over the Fashion-MNIST training images")
     parser.add_argument("--train-size", type=int, default=10000, help="Fashion-MNIST training images (max 60,000)")
     parser.add_argument("--latent", type=int, default=16, help="latent dimensions of the VAE")
+    parser.add_argument("--skip-vae", action="store_true", help="run the ECG part only")
     parser.add_argument("--out", default="vae_samples.png", help="PNG file for the grid of VAE samples")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (small models prefer 1)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -42,39 +50,63 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+ECG_MODELS = {  # small models: 16-17 normal training beats
+    "autoencoder": {"widths": (64,), "latent": 4},
+    "conv_autoencoder": {"channels": (16, 32), "latent": 8},
+}
+
+
+ECG_WINDOWS = {  # (before, after) R peak: one beat's shape; or 0.61 s before, so a premature beat shows its neighbour
+    "beat": (90, 110),
+    "rhythm": (220, 110),
+}
+
+
 def ecg_anomalies(args: argparse.Namespace) -> None:
-    """Train on normal ECG windows only and print the AUROC of the reconstruction error."""
+    """Train each ECG model on normal beats only and print the AUROC of its reconstruction error."""
+    for window, (before, after) in ECG_WINDOWS.items():
+        source = gn.load_dataset("ecg", before=before, after=after)  # segment="beats": R-peak aligned
+        info = source.info
+        print(
+            f"ecg {window} window ({before} + {after} samples): {info['r_peaks']} R peaks, {info['beats']} "
+            f"complete beats, {info['abnormal_beats']} abnormal"
+        )
+        bundle = reconstruction_bundle(source, normal_classes=["normal"])
+        for name, hparams in ECG_MODELS.items():
+            for seed in range(args.seed, args.seed + args.ecg_seeds):
+                ecg_model(args, name, hparams, seed, source, bundle)
+
+
+def ecg_model(
+    args: argparse.Namespace, name: str, hparams: dict, seed: int, source: gn.DataBundle, bundle: gn.DataBundle
+) -> None:
+    """Fit one autoencoder on the normal training beats and print its two AUROCs and its margin."""
     from sklearn.metrics import roc_auc_score
 
-    source = gn.load_dataset("ecg")
-    bundle = reconstruction_bundle(source, normal_classes=["normal"])
-    torch.manual_seed(args.seed)
-    model = gn.create_model("conv_autoencoder", bundle.spec, channels=(16, 32), latent=8)
-    trainer = gn.Trainer(task="reconstruct", max_epochs=args.ecg_epochs, batch_size=16, lr=3e-3, seed=args.seed,
+    torch.manual_seed(seed)
+    model = gn.create_model(name, bundle.spec, **hparams)
+    trainer = gn.Trainer(task="reconstruct", max_epochs=args.ecg_epochs, batch_size=16, lr=3e-3, seed=seed,
                          device=args.device)  # fmt: skip
     start = time.perf_counter()
     trainer.fit(model, bundle)
     seconds = time.perf_counter() - start
     model.cpu()
     test_labels = torch.tensor(bundle.info["test_labels"])
-    test_scores = anomaly_scores(model, bundle.test.tensors[0])
-    test_auroc = roc_auc_score(test_labels.numpy(), test_scores.numpy())
-
-    held_out = [(x, y) for x, y in (source.val.tensors, source.test.tensors)]
-    abnormal = [x[y == 1] for x, y in (source.train.tensors, *held_out)]
-    normal = [x[y == 0] for x, y in held_out]
-    scores = anomaly_scores(model, torch.cat([*abnormal, *normal]))
-    labels = [1] * sum(len(a) for a in abnormal) + [0] * sum(len(n) for n in normal)
-    all_auroc = roc_auc_score(labels, scores.numpy())
-    print(
-        f"ecg: {len(bundle.train)} normal training windows, {args.ecg_epochs} epochs in {seconds:.1f} s; "
-        f"val MSE {trainer.evaluate(model, bundle.val)['loss']:.4f}"
-    )
-    print(f"ecg: test AUROC {test_auroc:.3f} ({int(test_labels.sum())} abnormal of {len(test_labels)} test windows)")
+    test_auroc = roc_auc_score(test_labels.numpy(), anomaly_scores(model, bundle.test.tensors[0]).numpy())
+    # every abnormal beat (none is trained on) against the normal beats held out from training
+    held_out = [source.val.tensors, source.test.tensors]
+    abnormal = torch.cat([x[y == 1] for x, y in (source.train.tensors, *held_out)])
+    normal = torch.cat([x[y == 0] for x, y in held_out])
+    abnormal_scores, normal_scores = anomaly_scores(model, abnormal), anomaly_scores(model, normal)
+    labels = [1] * len(abnormal) + [0] * len(normal)
+    all_auroc = roc_auc_score(labels, torch.cat([abnormal_scores, normal_scores]).numpy())
     verdict = "meets" if all_auroc >= BAR else "misses"
     print(
-        f"ecg: AUROC {all_auroc:.3f} on all {labels.count(1)} abnormal windows vs {labels.count(0)} held-out "
-        f"normal windows ({verdict} the bar {BAR})"
+        f"ecg {name} seed {seed}: {len(bundle.train)} normal training beats, {args.ecg_epochs} epochs in "
+        f"{seconds:.1f} s; test AUROC {test_auroc:.3f} ({int(test_labels.sum())} abnormal of {len(test_labels)} "
+        f"test beats); AUROC {all_auroc:.3f} on all {len(abnormal)} abnormal vs {len(normal)} held-out normal "
+        f"beats ({verdict} the bar {BAR}); lowest abnormal / highest normal score "
+        f"{abnormal_scores.min().item() / normal_scores.max().item():.2f}"
     )
 
 
@@ -116,7 +148,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {gn.Trainer(device=args.device).device}")
     ecg_anomalies(args)
-    vae_fashion(args)
+    if not args.skip_vae:
+        vae_fashion(args)
 
 
 if __name__ == "__main__":

@@ -389,10 +389,96 @@ def ecg_fixture(root: Path, labels: list[int] | None = None, text: str | None = 
     (root / "ecg" / "mitdb.csv").write_text(text)
 
 
+def synthetic_ecg(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An ECG-like 360 Hz signal and its R-peak indices: irregular rhythm, one premature beat, wander, noise.
+
+    Each beat is a P wave, a Q-R-S of Gaussian bumps (R: 1.0, 3 samples wide) and a broad T wave
+    as tall as 0.35; the baseline wanders by 0.3 at 0.3 Hz, so raw thresholds would fail.
+    """
+    rng = np.random.default_rng(seed)
+    intervals = rng.integers(250, 330, size=24)
+    intervals[15] = 170  # a premature beat
+    peaks = 200 + np.concatenate([[0], np.cumsum(intervals)])
+    t = np.arange(peaks[-1] + 200)
+    signal = 0.3 * np.sin(2 * np.pi * 0.3 * t / 360) + rng.normal(0, 0.02, len(t))
+    for peak in peaks:
+        for offset, height, width in ((-60, 0.15, 10), (-8, -0.15, 3), (0, 1.0, 3), (8, -0.25, 3), (80, 0.35, 20)):
+            signal += height * np.exp(-0.5 * ((t - peak - offset) / width) ** 2)
+    return signal, peaks
+
+
+def test_r_peaks_of_a_synthetic_ecg_are_found_to_the_sample():
+    signal, truth = synthetic_ecg()
+    found = ts.detect_r_peaks(signal)
+    assert len(found) == len(truth)
+    assert np.abs(found - truth).max() <= 1
+    inverted = ts.detect_r_peaks(-signal)  # a lead with downward R waves
+    assert len(inverted) == len(truth) and np.abs(inverted - truth).max() <= 1
+
+
+def test_r_peaks_keep_the_refractory_distance_and_a_flat_line_has_none():
+    signal, truth = synthetic_ecg(seed=1)
+    slow = ts.detect_r_peaks(signal, min_distance=0.6)  # longer than the premature beat's 170 samples
+    assert len(slow) == len(truth) - 1 and np.diff(slow).min() >= 0.6 * 360
+    assert len(ts.detect_r_peaks(np.zeros(1000))) == 0
+    with pytest.raises(DataError, match="an ECG of 5 samples is too short"):
+        ts.detect_r_peaks(np.zeros(5))
+
+
+def test_beat_windows_are_centred_on_the_peaks_and_drop_beats_off_the_ends():
+    signal = np.arange(100.0)
+    beats, kept = ts.beat_windows(signal, np.array([3, 20, 50, 97]), before=5, after=4)
+    assert kept.tolist() == [20, 50]
+    assert beats.tolist() == [list(range(15, 24)), list(range(45, 54))]
+
+
+def test_small_class_split_puts_a_lone_example_in_test_and_is_seeded():
+    labels = np.array([0] * 24 + [1])
+    train, val, test = ts.small_class_split(labels, 0.15, 0.15, seed=3)
+    assert (len(train), len(val), len(test)) == (16, 4, 5) and 24 in test
+    assert len(np.unique(np.concatenate([train, val, test]))) == 25
+    again = ts.small_class_split(labels, 0.15, 0.15, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip((train, val, test), again))
+    assert not np.array_equal(test, ts.small_class_split(labels, 0.15, 0.15, seed=4)[2])
+
+
+def test_ecg_beats_are_labelled_by_their_r_peak(tmp_path, monkeypatch):
+    signal, peaks = synthetic_ecg()
+    labels = np.zeros(len(signal), dtype=int)
+    labels[peaks[16] - 120 : peaks[16] + 150] = 1  # an episode around the premature beat, over its neighbour's T wave
+    text = "data,label\n" + "".join(f"{v:.4f},{label}\n" for v, label in zip(signal, labels))
+    ecg_fixture(tmp_path, text=text)
+    monkeypatch.setenv("GLASSNET_DATA", str(tmp_path))
+    bundle = load_dataset("ecg", before=100, after=120)
+    assert bundle.spec.input_shape == (220, 1) and bundle.info["segment"] == "beats"
+    assert (bundle.info["r_peaks"], bundle.info["beats"], bundle.info["abnormal_beats"]) == (25, 25, 1)
+    x, y = bundle.test.tensors
+    beat = x[y == 1][0, :, 0].numpy()
+    assert np.allclose(beat, np.round(signal[peaks[16] - 100 : peaks[16] + 120], 4), atol=1e-4)
+    assert bundle.train.tensors[1].sum() == 0 and bundle.val.tensors[1].sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"segment": "heartbeats"}, r"segment must be one of beats, windows. Received: segment='heartbeats'"),
+        ({"window": 50}, r"window applies to segment=windows, not segment='beats'. Received: window=50"),
+        ({"segment": "windows", "before": 9}, r"before applies to segment=beats, not segment='windows'"),
+        ({"after": 0}, r"after must be an integer >= 1. Received: after=0"),
+        ({"before": -1}, r"before must be an integer >= 0. Received: before=-1"),
+    ],
+)
+def test_ecg_options_that_do_not_fit_the_segment(tmp_path, monkeypatch, options, message):
+    ecg_fixture(tmp_path)
+    monkeypatch.setenv("GLASSNET_DATA", str(tmp_path))
+    with pytest.raises(ConfigError, match=message):
+        load_dataset("ecg", **options)
+
+
 def test_ecg_windows_are_labelled_abnormal_when_any_sample_is(tmp_path, monkeypatch):
     ecg_fixture(tmp_path)
     monkeypatch.setenv("GLASSNET_DATA", str(tmp_path))
-    bundle = load_dataset("ecg", window=25, val_fraction=0.2, test_fraction=0.2)
+    bundle = load_dataset("ecg", segment="windows", window=25, val_fraction=0.2, test_fraction=0.2)
     assert bundle.spec.input_shape == (25, 1) and bundle.spec.class_names == ("normal", "abnormal")
     labels = torch.cat([bundle.train.tensors[1], bundle.val.tensors[1], bundle.test.tensors[1]])
     assert len(labels) == 40 and labels.sum() == 3  # windows 400-424, 425-449, 450-474
@@ -422,13 +508,28 @@ def test_ecg_file_without_its_columns(tmp_path, monkeypatch):
         load_dataset("ecg")
 
 
-def test_shared_ecg_file_gives_75_windows_4_abnormal(monkeypatch):
+def shared_ecg_root() -> None:
     root = os.environ.get("GLASSNET_DATA")
     if not root or not (Path(root) / "ecg" / "mitdb.csv").is_file():
         pytest.skip("the MIT-BIH ECG file is not available; set GLASSNET_DATA to ../shared/data")
-    bundle = load_dataset("ecg")
+
+
+def test_shared_ecg_file_gives_75_windows_4_abnormal():
+    shared_ecg_root()
+    bundle = load_dataset("ecg", segment="windows")
     summary = bundle.summary()["splits"]
     assert sum(s["size"] for s in summary.values()) == 75
     assert sum(s["class_counts"][1] for s in summary.values()) == 4
     assert all(s["class_counts"][1] >= 1 for s in summary.values())
     assert bundle.spec.input_shape == (100, 1) and bundle.spec.num_outputs == 2
+
+
+def test_shared_ecg_file_gives_25_beats_1_abnormal():
+    shared_ecg_root()
+    bundle = load_dataset("ecg")
+    assert (bundle.info["r_peaks"], bundle.info["beats"], bundle.info["abnormal_beats"]) == (26, 25, 1)
+    summary = bundle.summary()["splits"]
+    assert [summary[s]["class_counts"] for s in ("train", "val", "test")] == [[16, 0], [4, 0], [4, 1]]
+    assert bundle.spec.input_shape == (200, 1)
+    x, y = bundle.test.tensors
+    assert x[y == 1][0, 90, 0].item() == pytest.approx(0.905)  # the premature beat's R peak, sample 7080

@@ -37,6 +37,10 @@ MISSING = frozenset({"", "na", "n/a", "#n/a", "nan", "null", "none", "-", "?"})
 STATSMODELS_HINT = "install statsmodels: pip install statsmodels (or pip install 'glassnet[timeseries]')"
 STATSMODELS_SOURCE = "statsmodels datasets (bundled with the package, public domain)"
 ECG_FILE = "ecg/mitdb.csv"
+ECG_RATE = 360.0  # Hz, the MIT-BIH sampling rate
+ECG_SEGMENTS = ("beats", "windows")
+ECG_BEFORE, ECG_AFTER = 90, 110  # samples around the R peak: P wave to T wave at normal rates
+ECG_WINDOW = 100
 ECG_SOURCE = "MIT-BIH arrhythmia database excerpt shipped with sktime 1.2.0 (BSD-3); $GLASSNET_DATA/ecg/mitdb.csv"
 SHOWN = 5  # how many offending rows an error message lists
 
@@ -579,33 +583,119 @@ def co2(
     "ecg",
     task="classify",
     modality="sequence",
-    size="75 windows of 100 samples (7,500 samples at 360 Hz, 1 channel), 2 classes",
+    size="25 beats of 200 samples, 1 abnormal (segment=windows: 75 windows of 100, 4 abnormal); 360 Hz, 1 channel",
     source=ECG_SOURCE,
-    description="MIT-BIH ECG: is a window of the recording normal or part of the abnormal (premature) beat",
+    description="MIT-BIH ECG: is a heartbeat normal or the abnormal (premature) beat; R-peak aligned",
 )
-def ecg(window: int = 100, val_fraction: float = 0.15, test_fraction: float = 0.15, split_seed: int = 0) -> DataBundle:
-    """MIT-BIH ECG excerpt as fixed windows classified normal or abnormal.
+def ecg(
+    segment: str = "beats",
+    before: int | None = None,
+    after: int | None = None,
+    window: int | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    split_seed: int = 0,
+) -> DataBundle:
+    """MIT-BIH ECG excerpt as heartbeats (default) or fixed windows, classified normal or abnormal.
 
     The file is one recording of 7,500 samples (about 21 s at 360 Hz, 26 beats) with a label per
-    sample; the labels mark a single abnormal episode of 352 samples around a premature beat, so
-    the file is not per-beat and beat-level examples would give one abnormal example. The
-    recording is therefore cut into non-overlapping windows of ``window`` samples (the last partial
-    window is dropped), a window is abnormal when any of its samples is labelled 1, and the windows
-    are split stratified by class. Non-overlapping windows keep any sample out of two splits.
+    sample; the labels mark a single abnormal episode (samples 6936-7287) around one premature beat.
+
+    ``segment="beats"``: R peaks are found by ``detect_r_peaks`` and each beat is the window of
+    ``before`` samples before its peak and ``after`` samples from it (``(before + after) x 1``;
+    beats whose window leaves the recording are dropped; nothing is resampled). A beat is abnormal
+    when the sample at its R peak is labelled 1: MIT-BIH annotates each beat at its R peak, and the
+    episode's label spills over onto the T wave of the normal beat before the premature one, which
+    an any-sample rule would mark abnormal. The shared file gives 25 beats, 1 abnormal. A class too
+    small for a proportional share still gets one example in the test split (then validation), so
+    test metrics are defined; here the abnormal beat is the test split's, and no split but test
+    holds one: the file suits anomaly detection (train on normal beats), not learning the class.
+
+    ``segment="windows"``: non-overlapping windows of ``window`` samples (the last partial window
+    is dropped), abnormal when any sample is labelled 1, split stratified by class (75 windows of
+    100, 4 abnormal). These windows are not aligned with the beats.
 
     Args:
-        window: samples per window (each example is ``window x 1``).
-        val_fraction: share of windows for validation.
-        test_fraction: share of windows for the test split.
+        segment: ``beats`` or ``windows``.
+        before: beats only: samples before the R peak (default 90, 0.25 s).
+        after: beats only: samples from the R peak on, the peak included (default 110, 0.31 s).
+        window: windows only: samples per window (default 100).
+        val_fraction: share of examples (per class) for validation.
+        test_fraction: share of examples (per class) for the test split.
         split_seed: seed of the stratified split.
 
     Raises:
-        DataError: the file is not found (set ``GLASSNET_DATA``) or is malformed.
-        ConfigError: ``window`` is not a positive integer, or the split cannot be stratified.
+        DataError: the file is not found (set ``GLASSNET_DATA``), is malformed, or is too short.
+        ConfigError: an option is unknown for the segment or out of range, or the split cannot be made.
     """
-    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
-        raise ConfigError(f"window must be an integer >= 1. Received: window={window!r}")
+    _check_ecg_options(segment, before=before, after=after, window=window)
+    check_window_options(1, 1, 1, val_fraction, test_fraction)
     signal, labels, path = _read_ecg()
+    if segment == "windows":
+        return _ecg_windows(signal, labels, path, window or ECG_WINDOW, val_fraction, test_fraction, split_seed)
+    before = ECG_BEFORE if before is None else before
+    after = ECG_AFTER if after is None else after
+    peaks = detect_r_peaks(signal, rate=ECG_RATE)
+    x, kept = beat_windows(signal, peaks, before, after)
+    if len(kept) < 3:
+        raise DataError(f"'{path}' has {len(kept)} complete beats (R peaks found: {len(peaks)}); it needs >= 3")
+    y = labels[kept]
+    train, val, test = small_class_split(y, val_fraction, test_fraction, split_seed)
+    return bundle_from_splits(
+        *((x[part, :, None].astype(np.float32), y[part]) for part in (train, val, test)),
+        name="ecg",
+        modality="sequence",
+        task="classify",
+        class_names=("normal", "abnormal"),
+        feature_names=("ecg",),
+        info={
+            "source": str(path),
+            "description": "MIT-BIH ECG heartbeats aligned on their R peaks, normal or abnormal",
+            "segment": "beats",
+            "segmentation": (
+                f"R peaks by detect_r_peaks at {ECG_RATE:g} Hz; a beat is samples [peak - {before}, peak + {after}); "
+                "abnormal when its R-peak sample is labelled 1; beats that leave the recording are dropped"
+            ),
+            "before": before,
+            "after": after,
+            "r_peaks": len(peaks),
+            "beats": len(kept),
+            "abnormal_beats": int(y.sum()),
+            "val_fraction": val_fraction,
+            "test_fraction": test_fraction,
+            "split_seed": split_seed,
+        },
+    )
+
+
+def _check_ecg_options(segment: str, **options: int | None) -> None:
+    """Raise ``ConfigError`` for an unknown segment, an option of the other segment, or a bad size."""
+    if segment not in ECG_SEGMENTS:
+        raise ConfigError(f"segment must be one of {', '.join(ECG_SEGMENTS)}. Received: segment={segment!r}")
+    allowed = ("window",) if segment == "windows" else ("before", "after")
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key not in allowed:
+            raise ConfigError(
+                f"{key} applies to segment={'windows' if key == 'window' else 'beats'}, not segment={segment!r}. "
+                f"Received: {key}={value!r}"
+            )
+        least = 0 if key == "before" else 1  # a beat may start at its R peak, but needs the peak itself
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"{key} must be an integer >= {least}. Received: {key}={value!r}")
+
+
+def _ecg_windows(
+    signal: np.ndarray,
+    labels: np.ndarray,
+    path: Path,
+    window: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> DataBundle:
+    """Non-overlapping ``window``-sample windows, abnormal when any sample is (``segment="windows"``)."""
     count = len(signal) // window
     if count < 2:
         raise DataError(f"'{path}' has {len(signal)} samples: too few for windows of {window}; use a smaller window")
@@ -621,9 +711,122 @@ def ecg(window: int = 100, val_fraction: float = 0.15, test_fraction: float = 0.
         feature_names=("ecg",),
         val_fraction=val_fraction,
         test_fraction=test_fraction,
-        split_seed=split_seed,
-        info={"source": str(path), "description": "MIT-BIH ECG windows, normal or abnormal", "window": window},
+        split_seed=seed,
+        info={
+            "source": str(path),
+            "description": "MIT-BIH ECG windows, normal or abnormal",
+            "segment": "windows",
+            "segmentation": f"non-overlapping windows of {window} samples, abnormal when any sample is labelled 1",
+            "window": window,
+        },
     )
+
+
+def detect_r_peaks(
+    signal: np.ndarray,
+    rate: float = ECG_RATE,
+    band: tuple[float, float] = (5.0, 15.0),
+    min_distance: float = 0.25,
+    prominence: float = 0.5,
+    refine: float = 0.05,
+) -> np.ndarray:
+    """Sample indices of the R peaks of a single-lead ECG (a Pan-Tompkins-style detector).
+
+    Steps: a zero-phase Butterworth band-pass (order 2, ``band`` Hz) keeps the QRS complex and
+    removes baseline wander and most of the P and T waves; the squared derivative of that stresses
+    the steep QRS slopes; a moving average over 0.15 s (a QRS width) merges each complex into one
+    hump; ``scipy.signal.find_peaks`` then takes humps at least ``min_distance`` seconds apart (the
+    refractory period: 0.25 s allows up to 240 beats per minute) whose prominence is at least
+    ``prominence`` times the hump signal's standard deviation (a threshold relative to the
+    recording's own spread, so it needs no units). Each hump is finally moved to the raw sample
+    farthest from the local median within ``refine`` seconds: the R peak itself, of either polarity.
+
+    Args:
+        signal: the samples of one lead, in any units.
+        rate: sampling rate in Hz.
+        band: pass band of the filter in Hz.
+        min_distance: shortest time between two beats, in seconds.
+        prominence: least prominence of a beat's hump, in standard deviations of the hump signal.
+        refine: half-width, in seconds, of the search for the R peak around each hump.
+
+    Returns:
+        Sorted int64 indices into ``signal``.
+
+    Raises:
+        DataError: the signal is too short to filter (fewer than about 0.1 s of samples).
+    """
+    from scipy import signal as sp
+
+    signal = np.asarray(signal, dtype=np.float64)
+    b, a = sp.butter(2, band, btype="bandpass", fs=rate)
+    if len(signal) <= 3 * max(len(a), len(b)):
+        raise DataError(f"an ECG of {len(signal)} samples is too short to detect R peaks")
+    filtered = sp.filtfilt(b, a, signal)
+    width = max(1, round(0.15 * rate))
+    humps = np.convolve(np.gradient(filtered) ** 2, np.ones(width) / width, mode="same")
+    spread = humps.std()
+    if spread == 0:  # a flat line has no beats
+        return np.zeros(0, dtype=np.int64)
+    found, _ = sp.find_peaks(humps, distance=max(1, round(min_distance * rate)), prominence=prominence * spread)
+    reach = max(1, round(refine * rate))
+    return np.unique(np.asarray([_r_peak_near(signal, p, reach) for p in found], dtype=np.int64))
+
+
+def _r_peak_near(signal: np.ndarray, centre: int, reach: int) -> int:
+    """The sample within ``reach`` of ``centre`` farthest from the local median: the R peak of either polarity."""
+    lo = max(0, centre - reach)
+    part = signal[lo : centre + reach + 1]
+    return lo + int(np.argmax(np.abs(part - np.median(part))))
+
+
+def beat_windows(signal: np.ndarray, peaks: np.ndarray, before: int, after: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``signal[peak - before : peak + after]`` around each R peak, dropping those that leave it.
+
+    Args:
+        signal: the samples of one lead.
+        peaks: R-peak indices (``detect_r_peaks``).
+        before: samples kept before each peak.
+        after: samples kept from each peak on (the peak included).
+
+    Returns:
+        ``(beats, kept)``: a ``len(kept) x (before + after)`` array and the peaks it kept.
+    """
+    peaks = np.asarray(peaks, dtype=np.int64)
+    kept = peaks[(peaks - before >= 0) & (peaks + after <= len(signal))]
+    return np.asarray(signal)[kept[:, None] + np.arange(-before, after)], kept
+
+
+def small_class_split(
+    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded split stratified by class that also works for classes of one or two examples.
+
+    scikit-learn's stratified split (``stratified_split``) refuses classes of fewer than two
+    examples per split. Here each class is shuffled with ``seed`` and dealt out in proportion:
+    ``round(n * test_fraction)`` to test, but at least one; ``round(n * val_fraction)`` of the rest
+    to validation, but at least one when two or more remain and ``val_fraction > 0``; the rest
+    trains. A lone example thus lands in the test split, where metrics can see it.
+
+    Args:
+        labels: one class index per example.
+        val_fraction: share of each class for validation.
+        test_fraction: share of each class for the test split.
+        seed: seed of the shuffling.
+
+    Returns:
+        Sorted ``(train, val, test)`` index arrays.
+    """
+    rng = np.random.default_rng(seed)
+    parts: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_test = min(len(members), max(1, round(len(members) * test_fraction)))
+        rest = len(members) - n_test
+        n_val = min(rest, max(int(val_fraction > 0 and rest >= 2), round(len(members) * val_fraction)))
+        parts[2].extend(members[:n_test])
+        parts[1].extend(members[n_test : n_test + n_val])
+        parts[0].extend(members[n_test + n_val :])
+    return tuple(np.sort(np.asarray(part, dtype=np.int64)) for part in parts)  # type: ignore[return-value]
 
 
 def _read_ecg() -> tuple[np.ndarray, np.ndarray, Path]:
