@@ -43,6 +43,10 @@ class RunConfig:
         seed: drives Python, NumPy and torch (initialisation, shuffling, dropout).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         num_workers: DataLoader workers for data streamed from disk (in-memory data uses none).
+        normal_classes: for reconstruction models (``autoencoder``, ``conv_autoencoder``, ``vae``) on
+            a classification dataset: the class names (or indices) to train on; the test split keeps
+            every class and the run reports how well the reconstruction error detects the others
+            (AUROC, threshold, precision, recall). Empty: train on every class (plain reconstruction).
     """
 
     data: str = "digits"
@@ -62,6 +66,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
+    normal_classes: list[str | int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -93,6 +98,7 @@ class RunConfig:
             raise ConfigError(
                 f"early_stopping must be >= 0 (0 disables it). Received: early_stopping={self.early_stopping}"
             )
+        _check_normal_classes(self.normal_classes)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("device", self.device, DEVICES)
@@ -212,6 +218,20 @@ def _check_type(config: RunConfig, name: str, kind: type) -> None:
         return
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{name} must be of type {kind.__name__}. Received: {name}={value!r}")
+
+
+def _check_normal_classes(value: Any) -> None:
+    """A list of distinct class names or indices (which ones exist is checked against the data)."""
+    items_ok = isinstance(value, list) and all(
+        isinstance(item, str) or (isinstance(item, int) and not isinstance(item, bool) and item >= 0) for item in value
+    )
+    if not items_ok:
+        raise ConfigError(
+            "normal_classes must be a list of class names or indices >= 0, e.g. normal_classes=[normal]. "
+            f"Received: normal_classes={value!r}"
+        )
+    if len(set(value)) != len(value):
+        raise ConfigError(f"normal_classes must not repeat a class. Received: normal_classes={value!r}")
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

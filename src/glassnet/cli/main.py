@@ -296,7 +296,9 @@ COMMANDS = {
 def _print_outcome(run_dir: Path, seconds: float) -> None:
     result = json.loads((run_dir / "results" / "train.json").read_text())
     test = result["test"]
-    shown = ", ".join(f"{k} {test[k]:.4f}" for k in ("accuracy", "macro_f1", "mae", "rmse") if k in test)
+    shown = ", ".join(
+        f"{k} {test[k]:.4f}" for k in ("accuracy", "macro_f1", "mae", "rmse", "auroc", "elbo") if k in test
+    )
     print(f"run:      {run_dir}")
     print(f"test:     {shown}")
     print(f"time:     {seconds:.1f} s")

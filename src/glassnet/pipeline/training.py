@@ -13,9 +13,11 @@ from torch.utils.data import Dataset, TensorDataset
 
 from glassnet.config import RunConfig, save_config
 from glassnet.data import DataBundle, DataSpec, load_dataset
-from glassnet.errors import DataError, RunError
-from glassnet.models import create_model, save_model, summarize
+from glassnet.errors import ConfigError, DataError, RunError
+from glassnet.models import create_model, list_models, model_info, save_model, summarize
+from glassnet.models.autoencoder import anomaly_scores
 from glassnet.report import figures
+from glassnet.report import reconstruction as reconstruction_figures
 from glassnet.runs import RunDir
 from glassnet.train import (
     BestModel,
@@ -25,9 +27,13 @@ from glassnet.train import (
     Trainer,
     seed_everything,
 )
+from glassnet.train.reconstruction import evaluate_reconstruction, reconstruction_bundle
 from glassnet.train.tasks import Classification, get_task
 
 GRID_SIZE = 24
+RECONSTRUCTION_EXAMPLES = 8
+VAE_SAMPLES = 32
+THRESHOLD_PERCENTILE = 95
 
 
 def default_run_dir(config: RunConfig, root: str | os.PathLike[str] = "runs") -> Path:
@@ -108,6 +114,44 @@ def _augmentation(config: RunConfig, spec: DataSpec) -> Any:
     return build_augmentation(spec, config.augment)
 
 
+def load_training_data(config: RunConfig) -> DataBundle:
+    """The dataset that ``config`` names, in the form its model trains on.
+
+    A reconstruction model (registered for ``reconstruct`` only) given a classification dataset gets
+    a reconstruction bundle: inputs as targets, trained on ``config.normal_classes`` (every class
+    when empty), with the test split's classes kept in ``info["test_labels"]``.
+
+    Raises:
+        ConfigError: ``normal_classes`` is set for a model or dataset it does not apply to, names a
+            class the dataset lacks, or names every class (leaving nothing to detect).
+    """
+    reconstructs = model_info(config.model).tasks == ("reconstruct",)
+    if config.normal_classes and not reconstructs:
+        raise ConfigError(
+            f"normal_classes={config.normal_classes!r} applies to reconstruction models only "
+            f"({', '.join(_reconstruction_models())}); model {config.model!r} does not reconstruct. "
+            "Choose one of those models or remove normal_classes"
+        )
+    bundle = load_dataset(config.data, **config.data_args)
+    if bundle.spec.task != "classify":
+        if config.normal_classes:
+            raise ConfigError(
+                f"normal_classes={config.normal_classes!r} needs a classification dataset (its classes say what is "
+                f"normal); dataset {bundle.spec.name or config.data!r} is for {bundle.spec.task}"
+            )
+        return bundle
+    if not reconstructs:
+        return bundle
+    bundle = reconstruction_bundle(bundle, config.normal_classes or None)
+    names = bundle.info["class_names"]
+    if config.normal_classes and len(bundle.info["normal_classes"]) == len(names):
+        raise ConfigError(
+            f"normal_classes={config.normal_classes!r} names every class ({', '.join(names)}), so no test example "
+            "is abnormal. Name fewer classes, or leave normal_classes empty for plain reconstruction"
+        )
+    return bundle
+
+
 def train(
     config: RunConfig,
     out: str | os.PathLike[str] | None = None,
@@ -117,7 +161,14 @@ def train(
     """Train a model as ``config`` says and write the run directory.
 
     Writes ``config.yaml``, ``metrics.jsonl``, ``model.json``, ``model.safetensors``,
-    ``results/train.json`` (``test.accuracy`` or ``test.mae``/``test.rmse``) and the figures.
+    ``results/train.json`` and the figures. ``train.json`` holds ``test.accuracy`` for
+    classification, ``test.mae``/``test.rmse`` for regression, and ``test.loss``/``test.mae`` for
+    reconstruction (plus ``test.elbo``/``test.kl`` for a VAE, and ``test.auroc``,
+    ``test.threshold``, ``test.precision``, ``test.recall`` when ``config.normal_classes`` is set).
+
+    A reconstruction model (``autoencoder``, ``conv_autoencoder``, ``vae``) given a classification
+    dataset trains on its inputs alone: on every class, or on ``config.normal_classes`` only, in
+    which case the other classes of the test split are the anomalies to detect.
 
     Args:
         config: the run configuration.
@@ -128,7 +179,7 @@ def train(
     Returns:
         The ``RunDir`` written.
     """
-    bundle = load_dataset(config.data, **config.data_args)
+    bundle = load_training_data(config)
     seed_everything(config.seed)
     model = create_model(config.model, bundle.spec, **config.model_args)
     run = RunDir(out if out is not None else default_run_dir(config))
@@ -142,7 +193,6 @@ def train(
     save_config(config, run.config)
     save_model(model, bundle.spec, run.path)
 
-    test_predictions = trainer.predict(model, bundle.test)
     results: dict[str, Any] = {
         "task": bundle.spec.task,
         "test": _metrics(trainer, model, bundle.test),
@@ -159,10 +209,13 @@ def train(
             "device": str(trainer.device),
             "augment": trainer.step.augment.describe() if trainer.step.augment is not None else {},
         },
-        "data": bundle.summary(),
+        "data": _data_summary(bundle),
         "model": {"name": config.model, "hparams": model.glassnet_arch["hparams"], **summarize(model, bundle.spec)},
     }
-    _test_details(run, bundle, test_predictions, results)
+    if bundle.spec.task == "reconstruct":
+        _reconstruction_details(run, bundle, model, results, config.seed)
+    else:
+        _test_details(run, bundle, trainer.predict(model, bundle.test), results)
     if fit.history:
         figures.training_curves(fit.history, run.figure("training_curves"))
     run.write_result("train", results)
@@ -179,9 +232,13 @@ def evaluate(run_dir: str | os.PathLike[str], data: str | None = None, split: st
     config = RunConfig.from_dict(read_yaml(run.config)) if run.config.is_file() else RunConfig(data=spec.name)
     name = data or config.data
     bundle = load_dataset(name, **(config.data_args if data is None else {}))
+    if spec.task == "reconstruct" and bundle.spec.task == "classify":
+        bundle = reconstruction_bundle(bundle, config.normal_classes or None)
     check_compatible(spec, bundle)
     trainer = Trainer(task=spec.task, device=config.device)
-    metrics = trainer.evaluate(model, bundle.split(split))
+    metrics = _metrics(trainer, model, bundle.split(split))
+    if split == "test" and _has_anomalies(bundle):
+        metrics.update(anomaly_detection(model, bundle)[0])
     result = {"task": spec.task, "data": name, "split": split, "size": len(bundle.split(split)), split: metrics}
     run.write_result("evaluate", result)
     return result
@@ -198,7 +255,11 @@ def check_compatible(spec: DataSpec, bundle: DataBundle) -> None:
 
 
 def _metrics(trainer: Trainer, model: torch.nn.Module, data: Dataset) -> dict[str, float]:
-    return {k: round(v, 6) for k, v in trainer.evaluate(model, data).items()}
+    if trainer.task.name == "reconstruct":  # batch by batch, so a VAE's ELBO and KL survive
+        values = evaluate_reconstruction(model, data, device=trainer.device)
+    else:
+        values = trainer.evaluate(model, data)
+    return {k: round(v, 6) for k, v in values.items()}
 
 
 def _test_details(run: RunDir, bundle: DataBundle, predictions: Any, results: dict[str, Any]) -> None:
@@ -232,6 +293,125 @@ def _test_details(run: RunDir, bundle: DataBundle, predictions: Any, results: di
             )
     else:
         figures.predicted_vs_true(targets.numpy(), predictions.prediction.numpy(), run.figure("predicted_vs_true"))
+
+
+def anomaly_detection(model: torch.nn.Module, bundle: DataBundle) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """How well an autoencoder's reconstruction error tells the normal classes from the others.
+
+    On the test split, examples whose class is not in ``bundle.info["normal_classes"]`` are the
+    anomalies. The threshold is the 95th percentile of the scores of the validation split (normal
+    classes only; the training split when there is no validation split), so about one normal
+    example in twenty is flagged; precision and recall are those of ``score > threshold``.
+
+    Args:
+        model: a trained autoencoder.
+        bundle: a reconstruction bundle made with normal classes (``reconstruction_bundle``).
+
+    Returns:
+        ``(metrics, scores, abnormal)``: ``auroc`` (when the test split holds both kinds),
+        ``threshold``, ``precision`` and ``recall``; the test scores; the test examples' abnormal mask.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    labels = torch.as_tensor(bundle.info["test_labels"])
+    abnormal = (~torch.isin(labels, torch.as_tensor(bundle.info["normal_classes"]))).numpy()
+    scores = anomaly_scores(model, bundle.test.tensors[0]).numpy()
+    reference = bundle.val if len(bundle.val) else bundle.train
+    threshold = float(np.percentile(anomaly_scores(model, reference.tensors[0]).numpy(), THRESHOLD_PERCENTILE))
+    flagged = scores > threshold
+    hits = int((flagged & abnormal).sum())
+    metrics: dict[str, float] = {}
+    if abnormal.any() and not abnormal.all():
+        metrics["auroc"] = round(float(roc_auc_score(abnormal, scores)), 6)
+    metrics["threshold"] = float(f"{threshold:.6g}")  # significant digits: scores can be tiny
+    metrics["precision"] = round(hits / max(int(flagged.sum()), 1), 6)
+    metrics["recall"] = round(hits / max(int(abnormal.sum()), 1), 6)
+    return metrics, scores, abnormal
+
+
+def _reconstruction_models() -> list[str]:
+    return [name for name in list_models() if model_info(name).tasks == ("reconstruct",)]
+
+
+def _has_anomalies(bundle: DataBundle) -> bool:
+    """Whether ``bundle`` is a reconstruction bundle trained on some classes only."""
+    return bundle.info.get("normal_classes") is not None and "test_labels" in bundle.info
+
+
+def _data_summary(bundle: DataBundle) -> dict[str, Any]:
+    """``bundle.summary()`` without the per-example test labels of a reconstruction bundle."""
+    return {key: value for key, value in bundle.summary().items() if key != "test_labels"}
+
+
+def _reconstruction_details(
+    run: RunDir, bundle: DataBundle, model: torch.nn.Module, results: dict[str, Any], seed: int
+) -> None:
+    """Anomaly-detection metrics and figures, example reconstructions and VAE samples (drawn with ``seed``)."""
+    inputs = bundle.test.tensors[0]
+    names = bundle.info.get("class_names") or []
+    labels = bundle.info.get("test_labels")
+    scores = abnormal = None
+    if _has_anomalies(bundle):
+        metrics, scores, abnormal = anomaly_detection(model, bundle)
+        results["test"].update(metrics)
+        results["anomaly"] = {
+            "normal_classes": [names[i] for i in bundle.info["normal_classes"]],
+            "threshold_percentile": THRESHOLD_PERCENTILE,
+            "threshold_from": "val" if len(bundle.val) else "train",
+            "test_normal": int((~abnormal).sum()),
+            "test_abnormal": int(abnormal.sum()),
+        }
+        reconstruction_figures.score_histogram(
+            scores[~abnormal], scores[abnormal], metrics["threshold"], run.figure("anomaly_scores")
+        )
+    chosen = _reconstruction_indices(len(inputs), abnormal)
+    titles = [
+        (names[labels[i]] if names and labels else f"test #{i}")
+        + (f"\nscore {scores[i]:.3g}" if scores is not None else "")
+        for i in chosen
+    ]
+    originals, outputs = _display_units(bundle.spec, inputs[chosen], _reconstruct(model, inputs[chosen]))
+    reconstruction_figures.reconstruction_pairs(
+        originals,
+        outputs,
+        bundle.spec.modality,
+        run.figure("reconstructions"),
+        titles=titles,
+        ylabel="standardised value" if bundle.spec.modality == "tabular" else "value",
+    )
+    if callable(getattr(model, "sample", None)) and bundle.spec.modality == "image":
+        generator = torch.Generator().manual_seed(seed)
+        samples = model.sample(VAE_SAMPLES, generator=generator)
+        reconstruction_figures.sample_grid(samples.cpu().numpy(), run.figure("vae_samples"))
+
+
+def _reconstruction_indices(count: int, abnormal: np.ndarray | None) -> list[int]:
+    """The first test examples; half of them normal and half abnormal when there are anomalies."""
+    if abnormal is None:
+        return list(range(min(count, RECONSTRUCTION_EXAMPLES)))
+    half = RECONSTRUCTION_EXAMPLES // 2
+    picked = np.concatenate([np.flatnonzero(~abnormal)[:half], np.flatnonzero(abnormal)[:half]])
+    return sorted(int(i) for i in picked)
+
+
+def _reconstruct(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """Reconstructions on the CPU, in eval mode without gradients (the model's mode is restored)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            return model(inputs.to(device)).float().cpu()
+    finally:
+        model.train(was_training)
+
+
+def _display_units(spec: DataSpec, originals: torch.Tensor, outputs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Natural units, except table columns, standardised so that columns of any scale share one axis."""
+    if spec.modality == "tabular" and spec.input_mean is not None and spec.input_std is not None:
+        mean, std = torch.tensor(spec.input_mean), torch.tensor(spec.input_std)
+        originals, outputs = (originals - mean) / std, (outputs - mean) / std
+    return originals.numpy(), outputs.numpy()
 
 
 def _targets(data: Dataset) -> torch.Tensor:

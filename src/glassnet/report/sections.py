@@ -1,4 +1,4 @@
-"""Report sections of the train stage: data, model, training, test metrics, errors."""
+"""Report sections of the train stage: data, model, training, test metrics, errors, reconstructions."""
 
 from __future__ import annotations
 
@@ -142,3 +142,47 @@ def predictions(ctx: ReportContext) -> str | None:
     if scatter:
         parts.append(scatter)
     return "".join(parts) or None
+
+
+@section("Reconstruction", order=55)
+def reconstruction(ctx: ReportContext) -> str | None:
+    """Anomaly detection, example reconstructions and VAE samples of a reconstruction run."""
+    result = ctx.result("train")
+    if not result or result.get("task") != "reconstruct":
+        return None
+    parts = [_anomaly_detection(result)] if result.get("anomaly") else []
+    parts.append(ctx.figure("anomaly_scores", "test anomaly scores of normal and abnormal examples"))
+    pairs = ctx.figure("reconstructions", "test examples and their reconstructions")
+    if pairs:
+        parts.append(
+            '<h3>Reconstructions</h3><p class="note">Test examples and what the model rebuilds from its latent code '
+            "(pictures: originals above; signals: originals solid, reconstructions dashed; tables: bar pairs in "
+            "standardised units).</p>" + pairs
+        )
+    test = result["test"]
+    samples = ctx.figure("vae_samples", "images decoded from latent codes drawn from the prior")
+    if "elbo" in test:
+        parts.append(
+            f"<h3>Variational bound</h3><p>Test ELBO {fmt(test['elbo'])} nats per example "
+            f"(KL of the posterior from the prior {fmt(test.get('kl'))} nats).</p>"
+        )
+    if samples:
+        parts.append('<p class="note">New images decoded from latent codes drawn from the prior:</p>' + samples)
+    return "".join(parts) or None
+
+
+def _anomaly_detection(result: dict[str, Any]) -> str:
+    anomaly, test = result["anomaly"], result["test"]
+    normal = ", ".join(map(str, anomaly["normal_classes"]))
+    rows = [
+        ["AUROC of the anomaly score", fmt(test.get("auroc"))],
+        [f"threshold ({anomaly['threshold_percentile']}th percentile of {anomaly['threshold_from']} scores)",
+         f"{test['threshold']:.4g}"],
+        ["precision (flagged examples that are abnormal)", fmt(test["precision"])],
+        ["recall (abnormal examples flagged)", fmt(test["recall"])],
+    ]  # fmt: skip
+    return (
+        f"<h3>Anomaly detection</h3><p>Trained on the normal classes ({esc(normal)}) only; the anomaly score is "
+        f"the reconstruction error. The test split holds {fmt(anomaly['test_normal'])} normal and "
+        f"{fmt(anomaly['test_abnormal'])} abnormal examples.</p>" + key_values(rows)
+    )
