@@ -45,6 +45,12 @@ SPECS = {
         modality="tabular", input_shape=(5,), task="reconstruct", num_outputs=5,
         input_mean=(1.0,) * 5, input_std=(2.0,) * 5, name="tabrec",
     ),
+    "text-seq2seq": DataSpec(
+        modality="text", input_shape=(7,), task="seq2seq", num_outputs=7, name="s2s",
+        extra={"vocab": ["<pad>", "<unk>", "<bos>", "<eos>", "a", "b"],
+               "target_vocab": ["<pad>", "<unk>", "<bos>", "<eos>", "x", "y", "z"],
+               "pad_index": 0, "bos_index": 2, "eos_index": 3, "max_target_length": 5},
+    ),
 }  # fmt: skip
 
 
@@ -71,7 +77,10 @@ def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
     model = create_model(name, spec)
     x = example_inputs(spec)
     out = model(x)
-    expected = (4, *spec.input_shape) if spec.task == "reconstruct" else (4, spec.num_outputs)
+    expected = {
+        "reconstruct": (4, *spec.input_shape),
+        "seq2seq": (4, spec.extra.get("max_target_length"), spec.num_outputs),
+    }.get(spec.task, (4, spec.num_outputs))
     assert out.shape == expected
     assert torch.isfinite(out).all()
 

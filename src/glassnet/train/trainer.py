@@ -66,7 +66,7 @@ class Trainer:
         seed: seeds Python, NumPy and torch at the start of ``fit`` and drives shuffling.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or a ``torch.device``.
         eval_batch_size: batch size of ``evaluate`` and ``predict``.
-        step: the training step (``SupervisedStep`` by default).
+        step: the training step (by default the one the task makes: ``SupervisedStep`` for most).
         num_workers: DataLoader worker processes for datasets that are not in-memory tensors
             (e.g. image folders streamed from disk); in-memory tensors never use workers.
     """
@@ -100,7 +100,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.seed = seed
         self.device = resolve_device(device)
-        self.step = step or SupervisedStep()
+        self.step = step or self.task.make_step()
         self.num_workers = num_workers
         self.should_stop = False
         self.epoch = 0
