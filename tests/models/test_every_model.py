@@ -51,6 +51,10 @@ SPECS = {
                "target_vocab": ["<pad>", "<unk>", "<bos>", "<eos>", "x", "y", "z"],
                "pad_index": 0, "bos_index": 2, "eos_index": 3, "max_target_length": 5},
     ),
+    "text-language_model": DataSpec(
+        modality="text", input_shape=(7,), task="language_model", num_outputs=6, name="chars",
+        extra={"vocab": ["<pad>", "<unk>", "a", "b", "c", "d"], "pad_index": 0, "unk_index": 1, "context": 7},
+    ),
 }  # fmt: skip
 
 
@@ -80,6 +84,7 @@ def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
     expected = {
         "reconstruct": (4, *spec.input_shape),
         "seq2seq": (4, spec.extra.get("max_target_length"), spec.num_outputs),
+        "language_model": (4, *spec.input_shape, spec.num_outputs),
     }.get(spec.task, (4, spec.num_outputs))
     assert out.shape == expected
     assert torch.isfinite(out).all()

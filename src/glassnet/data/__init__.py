@@ -7,6 +7,7 @@ tried after the formats with a recognisable header (text, time series).
 
 from glassnet.data import audio as _audio  # noqa: F401  (audio folders)
 from glassnet.data import builtin as _builtin  # noqa: F401  (digits, breast-cancer, diabetes)
+from glassnet.data import corpus as _corpus  # noqa: F401  (20newsgroups-chars)
 from glassnet.data import fashion_mnist as _fashion_mnist  # noqa: F401  (fashion-mnist)
 from glassnet.data import images as _images  # noqa: F401  (image folders)
 from glassnet.data import spoken_digits as _spoken_digits  # noqa: F401  (spoken-digits)

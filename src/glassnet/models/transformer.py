@@ -2,8 +2,8 @@
 
 ``transformer`` (registered) classifies or regresses text and multichannel sequences with a
 pre-norm ``nn.TransformerEncoder``: padding is masked out of attention and out of the pooling, so a
-padded text gives exactly the result of the same text alone. ``CausalTransformer`` (not registered:
-there is no language-modelling task yet) predicts the next token and samples text from a prompt.
+padded text gives exactly the result of the same text alone. ``CausalTransformer``, registered as
+``char_transformer`` for the ``language_model`` task, predicts the next token and samples text from a prompt.
 """
 
 from __future__ import annotations
@@ -366,3 +366,38 @@ class CausalTransformer(nn.Module):
             raise ConfigError(f"temperature must be >= 0 (0 = greedy). Received: temperature={temperature!r}")
         if top_k is not None:
             check_positive("top_k", top_k)
+
+
+@register_model(
+    "char_transformer",
+    modalities=("text",),
+    tasks=("language_model",),
+    description="Causal transformer decoder (GPT-style, tied embeddings) for character-level language modelling",
+)
+def char_transformer(
+    spec: DataSpec,
+    d_model: int = 128,
+    heads: int = 4,
+    layers: int = 2,
+    ff_mult: int = 4,
+    dropout: float = 0.1,
+    positional: str = "learned",
+) -> nn.Module:
+    """A ``CausalTransformer`` over the spec's vocabulary whose context is the spec's window length.
+
+    Raises:
+        ConfigError: the spec's inputs are not ``(context,)`` token ids, it has no vocabulary, or
+            its ``num_outputs`` differs from the vocabulary size (the logits cover the vocabulary).
+    """
+    if len(spec.input_shape) != 1:
+        raise ConfigError(
+            f"char_transformer needs text inputs of shape (context,). Received: input_shape={spec.input_shape}"
+        )
+    vocab = vocabulary_size(spec)
+    if spec.num_outputs != vocab:
+        raise ConfigError(
+            f"char_transformer predicts one of the {vocab} vocabulary tokens, so num_outputs must be {vocab}. "
+            f"Received: num_outputs={spec.num_outputs}"
+        )
+    check_choice("positional", positional, POSITIONALS)
+    return CausalTransformer(vocab, spec.input_shape[0], d_model, heads, layers, ff_mult, dropout, positional)

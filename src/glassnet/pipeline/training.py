@@ -214,7 +214,12 @@ def train(
     }
     if bundle.spec.task == "reconstruct":
         _reconstruction_details(run, bundle, model, results, config.seed)
-    else:
+    elif bundle.spec.task == "language_model":
+        from glassnet.train.language_model import sample_text
+
+        results["sample"] = {"prompt": "the ", "temperature": 0.8, "seed": config.seed}
+        results["sample"]["text"] = sample_text(model, bundle.spec, "the ", 200, 0.8, config.seed)
+    elif bundle.spec.task != "seq2seq":  # sequence outputs have no confusion matrix or scatter plot
         _test_details(run, bundle, trainer.predict(model, bundle.test), results)
     if fit.history:
         figures.training_curves(fit.history, run.figure("training_curves"))

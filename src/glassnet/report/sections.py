@@ -108,6 +108,17 @@ def training(ctx: ReportContext) -> str | None:
     return text + ctx.figure("training_curves", "training and validation curves")
 
 
+@section("Generated text", order=52)
+def generated_text(ctx: ReportContext) -> str | None:
+    sample = (ctx.result("train") or {}).get("sample")
+    if not sample:
+        return None
+    return (
+        f'<p class="note">Sampled after the prompt {esc(repr(sample["prompt"]))} at temperature '
+        f"{sample['temperature']} (seed {sample['seed']}).</p><pre>{esc(sample['text'])}</pre>"
+    )
+
+
 @section("Test predictions", order=50)
 def predictions(ctx: ReportContext) -> str | None:
     result = ctx.result("train")

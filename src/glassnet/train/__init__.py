@@ -1,5 +1,6 @@
 """Learning layer: the ``Trainer``, its callbacks, training steps and tasks."""
 
+from glassnet.train import language_model as _language_model  # noqa: F401  (registers "language_model")
 from glassnet.train import reconstruction as _reconstruction  # noqa: F401  (registers the "reconstruct" task)
 from glassnet.train import seq2seq as _seq2seq  # noqa: F401  (registers the "seq2seq" task)
 from glassnet.train.callbacks import BestModel, Callback, EarlyStopping, MetricsLogger, ProgressBar
