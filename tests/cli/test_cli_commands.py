@@ -12,7 +12,7 @@ from sklearn.datasets import load_breast_cancer, load_digits
 
 from glassnet.cli import main
 
-TABULAR = ["--data", "breast-cancer", "--model", "mlp"]
+TABULAR = ["--data", "breast-cancer", "--model", "mlp"]  # as in conftest.py
 BREAST_CANCER_CLASSES = {"malignant", "benign"}
 
 
@@ -26,12 +26,6 @@ def run_ok(capsys, *args):
     assert code == 0, captured.err
     assert "error" not in captured.err, captured.err
     return captured.out
-
-
-def train_quietly(out, *args):
-    """Train into ``out`` in-process (module fixtures cannot use capsys)."""
-    assert main(["train", *map(str, args), "--out", str(out), "--quiet"]) == 0
-    return Path(out)
 
 
 def read_json(path):
@@ -66,24 +60,6 @@ def write_csv(path, rows, header=None):
             writer.writerow(header)
         writer.writerows(rows.tolist())
     return path
-
-
-@pytest.fixture(autouse=True)
-def _work_in_tmp(tmp_path, monkeypatch):
-    """Nothing a command writes by default (runs/...) lands in the repository."""
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def tabular_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli-commands") / "bc"
-    return train_quietly(out, *TABULAR, "--epochs", "2", "model.width=16")
-
-
-@pytest.fixture(scope="module")
-def image_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli-commands") / "digits"
-    return train_quietly(out, "--data", "digits", "--model", "cnn", "epochs=1", "model.channels=[8]", "model.hidden=16")
 
 
 # ---------------------------------------------------------------- listings

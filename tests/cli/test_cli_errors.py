@@ -16,7 +16,7 @@ from glassnet.cli import main
 from glassnet.errors import CheckpointError, ConfigError, UnknownNameError
 
 PREFIX = "glassnet: error:"
-TABULAR = ["--data", "breast-cancer", "--model", "mlp"]
+TABULAR = ["--data", "breast-cancer", "--model", "mlp"]  # as in conftest.py
 
 
 # ---------------------------------------------------------------- helpers
@@ -39,12 +39,6 @@ def assert_user_error(capsys, args, *fragments):
     for fragment in fragments:
         assert fragment in err, f"{fragment!r} not in {err!r}"
     return err
-
-
-def train_quietly(out, *args):
-    """Train a small run into ``out`` in-process (fixtures cannot use capsys)."""
-    assert main(["train", *map(str, args), "--out", str(out), "--quiet"]) == 0
-    return out
 
 
 def copy_run(run, tmp_path):
@@ -84,24 +78,6 @@ class WritesMarkerWhenUnpickled:
 
     def __reduce__(self):
         return (open, (self.marker, "w"))
-
-
-@pytest.fixture(autouse=True)
-def _work_in_tmp(tmp_path, monkeypatch):
-    """A command that wrongly succeeds writes its default runs/ here, never into the repo."""
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def tabular_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli-errors") / "bc"
-    return train_quietly(out, *TABULAR, "--epochs", "1", "model.width=16")
-
-
-@pytest.fixture(scope="module")
-def image_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli-errors") / "digits"
-    return train_quietly(out, "--data", "digits", "--model", "cnn", "epochs=1", "model.channels=[8]", "model.hidden=16")
 
 
 # ---------------------------------------------------------------- train: names and configuration
