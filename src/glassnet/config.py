@@ -47,6 +47,9 @@ class RunConfig:
             a classification dataset: the class names (or indices) to train on; the test split keeps
             every class and the run reports how well the reconstruction error detects the others
             (AUROC, threshold, precision, recall). Empty: train on every class (plain reconstruction).
+        adversarial: adversarial training, e.g. ``{"method": "pgd", "eps": 0.1}``
+            (``adversarial.method=trades``, or ``glassnet train --adversarial pgd``); empty for none.
+            The methods and their options are documented in docs/robust.md.
     """
 
     data: str = "digits"
@@ -67,6 +70,7 @@ class RunConfig:
     device: str = "auto"
     num_workers: int = 0
     normal_classes: list[str | int] = field(default_factory=list)
+    adversarial: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -78,6 +82,7 @@ class RunConfig:
         _check_type(self, "model_args", dict)
         _check_type(self, "data_args", dict)
         _check_type(self, "augment", dict)
+        _check_type(self, "adversarial", dict)
         for name in ("epochs", "batch_size", "early_stopping", "seed", "num_workers"):
             _check_type(self, name, int)
         for name in ("lr", "weight_decay", "momentum"):
@@ -130,15 +135,17 @@ class RunConfig:
         values["model_args"] = dict(values["model_args"])
         values["data_args"] = dict(values["data_args"])
         values["augment"] = dict(values["augment"])
-        nested = {"model": "model_args", "data": "data_args", "augment": "augment"}
+        values["adversarial"] = dict(values["adversarial"])
+        nested = {"model": "model_args", "data": "data_args", "augment": "augment", "adversarial": "adversarial"}
         for key, value in overrides.items():
             prefix, _, sub = key.partition(".")
             if sub and prefix in nested:
                 values[nested[prefix]][sub] = value
             elif sub:
                 raise ConfigError(
-                    f"unknown configuration key {key!r}: only model.<arg>, data.<arg> and augment.<op> take a dot "
-                    "(e.g. model.width=64, data.val_fraction=0.2, augment.hflip=0.5)"
+                    f"unknown configuration key {key!r}: only model.<arg>, data.<arg>, augment.<op> and "
+                    "adversarial.<option> take a dot "
+                    "(e.g. model.width=64, data.val_fraction=0.2, augment.hflip=0.5, adversarial.eps=0.1)"
                 )
             else:
                 values[key] = value

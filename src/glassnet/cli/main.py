@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     train.add_argument("--report", action="store_true", help="write report.html after training")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--adversarial",
+        metavar="METHOD",
+        help="adversarial training: pgd, trades or fgsm (options as adversarial.eps=0.1 etc.)",
+    )
     train.add_argument("overrides", nargs="*", metavar="key=value", help="configuration overrides, e.g. lr=0.01")
 
     evaluate = commands.add_parser("evaluate", parents=[common], help="evaluate a trained run on a dataset split")
@@ -80,7 +85,25 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "overrides", nargs="*", metavar="model.key=value", help="hyper-parameters for --describe, e.g. model.width=64"
     )
+    for module in _stage_modules():
+        module.add_parser(commands, common)
     return parser
+
+
+# Audit stages each bring their own subcommand: a module ``glassnet.cli.<stage>`` with
+# ``add_parser(commands, common)`` (registering one subcommand whose ``func`` default is its handler).
+STAGE_COMMANDS = ("explain", "attack", "compress")
+
+
+def _stage_modules() -> list[Any]:
+    import importlib
+    import importlib.util
+
+    modules = []
+    for name in STAGE_COMMANDS:
+        if importlib.util.find_spec(f"glassnet.cli.{name}") is not None:
+            modules.append(importlib.import_module(f"glassnet.cli.{name}"))
+    return modules
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides += extra
     try:
-        return COMMANDS[args.command](args)
+        handler = COMMANDS.get(args.command) or args.func
+        return handler(args)
     except GlassnetError as exc:
         if args.debug:
             raise
@@ -129,6 +153,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value is not None:
             overrides.append(f"{key}={value}")
+    if args.adversarial is not None:
+        overrides.append(f"adversarial.method={args.adversarial}")
     config = load_config(args.config, overrides)
     if args.config is None and (args.data is None or args.model is None):
         raise ConfigError("train needs --data and --model (or a --config file that names them)")

@@ -100,10 +100,20 @@ def make_trainer(
         callbacks=callbacks,
         seed=config.seed,
         device=config.device,
-        step=get_task(spec.task).make_step(_augmentation(config, spec)),
+        step=_training_step(config, spec),
         num_workers=config.num_workers,
     )
     return trainer, best
+
+
+def _training_step(config: RunConfig, spec: DataSpec) -> Any:
+    """The task's own step, or an adversarial-training step around it when ``adversarial`` is set."""
+    augment = _augmentation(config, spec)
+    if not config.adversarial:
+        return get_task(spec.task).make_step(augment)
+    from glassnet.robust.training import adversarial_step
+
+    return adversarial_step(config.adversarial, spec, augment=augment)
 
 
 def _augmentation(config: RunConfig, spec: DataSpec) -> Any:
