@@ -9,7 +9,7 @@ from typing import Any
 from glassnet.errors import DataError
 
 MODALITIES = ("image", "tabular", "text", "sequence", "audio")
-TASKS = ("classify", "regress", "forecast", "reconstruct", "seq2seq", "language_model")
+TASKS = ("classify", "multilabel", "regress", "forecast", "reconstruct", "seq2seq", "language_model", "tag")
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ class DataSpec:
     Attributes:
         modality: one of ``image``, ``tabular``, ``text``, ``sequence``, ``audio``.
         input_shape: shape of one example, e.g. ``(1, 8, 8)`` (channels first) or ``(30,)``.
-        task: one of ``classify``, ``regress``, ``forecast``, ``reconstruct``, ``seq2seq``,
-            ``language_model``.
+        task: one of ``classify``, ``multilabel``, ``regress``, ``forecast``, ``reconstruct``,
+            ``seq2seq``, ``language_model``, ``tag`` (one class per time step).
         num_outputs: classes for classification, target dimensions otherwise.
         class_names: one name per class (classification).
         feature_names: one name per input column (tabular).

@@ -131,6 +131,9 @@ class Trainer:
         scheduler = build_scheduler(optimizer, self.schedule, self.max_epochs * steps_per_epoch)
         result = FitResult()
         self.should_stop, self.global_step = False, 0
+        self.steps_per_epoch = steps_per_epoch
+        if hasattr(self.step, "bind"):
+            self.step.bind(self)  # steps that follow the schedule (e.g. an eps ramp) read epoch/step from here
         self._call("on_fit_start", model)
         start = time.perf_counter()
         seen = 0
