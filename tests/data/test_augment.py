@@ -429,6 +429,8 @@ def test_a_cnn_still_learns_with_augmented_batches_and_validation_is_not_augment
     assert first == second and counting.calls == fit.steps
     x_val, y_val = image_bundle.val.tensors
     with torch.no_grad():
-        accuracy = (model.eval()(x_val).argmax(dim=1) == y_val).float().mean().item()
+        # the trainer may have put the model on CUDA (device="auto"): score it where it lives
+        predicted = model.eval()(x_val.to(trainer.device)).argmax(dim=1).cpu()
+        accuracy = (predicted == y_val).float().mean().item()
     assert first["accuracy"] == pytest.approx(accuracy)
     assert trainer.evaluate(model, image_bundle.test)["accuracy"] >= 0.75  # chance is 0.25
