@@ -2,6 +2,12 @@
 
 __version__ = "0.1.0"
 
+import inspect  # noqa: E402
+import sys  # noqa: E402
+import types  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
 from glassnet.config import RunConfig, load_config  # noqa: E402
 from glassnet.data import DataBundle, DataSpec, list_datasets, load_dataset, register_dataset  # noqa: E402
 from glassnet.errors import (  # noqa: E402
@@ -13,7 +19,8 @@ from glassnet.errors import (  # noqa: E402
     UnknownNameError,
 )
 from glassnet.models import create_model, list_models, load_model, register_model, save_model  # noqa: E402
-from glassnet.pipeline import Run, demo, evaluate, load, predict, train  # noqa: E402
+from glassnet.pipeline import Run, demo, evaluate, load, predict  # noqa: E402
+from glassnet.pipeline import train as _train_run  # noqa: E402
 from glassnet.report import report  # noqa: E402
 from glassnet.train import (  # noqa: E402
     BestModel,
@@ -24,6 +31,28 @@ from glassnet.train import (  # noqa: E402
     Trainer,
     seed_everything,
 )
+
+
+class _StageModule(types.ModuleType):
+    """A subpackage that is also its stage's main function.
+
+    ``gn.train(config)`` trains a run while ``glassnet.train`` stays the package (so
+    ``import glassnet.train.tasks as tasks`` and ``gn.train.Trainer`` keep working).
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__stage_function__(*args, **kwargs)
+
+
+def _make_callable(package: str, function: Callable[..., Any]) -> None:
+    module = sys.modules[package]
+    module.__class__ = _StageModule
+    module.__stage_function__ = function  # type: ignore[attr-defined]
+    module.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+
+
+_make_callable("glassnet.train", _train_run)
+train = sys.modules["glassnet.train"]
 
 __all__ = [
     "BestModel",
