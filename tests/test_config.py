@@ -82,3 +82,42 @@ def test_parse_overrides_reads_yaml_scalars():
     assert parse_overrides(["a=1", "b=0.5", "c=adamw", "d=[1, 2]", "e=null"]) == {
         "a": 1, "b": 0.5, "c": "adamw", "d": [1, 2], "e": None,
     }  # fmt: skip
+
+
+def test_engine_keys_have_working_defaults_and_take_overrides():
+    config = RunConfig().with_overrides(
+        ["precision=bf16", "channels_last=true", "accumulate=4", "warmup=0.05", "ema=0.999", "schedule=plateau"]
+    )
+    assert (config.precision, config.channels_last, config.accumulate, config.warmup) == ("bf16", True, 4, 0.05)
+    assert config.ema == 0.999 and config.schedule == "plateau" and config.terminate_on_nan
+    assert RunConfig().with_overrides(["warmup=500"]).warmup == 500
+    assert RunConfig().with_overrides(["ema=0"]).ema == 0.0
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("precision=fp8", "precision must be one of fp32, bf16, fp16. Received: precision='fp8'"),
+        ("accumulate=0", "accumulate must be >= 1"),
+        ("warmup=1.5", "warmup must be a number of steps.*Received: warmup=1.5"),
+        ("warmup=-3", "warmup must be"),
+        ("warmup=soon", "warmup must be"),
+        ("ema=1", r"ema must be a decay in \(0, 1\)"),
+        ("clip_grad_norm=-1", "clip_grad_norm must be a finite number >= 0"),
+        ("time_limit=.inf", "time_limit must be a finite number"),
+        ("checkpoint_every=-1", "checkpoint_every must be >= 0"),
+        ("save_top_k=-2", "save_top_k must be >= 0"),
+        ("plateau_factor=2", r"plateau_factor must be in \(0, 1\)"),
+        ("channels_last=maybe", "channels_last must be of type bool"),
+        ("compile=1", "compile must be of type bool"),
+        ("schedule=plateu", "Did you mean 'plateau'"),
+    ],
+)
+def test_bad_engine_values_are_explained(override, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig().with_overrides([override])
+
+
+def test_clipping_by_norm_and_by_value_together_is_refused():
+    with pytest.raises(ConfigError, match="clip_grad_norm or clip_grad_value, not both"):
+        RunConfig().with_overrides(["clip_grad_norm=1", "clip_grad_value=0.5"])

@@ -16,8 +16,10 @@ from typing import Any
 from glassnet.errors import ConfigError, closest
 
 OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("onecycle", "cosine", "none")
+SCHEDULES = ("onecycle", "cosine", "plateau", "none")
+PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+LOGGERS = ("csv", "tensorboard")
 
 
 @dataclass
@@ -37,7 +39,28 @@ class RunConfig:
         lr: peak learning rate.
         weight_decay: decoupled weight decay (AdamW) or L2 penalty (SGD).
         momentum: SGD momentum (ignored by AdamW).
-        schedule: ``onecycle`` (warm-up then cosine decay), ``cosine`` or ``none``.
+        schedule: ``onecycle`` (warm-up then cosine decay), ``cosine`` (optional warm-up, then cosine
+            decay), ``plateau`` (lr times ``plateau_factor`` after ``plateau_patience`` epochs without
+            improvement of ``monitor``) or ``none``.
+        warmup: warm-up of ``onecycle`` and ``cosine``: a number of optimiser steps (integer) or a
+            fraction of the run (float in [0, 1)); None: 10% for ``onecycle``, none for ``cosine``.
+        plateau_factor: lr multiplier of ``schedule=plateau``, in (0, 1).
+        plateau_patience: epochs without improvement before ``schedule=plateau`` lowers the lr.
+        accumulate: micro-batches of ``batch_size`` whose gradients add up before each optimiser step.
+        clip_grad_norm: rescale gradients to at most this global L2 norm before each step; 0 disables.
+        clip_grad_value: clamp each gradient element to [-v, v] before each step; 0 disables.
+        ema: decay of an exponential moving average of the weights (e.g. 0.999), used for validation
+            and saved as the model's weights; 0 disables.
+        precision: ``fp32``, ``bf16`` (autocast; CPU and CUDA) or ``fp16`` (autocast with a gradient
+            scaler; CUDA only).
+        channels_last: NHWC memory layout for image models (faster convolutions, esp. with bf16).
+        compile: ``torch.compile`` the training step (falls back to eager with a warning).
+        terminate_on_nan: stop at the first NaN or infinite loss and record where it happened.
+        time_limit: stop training after this many seconds (a resumable checkpoint is kept); 0: no limit.
+        checkpoint_every: write the resumable state ``checkpoints/last.pt`` every N optimiser steps
+            as well as at every epoch end; 0: at epoch ends only.
+        save_top_k: keep the weights of the k best epochs on ``monitor`` in ``checkpoints/``
+            (and ``checkpoints/best.safetensors``); 0: none.
         early_stopping: stop after this many epochs without improvement of ``monitor``; 0 disables.
         monitor: validation metric that selects the best epoch and drives early stopping.
         seed: drives Python, NumPy and torch (initialisation, shuffling, dropout).
@@ -50,6 +73,12 @@ class RunConfig:
         adversarial: adversarial training, e.g. ``{"method": "pgd", "eps": 0.1}``
             (``adversarial.method=trades``, or ``glassnet train --adversarial pgd``); empty for none.
             The methods and their options are documented in docs/robust.md.
+        class_weights: loss weights of a classification (``classify``) or multi-label dataset:
+            ``balanced`` (rare classes weigh more, counted on the training split) or one number per
+            class (per label for multi-label, where they weigh the positive examples); None: equal.
+        label_smoothing: share of each target spread over the other classes, in [0, 1); 0 disables.
+        loggers: extra per-epoch loggers besides ``metrics.jsonl``: ``csv`` (``metrics.csv``) and/or
+            ``tensorboard`` (event files in ``tensorboard/``; needs ``pip install glassnet[tensorboard]``).
     """
 
     data: str = "digits"
@@ -71,6 +100,23 @@ class RunConfig:
     num_workers: int = 0
     normal_classes: list[str | int] = field(default_factory=list)
     adversarial: dict[str, Any] = field(default_factory=dict)
+    class_weights: str | list[float] | None = None
+    label_smoothing: float = 0.0
+    loggers: list[str] = field(default_factory=list)
+    warmup: int | float | None = None
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    accumulate: int = 1
+    clip_grad_norm: float = 0.0
+    clip_grad_value: float = 0.0
+    ema: float = 0.0
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    terminate_on_nan: bool = True
+    time_limit: float = 0.0
+    checkpoint_every: int = 0
+    save_top_k: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -104,6 +150,14 @@ class RunConfig:
                 f"early_stopping must be >= 0 (0 disables it). Received: early_stopping={self.early_stopping}"
             )
         _check_normal_classes(self.normal_classes)
+        _check_class_weights(self.class_weights)
+        if isinstance(self.loggers, str):  # loggers=csv on the command line
+            self.loggers = [self.loggers]
+        _check_loggers(self.loggers)
+        _check_type(self, "label_smoothing", float)
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1). Received: label_smoothing={self.label_smoothing}")
+        _check_engine(self)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("device", self.device, DEVICES)
@@ -239,6 +293,69 @@ def _check_normal_classes(value: Any) -> None:
         )
     if len(set(value)) != len(value):
         raise ConfigError(f"normal_classes must not repeat a class. Received: normal_classes={value!r}")
+
+
+def _check_engine(config: RunConfig) -> None:
+    """The training-engine keys: schedules, accumulation, clipping, EMA, precision, checkpoints."""
+    for name in ("plateau_patience", "accumulate", "checkpoint_every", "save_top_k"):
+        _check_type(config, name, int)
+    for name in ("plateau_factor", "clip_grad_norm", "clip_grad_value", "ema", "time_limit"):
+        _check_type(config, name, float)
+    for name in ("channels_last", "compile", "terminate_on_nan"):
+        _check_type(config, name, bool)
+    warmup = config.warmup
+    if warmup is not None and (
+        isinstance(warmup, bool)
+        or not isinstance(warmup, (int, float))
+        or warmup < 0
+        or (isinstance(warmup, float) and not warmup < 1)
+    ):
+        raise ConfigError(
+            "warmup must be a number of steps (an integer >= 0) or a fraction of the run in [0, 1), "
+            f"e.g. warmup=500 or warmup=0.05. Received: warmup={warmup!r}"
+        )
+    if not 0 < config.plateau_factor < 1:
+        raise ConfigError(f"plateau_factor must be in (0, 1). Received: plateau_factor={config.plateau_factor}")
+    for name in ("plateau_patience", "checkpoint_every", "save_top_k"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name} must be >= 0. Received: {name}={getattr(config, name)}")
+    if config.accumulate < 1:
+        raise ConfigError(f"accumulate must be >= 1 (1: no accumulation). Received: accumulate={config.accumulate}")
+    for name in ("clip_grad_norm", "clip_grad_value", "time_limit"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{name} must be a finite number >= 0 (0 disables it). Received: {name}={value}")
+    if config.clip_grad_norm and config.clip_grad_value:
+        raise ConfigError(
+            "set clip_grad_norm or clip_grad_value, not both. "
+            f"Received: clip_grad_norm={config.clip_grad_norm}, clip_grad_value={config.clip_grad_value}"
+        )
+    if not (config.ema == 0 or 0 < config.ema < 1):
+        raise ConfigError(f"ema must be a decay in (0, 1), e.g. 0.999, or 0 to disable it. Received: ema={config.ema}")
+    _check_choice("precision", config.precision, PRECISIONS)
+
+
+def _check_loggers(value: Any) -> None:
+    if not isinstance(value, list) or any(item not in LOGGERS for item in value) or len(set(value)) != len(value):
+        raise ConfigError(
+            f"loggers must be a list of distinct names from {', '.join(LOGGERS)} (e.g. loggers=[csv,tensorboard]). "
+            f"Received: loggers={value!r}"
+        )
+
+
+def _check_class_weights(value: Any) -> None:
+    """None, ``balanced`` or a non-empty list of finite numbers >= 0 (its length is checked against the data)."""
+    numbers = (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in value)
+    )
+    if value is None or value == "balanced" or numbers:
+        return
+    raise ConfigError(
+        "class_weights must be balanced or a list of numbers >= 0, one per class (e.g. class_weights=[1,5]). "
+        f"Received: class_weights={value!r}"
+    )
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

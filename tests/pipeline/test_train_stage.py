@@ -114,3 +114,34 @@ def test_failed_overwrite_keeps_the_previous_run(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         gn.train(FAST.with_overrides(["epochs=1"]), out=out, overwrite=True)
     assert {p: p.read_bytes() for p in before} == before
+
+
+def _with_spec(bundle, **changes):
+    import dataclasses
+
+    return dataclasses.replace(bundle, spec=dataclasses.replace(bundle.spec, **changes))
+
+
+def test_a_text_run_refuses_data_encoded_with_another_vocabulary():
+    from glassnet.pipeline.training import check_compatible
+
+    bundle = gn.load_dataset("digits")
+    spec = dataclasses_replace_extra(bundle.spec, {"vocab": ["<pad>", "<unk>", "good", "bad"]})
+    check_compatible(spec, _with_spec(bundle, extra={"vocab": ["<pad>", "<unk>", "good", "bad"]}))  # same: fine
+    with pytest.raises(DataError, match="different vocabulary"):
+        check_compatible(spec, _with_spec(bundle, extra={"vocab": ["<pad>", "<unk>", "bad", "good"]}))
+
+
+def test_data_whose_classes_differ_is_refused():
+    from glassnet.pipeline.training import check_compatible
+
+    bundle = gn.load_dataset("digits")
+    reordered = list(reversed(bundle.spec.class_names))
+    with pytest.raises(DataError, match="classes"):
+        check_compatible(bundle.spec, _with_spec(bundle, class_names=reordered))
+
+
+def dataclasses_replace_extra(spec, extra):
+    import dataclasses
+
+    return dataclasses.replace(spec, extra=extra)

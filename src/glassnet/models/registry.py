@@ -112,4 +112,6 @@ def create_model(name: str, spec: DataSpec, **hparams: Any) -> nn.Module:
 
 
 def _fits(info: ModelInfo, spec: DataSpec) -> bool:
-    return spec.modality in info.modalities and spec.task in info.tasks
+    # a classifier's head (one logit per class) serves multi-label data as it is: one logit per label
+    task_ok = spec.task in info.tasks or (spec.task == "multilabel" and "classify" in info.tasks)
+    return spec.modality in info.modalities and task_ok

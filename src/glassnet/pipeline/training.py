@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,22 +14,31 @@ from torch.utils.data import Dataset, TensorDataset
 
 from glassnet.config import RunConfig, save_config
 from glassnet.data import DataBundle, DataSpec, load_dataset
-from glassnet.errors import ConfigError, DataError, RunError
+from glassnet.errors import CheckpointError, ConfigError, DataError, RunError
 from glassnet.models import create_model, list_models, model_info, save_model, summarize
 from glassnet.models.autoencoder import anomaly_scores
 from glassnet.report import figures
 from glassnet.report import reconstruction as reconstruction_figures
-from glassnet.runs import RunDir
+from glassnet.runs import CHECKPOINTS_DIR, RunDir
 from glassnet.train import (
+    EMA,
     BestModel,
+    Callback,
     EarlyStopping,
+    GradientClipping,
     MetricsLogger,
+    ModelCheckpoint,
     ProgressBar,
+    TerminateOnNaN,
+    TimeLimit,
     Trainer,
+    distributed,
+    load_checkpoint,
     seed_everything,
 )
+from glassnet.train.checkpoint import LAST
 from glassnet.train.reconstruction import evaluate_reconstruction, reconstruction_bundle
-from glassnet.train.tasks import Classification, get_task
+from glassnet.train.tasks import Classification, MultiLabel, get_task, make_task
 
 GRID_SIZE = 24
 RECONSTRUCTION_EXAMPLES = 8
@@ -49,8 +59,10 @@ def default_run_dir(config: RunConfig, root: str | os.PathLike[str] = "runs") ->
 def prepare_run_dir(out: str | os.PathLike[str], overwrite: bool) -> RunDir:
     """Create ``out``; refuse to replace a run already there unless ``overwrite``.
 
-    What a failed training attempt leaves behind (its ``metrics.jsonl``) does not count as a run,
-    so the corrected command can reuse the directory; anything else that is not ours does.
+    What a failed training attempt leaves behind (its ``metrics.jsonl``, a ``checkpoints/``
+    folder without a resumable ``last.pt``) does not count as a run, so the corrected command can
+    reuse the directory; anything else that is not ours does. An interrupted training (one with
+    ``checkpoints/last.pt``) is pointed to ``--resume``.
     """
     run = RunDir(out)
     if run.path.exists() and not run.path.is_dir():
@@ -58,7 +70,13 @@ def prepare_run_dir(out: str | os.PathLike[str], overwrite: bool) -> RunDir:
     if run.path.exists() and not overwrite:
         if any(p.exists() for p in (run.model_json, run.weights, run.results_dir, run.report)):
             raise RunError(f"'{run.path}' already holds a run; pass --overwrite to replace it or choose another --out")
-        foreign = sorted(p.name for p in run.path.iterdir() if p != run.metrics)
+        if (_checkpoints(run) / LAST).is_file():
+            raise RunError(
+                f"'{run.path}' holds an interrupted training (checkpoints/{LAST}): continue it with "
+                f"`glassnet train --resume {run.path}`, or pass --overwrite to start afresh"
+            )
+        leftovers = (run.metrics, _checkpoints(run))
+        foreign = sorted(p.name for p in run.path.iterdir() if p not in leftovers)
         if foreign:
             raise RunError(
                 f"--out '{run.path}' is not empty ({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); "
@@ -76,18 +94,36 @@ def clear_stage_outputs(run: RunDir) -> None:
 
 
 def make_trainer(
-    config: RunConfig, spec: DataSpec, run: RunDir | None = None, progress: IO[str] | None = None
+    config: RunConfig,
+    spec: DataSpec,
+    run: RunDir | None = None,
+    progress: IO[str] | None = None,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[Trainer, BestModel]:
-    """A ``Trainer`` configured from ``config`` with augmentation, best-on-validation selection
-    and logging."""
+    """A ``Trainer`` configured from ``config``: augmentation, precision, schedules, best-on-validation
+    selection, the engine's callbacks, logging and (with a run) resumable checkpoints."""
     best = BestModel(monitor=config.monitor)
-    callbacks: list[Any] = [best]
+    # EMA first: validation, BestModel and ModelCheckpoint then see (and keep) the averaged weights
+    callbacks: list[Any] = [EMA(config.ema)] if config.ema else []
+    callbacks.append(best)
     if config.early_stopping:
         callbacks.append(EarlyStopping(monitor=config.monitor, patience=config.early_stopping))
+    if config.terminate_on_nan:
+        callbacks.append(TerminateOnNaN())
+    if config.clip_grad_norm or config.clip_grad_value:
+        callbacks.append(
+            GradientClipping(max_norm=config.clip_grad_norm or None, max_value=config.clip_grad_value or None)
+        )
+    if config.time_limit:
+        callbacks.append(TimeLimit(config.time_limit))
     if run is not None:
+        if config.save_top_k:
+            callbacks.append(ModelCheckpoint(_checkpoints(run), monitor=config.monitor, save_top_k=config.save_top_k))
         callbacks.append(MetricsLogger(run.metrics))
+        callbacks += _loggers(config, run)
     if progress is not None:
         callbacks.append(ProgressBar(progress))
+    callbacks += list(extra_callbacks)
     trainer = Trainer(
         task=spec.task,
         max_epochs=config.epochs,
@@ -102,8 +138,34 @@ def make_trainer(
         device=config.device,
         step=_training_step(config, spec),
         num_workers=config.num_workers,
+        accumulate=config.accumulate,
+        precision=config.precision,
+        channels_last=config.channels_last,
+        compile=config.compile,
+        warmup=config.warmup,
+        monitor=config.monitor,
+        plateau_factor=config.plateau_factor,
+        plateau_patience=config.plateau_patience,
+        checkpoint_dir=_checkpoints(run) if run is not None else None,
+        checkpoint_every=config.checkpoint_every,
+        checkpoint_meta={"config": config.to_dict()},
     )
     return trainer, best
+
+
+def _checkpoints(run: RunDir) -> Path:
+    return run.path / CHECKPOINTS_DIR
+
+
+def _loggers(config: RunConfig, run: RunDir) -> list[Any]:
+    """The ``loggers`` of the config: ``csv`` writes RUN/metrics.csv, ``tensorboard`` RUN/tensorboard/."""
+    from glassnet.train.loggers import CSVLogger, TensorBoardLogger
+
+    made = {
+        "csv": lambda: CSVLogger(run.path / "metrics.csv"),
+        "tensorboard": lambda: TensorBoardLogger(run.path / "tensorboard"),
+    }
+    return [made[name]() for name in config.loggers]
 
 
 def _training_step(config: RunConfig, spec: DataSpec) -> Any:
@@ -163,41 +225,73 @@ def load_training_data(config: RunConfig) -> DataBundle:
 
 
 def train(
-    config: RunConfig,
+    config: RunConfig | None = None,
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: IO[str] | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> RunDir:
     """Train a model as ``config`` says and write the run directory.
 
     Writes ``config.yaml``, ``metrics.jsonl``, ``model.json``, ``model.safetensors``,
-    ``results/train.json`` and the figures. ``train.json`` holds ``test.accuracy`` for
-    classification, ``test.mae``/``test.rmse`` for regression, and ``test.loss``/``test.mae`` for
-    reconstruction (plus ``test.elbo``/``test.kl`` for a VAE, and ``test.auroc``,
-    ``test.threshold``, ``test.precision``, ``test.recall`` when ``config.normal_classes`` is set).
+    ``checkpoints/last.pt`` (the resumable training state), ``results/train.json`` and the figures.
+    ``train.json`` holds ``test.accuracy`` for classification, ``test.mae``/``test.rmse`` for
+    regression, and ``test.loss``/``test.mae`` for reconstruction (plus ``test.elbo``/``test.kl``
+    for a VAE, and ``test.auroc``, ``test.threshold``, ``test.precision``, ``test.recall`` when
+    ``config.normal_classes`` is set); ``training.diverged`` says where the loss became NaN, if it did.
 
     A reconstruction model (``autoencoder``, ``conv_autoencoder``, ``vae``) given a classification
     dataset trains on its inputs alone: on every class, or on ``config.normal_classes`` only, in
     which case the other classes of the test split are the anomalies to detect.
 
+    Under ``torchrun`` every process trains (DDP) and only rank 0 writes files; a worker restarted
+    by ``torchrun --max-restarts`` continues from ``checkpoints/last.pt``.
+
     Args:
-        config: the run configuration.
-        out: run directory (default ``runs/<model>-<data>`` with a free suffix).
+        config: the run configuration (None with ``resume``: the one saved in the checkpoint).
+        out: run directory (default ``runs/<model>-<data>`` with a free suffix; required to resume).
         overwrite: replace a run already in ``out``.
         progress: stream for the progress bar (None: silent).
+        resume: continue the interrupted training in ``out`` from ``checkpoints/last.pt``, with
+            the configuration saved there; the result is the same as an uninterrupted run.
+        callbacks: extra callbacks, run after the configured ones.
 
     Returns:
         The ``RunDir`` written.
+
+    Raises:
+        CheckpointError: ``resume`` and the checkpoint is missing, corrupt or does not fit.
+        RunError: ``out`` holds another run (without ``overwrite``), or training diverged before
+            any good weights were kept.
     """
+    resume_from = _resume_checkpoint(out, resume)
+    if resume_from is not None:
+        config = _saved_config(resume_from, config)
+    if config is None:
+        raise ConfigError("train needs a configuration (or resume=True with the run directory as out)")
     bundle = load_training_data(config)
     seed_everything(config.seed)
     model = create_model(config.model, bundle.spec, **config.model_args)
     run = RunDir(out if out is not None else default_run_dir(config))
     # every mistake that can be found before training is found before anything is written
-    trainer, best = make_trainer(config, bundle.spec, run, progress)
+    trainer, best = make_trainer(config, bundle.spec, run, progress, callbacks)
+    counted = _targets(bundle.train) if config.class_weights == "balanced" else None
+    trainer.task = make_task(
+        bundle.spec.task, config.class_weights, config.label_smoothing, counted, bundle.spec.num_outputs
+    )
     trainer.task.mode(config.monitor)
-    prepare_run_dir(run.path, overwrite)
-    fit = trainer.fit(model, bundle)
+    if resume_from is None and distributed.is_global_zero():
+        prepare_run_dir(run.path, overwrite)
+        shutil.rmtree(_checkpoints(run), ignore_errors=True)  # an overwritten run's states do not resume this one
+    try:
+        fit = trainer.fit(model, bundle, resume_from=resume_from)
+    finally:
+        distributed.cleanup()  # rank 0 evaluates the whole test split alone; the others are done
+    if not distributed.is_global_zero():
+        return run
+    if fit.diverged is not None and best.best_epoch is None:
+        _restore_last_good(model, trainer, fit.diverged, config)
     # a run being overwritten keeps its previous model and results until training has succeeded
     clear_stage_outputs(run)
     save_config(config, run.config)
@@ -217,7 +311,13 @@ def train(
             "train_time_s": round(fit.train_time_s, 3),
             "samples_per_s": round(fit.samples_per_s, 1),
             "device": str(trainer.device),
+            "processes": trainer.world_size,
+            "precision": config.precision,
+            "stopped_by": _stopped_by(trainer),
+            "diverged": fit.diverged,
+            "resumed": resume_from is not None,
             "augment": trainer.step.augment.describe() if trainer.step.augment is not None else {},
+            "adversarial": trainer.step.describe() if config.adversarial else {},
         },
         "data": _data_summary(bundle),
         "model": {"name": config.model, "hparams": model.glassnet_arch["hparams"], **summarize(model, bundle.spec)},
@@ -229,12 +329,69 @@ def train(
 
         results["sample"] = {"prompt": "the ", "temperature": 0.8, "seed": config.seed}
         results["sample"]["text"] = sample_text(model, bundle.spec, "the ", 200, 0.8, config.seed)
+    elif bundle.spec.task == "tag":  # one class per step: per-tag scores, baselines, example texts
+        from glassnet.pipeline.tagging import tagging_details
+
+        tagging_details(run, bundle, trainer.predict(model, bundle.test), results)
     elif bundle.spec.task != "seq2seq":  # sequence outputs have no confusion matrix or scatter plot
         _test_details(run, bundle, trainer.predict(model, bundle.test), results)
     if fit.history:
         figures.training_curves(fit.history, run.figure("training_curves"))
     run.write_result("train", results)
     return run
+
+
+def _resume_checkpoint(out: str | os.PathLike[str] | None, resume: bool) -> Path | None:
+    """The ``last.pt`` to continue from: asked for with ``resume``, or after a ``torchrun`` restart."""
+    if resume:
+        if out is None:
+            raise ConfigError("resume needs the run directory to continue (out=RUN, or `glassnet train --resume RUN`)")
+        run = RunDir(out)
+        if not run.path.is_dir():
+            raise RunError(f"cannot resume '{run.path}': no such run directory")
+        return _checkpoints(run) / LAST
+    if out is not None and distributed.restart_count() > 0 and (_checkpoints(RunDir(out)) / LAST).is_file():
+        return _checkpoints(RunDir(out)) / LAST  # torchrun restarted the workers after a failure
+    return None
+
+
+def _saved_config(checkpoint: Path, given: RunConfig | None) -> RunConfig:
+    """The configuration stored in a training checkpoint (which must agree with ``given``, if any)."""
+    saved = load_checkpoint(checkpoint).get("meta", {}).get("config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"'{checkpoint}' holds no run configuration; it was not written by `glassnet train`")
+    config = RunConfig.from_dict(saved, source=f"checkpoint '{checkpoint}'")
+    if given is not None and given != config:
+        changed = sorted(k for k, v in given.to_dict().items() if saved.get(k) != v)
+        raise ConfigError(
+            f"resuming continues with the run's saved configuration, but a different one was given "
+            f"(differs in: {', '.join(changed)}); drop the configuration, or start a new run"
+        )
+    return config
+
+
+def _restore_last_good(model: torch.nn.Module, trainer: Trainer, diverged: dict[str, int], config: RunConfig) -> None:
+    """After divergence with no best epoch kept: load the weights of the last good checkpoint."""
+    where = f"step {diverged['step']} of epoch {diverged['epoch']}"
+    last = trainer.last_checkpoint
+    if last is None or not last.is_file():
+        raise RunError(
+            f"training diverged (the loss became NaN or infinite) at {where}, before any good weights were kept. "
+            f"Lower the learning rate (lr={config.lr}), set clip_grad_norm=1.0, or use precision=fp32"
+        )
+    model.load_state_dict(load_checkpoint(last)["model"])
+
+
+def _stopped_by(trainer: Trainer) -> str | None:
+    """Which callback ended training before ``max_epochs``, if one did."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, TerminateOnNaN) and callback.diverged is not None:
+            return "terminate_on_nan"
+        if isinstance(callback, TimeLimit) and callback.stopped:
+            return "time_limit"
+        if isinstance(callback, EarlyStopping) and callback.stopped_epoch is not None:
+            return "early_stopping"
+    return None
 
 
 def evaluate(run_dir: str | os.PathLike[str], data: str | None = None, split: str = "test") -> dict[str, Any]:
@@ -267,6 +424,18 @@ def check_compatible(spec: DataSpec, bundle: DataBundle) -> None:
             f"dataset {other.name!r} ({other.task}, inputs {other.input_shape}, {other.num_outputs} outputs) "
             f"does not match the model ({spec.task}, inputs {spec.input_shape}, {spec.num_outputs} outputs)"
         )
+    if spec.class_names and other.class_names and list(spec.class_names) != list(other.class_names):
+        raise DataError(
+            f"dataset {other.name!r} has the classes {list(other.class_names)}, but the model was trained on "
+            f"{list(spec.class_names)}: the scores would compare different classes"
+        )
+    mine, theirs = spec.extra.get("vocab"), other.extra.get("vocab")
+    if mine is not None and theirs is not None and list(mine) != list(theirs):
+        raise DataError(
+            f"dataset {other.name!r} was encoded with a different vocabulary ({len(theirs):,} tokens) than the "
+            f"model ({len(mine):,} tokens), so its token ids mean other words; evaluate a text run on the dataset "
+            "and data options it was trained with"
+        )
 
 
 def _metrics(trainer: Trainer, model: torch.nn.Module, data: Dataset) -> dict[str, float]:
@@ -282,6 +451,10 @@ def _test_details(run: RunDir, bundle: DataBundle, predictions: Any, results: di
     spec = bundle.spec
     targets = _targets(bundle.test)
     task = get_task(spec.task)
+    if isinstance(task, MultiLabel):
+        names = list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
+        results["test"]["per_label"] = dict(zip(names, task.per_label(predictions.outputs, targets)))
+        return
     if isinstance(task, Classification):
         matrix = task.confusion_matrix(predictions.outputs, targets)
         results["test"]["confusion_matrix"] = matrix

@@ -1,7 +1,22 @@
 """Callbacks: behaviour added to the training loop without flags on the loop itself.
 
-A callback overrides any of the hooks below. ``logs`` is the epoch record that ends up in
+A callback overrides any of the hooks below; the trainer calls them in this order::
+
+    on_fit_start
+    per epoch:  on_epoch_start
+                per optimiser step:  on_before_optimizer_step -> (step) -> on_batch_end
+                on_validation_start -> (validation) -> on_epoch_end -> on_validation_end
+    on_fit_end
+
+Between ``on_validation_start`` and ``on_validation_end`` the model holds the weights that are
+validated and selected (the averaged weights when ``EMA`` is on), so ``BestModel`` and
+``ModelCheckpoint`` keep what was validated. ``logs`` is the epoch record that ends up in
 ``metrics.jsonl`` (``epoch``, ``step``, ``lr``, ``train/loss``, ``val/<metric>`` ...).
+
+Callbacks with state that matters for an exact resume (best score so far, patience, averaged
+weights) return it from ``state_dict`` as tensors and plain values; the trainer stores it in its
+checkpoint and hands it back to ``load_state_dict`` after ``on_fit_start`` when resuming.
+Callbacks that write files do so on rank 0 only (``trainer.is_global_zero``).
 """
 
 from __future__ import annotations
@@ -18,6 +33,8 @@ from typing import IO, TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from glassnet.errors import ConfigError
+
 if TYPE_CHECKING:
     from glassnet.train.trainer import Trainer
 
@@ -29,11 +46,30 @@ class Callback:
 
     def on_epoch_start(self, trainer: Trainer, model: nn.Module) -> None: ...
 
-    def on_batch_end(self, trainer: Trainer, model: nn.Module, batch_size: int) -> None: ...
+    def on_before_optimizer_step(self, trainer: Trainer, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Gradients are complete (accumulated, all-reduced and unscaled); the step comes next."""
+
+    def on_batch_end(self, trainer: Trainer, model: nn.Module, batch_size: int) -> None:
+        """After each optimiser step; ``batch_size`` counts the examples of the step's micro-batches.
+
+        ``trainer.loss`` holds the last micro-batch's loss as a detached tensor on the device:
+        read it without ``.item()`` unless you must (each ``.item()`` waits for the device).
+        """
+
+    def on_validation_start(self, trainer: Trainer, model: nn.Module) -> None: ...
 
     def on_epoch_end(self, trainer: Trainer, model: nn.Module, logs: dict[str, Any]) -> None: ...
 
+    def on_validation_end(self, trainer: Trainer, model: nn.Module) -> None: ...
+
     def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """State needed to resume exactly (tensors and plain values only); empty by default."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
 
 
 class _Monitor:
@@ -43,24 +79,28 @@ class _Monitor:
         self.monitor, self.mode, self.min_delta = monitor, mode, min_delta
         self.best: float | None = None
 
-    def improved(self, trainer: Trainer, logs: dict[str, Any]) -> bool:
+    def value(self, trainer: Trainer, logs: dict[str, Any]) -> float:
         if self.monitor not in logs:
-            from glassnet.errors import ConfigError
-
             raise ConfigError(f"cannot monitor {self.monitor!r}: it is not logged. Logged: {', '.join(sorted(logs))}")
         if self.mode is None:
             self.mode = trainer.task.mode(self.monitor)
-        value = float(logs[self.monitor])
+        return float(logs[self.monitor])
+
+    def better(self, value: float, than: float | None) -> bool:
         if math.isnan(value):
             return False
-        better = (
-            self.best is None
-            or (self.mode == "min" and value < self.best - self.min_delta)
-            or (self.mode == "max" and value > self.best + self.min_delta)
+        return (
+            than is None
+            or (self.mode == "min" and value < than - self.min_delta)
+            or (self.mode == "max" and value > than + self.min_delta)
         )
-        if better:
+
+    def improved(self, trainer: Trainer, logs: dict[str, Any]) -> bool:
+        value = self.value(trainer, logs)
+        if self.better(value, self.best):
             self.best = value
-        return better
+            return True
+        return False
 
 
 class EarlyStopping(Callback):
@@ -91,9 +131,15 @@ class EarlyStopping(Callback):
             self.stopped_epoch = logs["epoch"]
             trainer.should_stop = True
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self._monitor.best, "wait": self.wait, "stopped_epoch": self.stopped_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._monitor.best, self.wait, self.stopped_epoch = state["best"], state["wait"], state["stopped_epoch"]
+
 
 class BestModel(Callback):
-    """Keep the weights of the best epoch on ``monitor`` and restore them when fitting ends.
+    """Keep the weights of the best epoch on ``monitor`` (in memory) and restore them when fitting ends.
 
     Attributes:
         best_epoch: the epoch (1-based) whose weights the model holds after ``fit``.
@@ -119,25 +165,292 @@ class BestModel(Callback):
         if self._state is not None:
             model.load_state_dict(self._state)
 
+    def state_dict(self) -> dict[str, Any]:
+        weights = dict(self._state) if self._state is not None else None
+        return {"best": self._monitor.best, "epoch": self.best_epoch, "score": self.best_score, "weights": weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._monitor.best, self.best_epoch, self.best_score = state["best"], state["epoch"], state["score"]
+        self._state = state["weights"]
+
+
+class ModelCheckpoint(Callback):
+    """Write model weights (safetensors) into a checkpoint directory, atomically, on rank 0.
+
+    Files: ``best.safetensors`` (the best epoch on ``monitor`` so far), the ``save_top_k`` best
+    epochs as ``epoch=E-<metric>=V.safetensors`` (worse ones are deleted), and
+    ``last.safetensors`` (the latest epoch) when ``save_last``. These are weights for deployment
+    and comparison; the resumable training state is the trainer's ``last.pt`` beside them.
+
+    Args:
+        dirpath: directory of the files (``RUN/checkpoints`` in a run).
+        monitor: a logged validation metric.
+        mode: ``min`` or ``max``; by default taken from the task.
+        save_top_k: how many of the best epochs to keep (0: only ``best.safetensors``).
+        save_last: also write ``last.safetensors`` every epoch.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | os.PathLike[str],
+        monitor: str = "val/loss",
+        mode: str | None = None,
+        save_top_k: int = 1,
+        save_last: bool = False,
+    ) -> None:
+        if save_top_k < 0:
+            raise ConfigError(f"save_top_k must be >= 0. Received: save_top_k={save_top_k}")
+        self.dirpath = Path(dirpath)
+        self._monitor = _Monitor(monitor, mode)
+        self.monitor, self.save_top_k, self.save_last = monitor, save_top_k, save_last
+        self.top_k: list[tuple[float, str]] = []  # (score, file name), best first
+
+    @property
+    def best_path(self) -> Path:
+        return self.dirpath / "best.safetensors"
+
+    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+        self._monitor.best, self.top_k = None, []
+
+    def on_epoch_end(self, trainer: Trainer, model: nn.Module, logs: dict[str, Any]) -> None:
+        value = self._monitor.value(trainer, logs)
+        if not trainer.is_global_zero:
+            self._monitor.improved(trainer, logs)
+            return
+        weights = None
+        if self._monitor.improved(trainer, logs):
+            weights = _weights_bytes(model)
+            _write(self.best_path, weights)
+        if self.save_top_k and not math.isnan(value):
+            worst = self.top_k[-1][0] if len(self.top_k) >= self.save_top_k else None
+            if worst is None or self._monitor.better(value, worst):
+                name = f"epoch={logs['epoch']}-{self.monitor.replace('/', '_')}={value:.4f}.safetensors"
+                _write(self.dirpath / name, weights if weights is not None else _weights_bytes(model))
+                self.top_k.append((value, name))
+                self.top_k.sort(key=lambda item: item[0], reverse=self._monitor.mode == "max")
+                for _, stale in self.top_k[self.save_top_k :]:
+                    (self.dirpath / stale).unlink(missing_ok=True)
+                del self.top_k[self.save_top_k :]
+        if self.save_last:
+            _write(self.dirpath / "last.safetensors", _weights_bytes(model))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self._monitor.best, "top_k": [list(item) for item in self.top_k]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._monitor.best = state["best"]
+        self.top_k = [(float(score), str(name)) for score, name in state["top_k"]]
+
+
+def _weights_bytes(model: nn.Module) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+
+
+def _write(path: Path, data: bytes) -> None:
+    from glassnet.runs import write_bytes
+
+    write_bytes(path, data)
+
+
+class GradientClipping(Callback):
+    """Clip gradients before every optimiser step, by their global norm or elementwise.
+
+    Args:
+        max_norm: rescale all gradients together so that their L2 norm is at most this.
+        max_value: clamp each gradient element to ``[-max_value, max_value]``.
+    """
+
+    def __init__(self, max_norm: float | None = None, max_value: float | None = None) -> None:
+        if (max_norm is None) == (max_value is None):
+            raise ConfigError("GradientClipping takes exactly one of max_norm or max_value")
+        limit = max_norm if max_norm is not None else max_value
+        if not (math.isfinite(limit) and limit > 0):
+            raise ConfigError(f"gradient clipping limit must be a finite number > 0. Received: {limit}")
+        self.max_norm, self.max_value = max_norm, max_value
+        self.last_norm: torch.Tensor | None = None
+
+    def on_before_optimizer_step(self, trainer: Trainer, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.max_norm is not None:
+            # the norm stays a device tensor: no synchronisation in the loop
+            self.last_norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm, foreach=True)
+        else:
+            torch.nn.utils.clip_grad_value_(params, self.max_value, foreach=True)
+
+
+class EMA(Callback):
+    """An exponential moving average of the weights, used for validation and as the final weights.
+
+    After every optimiser step ``ema = decay * ema + (1 - decay) * weights`` (floating-point
+    parameters and buffers; the decay ramps up as ``(1 + n) / (10 + n)`` over the first steps so
+    that early averages are not dominated by the initialisation). Validation, ``BestModel`` and
+    ``ModelCheckpoint`` see the averaged weights; at the end of ``fit`` the model keeps them.
+    List ``EMA`` before ``BestModel`` so that the best epoch's (averaged) weights win.
+
+    Args:
+        decay: weight of the past, in (0, 1); 0.999 is typical for thousands of steps, 0.99 for hundreds.
+    """
+
+    def __init__(self, decay: float = 0.999) -> None:
+        if not 0 < decay < 1:
+            raise ConfigError(f"EMA decay must be in (0, 1), e.g. 0.999. Received: decay={decay}")
+        self.decay = decay
+        self.updates = 0
+        self.shadow: dict[str, torch.Tensor] = {}
+        self._backup: list[torch.Tensor] | None = None
+
+    def _tracked(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+        self.updates = 0
+        tracked = self._tracked(model)
+        self.shadow = {k: v.detach().clone() for k, v in tracked.items()}
+        # views of the live tensors, made once: rebuilding the state dict every step costs Python time
+        self._live = [v.detach() for v in tracked.values()]
+        self._averaged = list(self.shadow.values())
+
+    def on_batch_end(self, trainer: Trainer, model: nn.Module, batch_size: int) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self._averaged, self._live, 1 - decay)
+
+    def _swap(self, model: nn.Module) -> None:
+        current = list(self._tracked(model).values())
+        with torch.no_grad():
+            for live, averaged in zip(current, self.shadow.values()):
+                scratch = live.clone()
+                live.copy_(averaged)
+                averaged.copy_(scratch)
+
+    def on_validation_start(self, trainer: Trainer, model: nn.Module) -> None:
+        self._swap(model)  # the model now holds the average; the shadow holds the live weights
+
+    def on_validation_end(self, trainer: Trainer, model: nn.Module) -> None:
+        self._swap(model)
+
+    def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None:
+        with torch.no_grad():
+            for live, averaged in zip(self._tracked(model).values(), self.shadow.values()):
+                live.copy_(averaged)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "shadow": dict(self.shadow)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = state["updates"]
+        for name, tensor in self.shadow.items():
+            tensor.copy_(state["shadow"][name])
+
+
+class TerminateOnNaN(Callback):
+    """Stop training at the first non-finite loss and say where it happened.
+
+    The check stays on the device (no synchronisation per step): the first bad step is recorded
+    in a device tensor and read every ``check_every`` steps. The trainer never writes a checkpoint
+    after a non-finite loss, so ``checkpoints/last.pt`` keeps the last good state.
+
+    Attributes:
+        diverged: ``{"step": S, "epoch": E}`` of the first non-finite loss (optimiser step S,
+            1-based, in epoch E), or None. The trainer copies it into ``FitResult.diverged``.
+    """
+
+    def __init__(self, check_every: int = 10) -> None:
+        if check_every < 1:
+            raise ConfigError(f"check_every must be >= 1. Received: check_every={check_every}")
+        self.check_every = check_every
+        self.diverged: dict[str, int] | None = None
+        self._first: torch.Tensor | None = None
+
+    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+        self.diverged, self._first = None, None
+
+    def on_batch_end(self, trainer: Trainer, model: nn.Module, batch_size: int) -> None:
+        loss = trainer.loss
+        if self._first is None:
+            self._first = torch.full((), -1, dtype=torch.long, device=loss.device)
+        # encode (epoch, step) in one integer so that one read says both
+        code = trainer.epoch * 2**32 + trainer.global_step
+        bad = ~torch.isfinite(loss) & (self._first < 0)
+        self._first = torch.where(bad, torch.full_like(self._first, code), self._first)
+        if trainer.global_step % self.check_every == 0:
+            self.check(trainer)
+
+    def on_epoch_end(self, trainer: Trainer, model: nn.Module, logs: dict[str, Any]) -> None:
+        self.check(trainer)
+
+    def check(self, trainer: Trainer) -> None:
+        """Read the device flag; on divergence stop the trainer and record where."""
+        if self._first is None or self.diverged is not None:
+            return
+        code = int(self._first.item())
+        if code >= 0:
+            self.diverged = {"step": code % 2**32, "epoch": code // 2**32}
+            trainer.diverged = self.diverged
+            trainer.should_stop = True
+
+
+class TimeLimit(Callback):
+    """Stop training once ``seconds`` of wall time have passed since ``fit`` started (or resumed).
+
+    The trainer finishes the optimiser step in progress, writes a resumable checkpoint when it has
+    a checkpoint directory, validates the partial epoch and returns; resuming from that checkpoint
+    continues the run (unlike a stop by ``EarlyStopping``, which a resume keeps).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ConfigError(f"time limit must be a finite number of seconds > 0. Received: {seconds}")
+        self.seconds = seconds
+        self.stopped = False
+
+    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+        self.start, self.stopped = time.perf_counter(), False
+
+    def on_batch_end(self, trainer: Trainer, model: nn.Module, batch_size: int) -> None:
+        if time.perf_counter() - self.start >= self.seconds:
+            self.stopped = True
+            trainer.should_stop = trainer.paused = True  # paused: a resume continues the run
+
 
 class MetricsLogger(Callback):
-    """Append one JSON object per epoch to a ``metrics.jsonl`` file (flushed every epoch)."""
+    """Append one JSON object per epoch to a ``metrics.jsonl`` file (flushed every epoch, rank 0 only)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.lines = 0
 
     def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("")
+        self.lines = 0
+        if trainer.is_global_zero and not trainer.resuming:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
 
     def on_epoch_end(self, trainer: Trainer, model: nn.Module, logs: dict[str, Any]) -> None:
+        self.lines += 1
+        if not trainer.is_global_zero:
+            return
         record = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in logs.items()}
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"lines": self.lines}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # drop the lines of epochs logged after the checkpoint: they are trained again
+        self.lines = state["lines"]
+        if self.path.is_file():
+            kept = self.path.read_text().splitlines(keepends=True)[: self.lines]
+            from glassnet.runs import write_text
+
+            write_text(self.path, "".join(kept))
+
 
 class ProgressBar(Callback):
-    """A terminal progress bar with loss and throughput; one line per epoch when not a terminal."""
+    """A terminal progress bar with loss and throughput (samples/s); one line per epoch when not a terminal."""
 
     def __init__(self, stream: IO[str] | None = None, width: int = 24, refresh_s: float = 0.2) -> None:
         self.stream = stream or sys.stderr
@@ -150,19 +463,21 @@ class ProgressBar(Callback):
     def on_batch_end(self, trainer: Trainer, model: nn.Module, batch_size: int) -> None:
         self.seen += batch_size
         now = time.perf_counter()
-        if self.interactive and now - self.last_draw >= self.refresh_s:
+        if self.interactive and trainer.is_global_zero and now - self.last_draw >= self.refresh_s:
             self.last_draw = now
-            total = trainer.train_size or 1
-            done = min(self.seen / total, 1.0)
+            total = trainer.epoch_size or 1
+            done = min((trainer.epoch_seen + self.seen) / total, 1.0)
             bar = "#" * int(done * self.width)
-            rate = self.seen / max(now - self.start, 1e-9)
+            rate = self.seen / max(now - self.start, 1e-9) * trainer.world_size
             self.stream.write(
                 f"\repoch {trainer.epoch}/{trainer.max_epochs} [{bar:<{self.width}}] {done:4.0%} {rate:,.0f} ex/s"
             )
             self.stream.flush()
 
     def on_epoch_end(self, trainer: Trainer, model: nn.Module, logs: dict[str, Any]) -> None:
-        rate = self.seen / max(time.perf_counter() - self.start, 1e-9)
+        if not trainer.is_global_zero:
+            return
+        rate = self.seen / max(time.perf_counter() - self.start, 1e-9) * trainer.world_size
         shown = "  ".join(
             f"{k} {v:.4f}" for k, v in logs.items() if (k.startswith(("train/", "val/"))) and isinstance(v, float)
         )

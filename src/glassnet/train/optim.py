@@ -7,10 +7,10 @@ import math
 import torch
 from torch import nn
 
-from glassnet.errors import UnknownNameError
+from glassnet.errors import ConfigError, UnknownNameError
 
 OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("onecycle", "cosine", "none")
+SCHEDULES = ("onecycle", "cosine", "plateau", "none")
 
 
 def build_optimizer(
@@ -29,32 +29,75 @@ def build_optimizer(
     raise UnknownNameError("optimizer", name, OPTIMIZERS)
 
 
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, name: str, total_steps: int, warmup_fraction: float = 0.1
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-step schedule over ``total_steps``.
+def warmup_steps(warmup: float | int | None, total_steps: int, default: float) -> int:
+    """Warm-up length in steps: an int counts steps, a float in [0, 1) is a fraction of ``total_steps``.
 
-    ``onecycle``: linear warm-up from lr/25 to lr over ``warmup_fraction`` of the steps (at least
-    one), then cosine decay to lr/1e4. ``cosine``: cosine decay from lr to 0. ``none``: constant.
-    All are multiplicative factors of each group's lr, defined for any number of steps (torch's
-    ``OneCycleLR`` divides by zero when a short run has less than one warm-up step).
+    Raises:
+        ConfigError: ``warmup`` is negative, or a float of 1 or more.
+    """
+    if warmup is None:
+        warmup = default
+    if isinstance(warmup, bool) or warmup < 0 or (isinstance(warmup, float) and warmup >= 1):
+        raise ConfigError(
+            "warmup must be a number of steps (an integer >= 0) or a fraction of the run in [0, 1). "
+            f"Received: warmup={warmup!r}"
+        )
+    steps = warmup if isinstance(warmup, int) else round(warmup * total_steps)
+    return min(steps, total_steps)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    name: str,
+    total_steps: int,
+    warmup_fraction: float = 0.1,
+    warmup: float | int | None = None,
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-step schedule over ``total_steps`` (multiplicative factors of each group's lr).
+
+    ``onecycle``: linear warm-up from lr/25 to lr (over ``warmup``, by default ``warmup_fraction``
+    of the steps, at least one), then cosine decay to lr/1e4. ``cosine``: linear warm-up from 0
+    over ``warmup`` steps (none by default), then cosine decay from lr to 0. ``none`` and
+    ``plateau``: constant per step (``plateau`` lowers the lr per epoch, see ``build_plateau``).
+    Defined for any number of steps (torch's ``OneCycleLR`` divides by zero when a short run has
+    less than one warm-up step).
     """
     total_steps = max(total_steps, 1)
     if name == "onecycle":
-        warmup = max(1, round(warmup_fraction * total_steps))
-        decay_steps = max(total_steps - warmup, 1)
+        warm = max(1, warmup_steps(warmup, total_steps, warmup_fraction))
+        decay_steps = max(total_steps - warm, 1)
 
         def one_cycle(step: int) -> float:
-            if step < warmup:
-                return 1 / 25 + (1 - 1 / 25) * step / warmup
-            progress = min(step - warmup, decay_steps) / decay_steps
+            if step < warm:
+                return 1 / 25 + (1 - 1 / 25) * step / warm
+            progress = min(step - warm, decay_steps) / decay_steps
             return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * progress))
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle)
     if name == "cosine":
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-        )
+        warm = warmup_steps(warmup, total_steps, 0.0)
+        decay_steps = max(total_steps - warm, 1)
+
+        def cosine(step: int) -> float:
+            if step < warm:
+                return (step + 1) / (warm + 1)
+            return 0.5 * (1 + math.cos(math.pi * min(step - warm, decay_steps) / decay_steps))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
+    if name == "plateau":  # leaves the lr alone between epochs, so the plateau scheduler's cuts stay
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
     if name == "none":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     raise UnknownNameError("schedule", name, SCHEDULES)
+
+
+def build_plateau(
+    optimizer: torch.optim.Optimizer, mode: str, factor: float = 0.5, patience: int = 2
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """Multiply the lr by ``factor`` after ``patience`` epochs without improvement of the monitored metric."""
+    if not 0 < factor < 1 or patience < 0:
+        raise ConfigError(
+            f"plateau_factor must be in (0, 1) and plateau_patience >= 0. "
+            f"Received: plateau_factor={factor}, plateau_patience={patience}"
+        )
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience)

@@ -1,0 +1,43 @@
+"""Numeric precision of training: fp32, bf16 autocast, fp16 autocast with a gradient scaler."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+
+from glassnet.errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise ``ConfigError`` unless ``precision`` is known and sensible on ``device``.
+
+    fp16 runs on CUDA only: CPUs have no fast fp16 matrix units (on this kind of machine fp16 matmul
+    is many times slower than fp32), while bf16 keeps fp32's range and is fast on recent CPUs.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(
+            "precision=fp16 needs a CUDA device: on a CPU fp16 matrix products are emulated and far slower than "
+            "fp32, and fp16's narrow range needs a gradient scaler that only CUDA provides. "
+            "Use precision=bf16 (fast on CPUs with AVX-512 BF16 / AMX, no scaler needed) or fp32"
+        )
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """The autocast context of ``precision`` on ``device`` (a no-op context for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def make_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:
+    """A gradient scaler for fp16 on CUDA; None otherwise (bf16 and fp32 need none)."""
+    if precision == "fp16" and device.type == "cuda":
+        return torch.amp.GradScaler("cuda")
+    return None
