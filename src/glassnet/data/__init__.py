@@ -10,9 +10,11 @@ from glassnet.data import builtin as _builtin  # noqa: F401  (digits, breast-can
 from glassnet.data import corpus as _corpus  # noqa: F401  (20newsgroups-chars)
 from glassnet.data import fashion_mnist as _fashion_mnist  # noqa: F401  (fashion-mnist)
 from glassnet.data import images as _images  # noqa: F401  (image folders)
+from glassnet.data import multilabel as _multilabel  # noqa: F401  (digit-pairs)
 from glassnet.data import spoken_digits as _spoken_digits  # noqa: F401  (spoken-digits)
 from glassnet.data import strings as _strings  # noqa: F401  (reverse-strings, digits-to-words)
 from glassnet.data import tabular as _tabular  # noqa: F401  (any other CSV: the fallback)
+from glassnet.data import tagging as _tagging  # noqa: F401  (truecase, truecase-generated)
 from glassnet.data import text as _text  # noqa: F401  (text CSV; sentiment, 20newsgroups)
 from glassnet.data import timeseries as _timeseries  # noqa: F401  (time-series CSV; sunspots, co2, ecg)
 from glassnet.data.bundle import DataBundle, bundle_from_arrays, bundle_from_splits

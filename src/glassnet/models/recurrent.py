@@ -3,6 +3,11 @@
 One implementation with a cell choice, registered as ``rnn``, ``lstm`` and ``gru``. Text inputs
 (token ids, padding at the end) go through an embedding and are packed, so padding never reaches
 the recurrence; sequence inputs (``T x C``) are standardised by the model's first layer.
+
+Many-to-one (``classify``, ``regress``, ``forecast``): the sequence is pooled, then one head.
+Many-to-many (``tag``, sequence labelling): the head reads every step's output and gives one
+prediction per step (``N x T x K`` logits); the recurrence is bidirectional by default, so each
+step's tag sees the whole sequence.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ class RecurrentNet(nn.Module):
         dropout: between stacked layers and before the head.
         embedding_dim: token embedding size (text only).
         pool: summary of the sequence fed to the head: ``last`` hidden state (both directions),
-            ``mean`` or ``max`` over the valid (unpadded) steps.
+            ``mean`` or ``max`` over the valid (unpadded) steps. Unused for ``tag`` specs, whose
+            head reads every step.
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class RecurrentNet(nn.Module):
         super().__init__()
         self.text = spec.modality == "text"
         self.pool = pool
+        self.per_step = spec.task == "tag"
         if self.text:
             self.pad_index = int(spec.extra.get("pad_index", 0))
             self.embedding = nn.Embedding(vocabulary_size(spec), embedding_dim, padding_idx=self.pad_index)
@@ -89,6 +96,8 @@ class RecurrentNet(nn.Module):
         else:
             outputs, state = self.rnn(self.normalize(x))
             lengths = torch.full((len(x),), x.shape[1], device=x.device)
+        if self.per_step:
+            return self.head(outputs)  # N x T x K; padded steps get outputs too, which the tag task ignores
         return self.head(self._summarise(outputs, state, lengths))
 
     def _summarise(self, outputs: torch.Tensor, state: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -108,11 +117,13 @@ def _build(
     spec: DataSpec,
     hidden: int,
     layers: int,
-    bidirectional: bool,
+    bidirectional: bool | None,
     dropout: float,
     embedding_dim: int,
     pool: str,
 ) -> nn.Module:
+    if bidirectional is None:  # auto: a step's tag may depend on what follows it
+        bidirectional = spec.task == "tag"
     check_positive("hidden", hidden)
     check_positive("layers", layers)
     check_positive("embedding_dim", embedding_dim)
@@ -122,14 +133,17 @@ def _build(
     return RecurrentNet(spec, cell, hidden, layers, bool(bidirectional), dropout, embedding_dim, pool)
 
 
-def _register(cell: str, bidirectional_default: bool, description: str) -> None:
-    """Register ``cell`` as a model whose hyper-parameters are those of ``RecurrentNet``."""
+def _register(cell: str, bidirectional_default: bool | None, description: str) -> None:
+    """Register ``cell`` as a model whose hyper-parameters are those of ``RecurrentNet``.
+
+    ``bidirectional=None`` means: bidirectional for ``tag`` (sequence labelling), one direction otherwise.
+    """
 
     def build(
         spec: DataSpec,
         hidden: int = 128,
         layers: int = 1,
-        bidirectional: bool = bidirectional_default,
+        bidirectional: bool | None = bidirectional_default,
         dropout: float = 0.2,
         embedding_dim: int = 100,
         pool: str = "last",
@@ -139,10 +153,13 @@ def _register(cell: str, bidirectional_default: bool, description: str) -> None:
     build.__name__ = build.__qualname__ = cell
     build.__doc__ = f"{description}; see ``RecurrentNet`` for the arguments."
     register_model(
-        cell, modalities=("text", "sequence"), tasks=("classify", "regress", "forecast"), description=description
+        cell,
+        modalities=("text", "sequence"),
+        tasks=("classify", "regress", "forecast", "tag"),
+        description=description,
     )(build)
 
 
-_register("rnn", False, "Elman RNN (tanh) over tokens or time steps; stacked, bidirectional")
-_register("lstm", True, "LSTM over tokens (packed) or time steps; stacked, bidirectional")
-_register("gru", True, "GRU over tokens (packed) or time steps; stacked, bidirectional")
+_register("rnn", None, "Elman RNN (tanh) over tokens or time steps; stacked, bidirectional; per-step tagging head")
+_register("lstm", True, "LSTM over tokens (packed) or time steps; stacked, bidirectional; per-step tagging head")
+_register("gru", True, "GRU over tokens (packed) or time steps; stacked, bidirectional; per-step tagging head")

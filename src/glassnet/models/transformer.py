@@ -2,7 +2,9 @@
 
 ``transformer`` (registered) classifies or regresses text and multichannel sequences with a
 pre-norm ``nn.TransformerEncoder``: padding is masked out of attention and out of the pooling, so a
-padded text gives exactly the result of the same text alone. ``CausalTransformer``, registered as
+padded text gives exactly the result of the same text alone. For a ``tag`` spec (sequence
+labelling) there is no pooling: the head reads every step and gives one prediction per step
+(``N x T x K``). ``CausalTransformer``, registered as
 ``char_transformer`` for the ``language_model`` task, predicts the next token and samples text from a prompt.
 """
 
@@ -132,7 +134,7 @@ class TransformerClassifier(nn.Module):
         dropout: in attention, feed-forward blocks, after the positions and before the head.
         positional: ``sinusoidal`` or ``learned`` position encodings.
         pool: ``mean`` over the valid (unpadded) steps, or the output at a learned ``cls`` token
-            put before the first step.
+            put before the first step. Unused for ``tag`` specs, whose head reads every step.
 
     Raises:
         ConfigError: the spec's input shape does not suit its modality, or a text spec has no
@@ -152,9 +154,11 @@ class TransformerClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.text = spec.modality == "text"
+        self.per_step = spec.task == "tag"
         steps = self._build_input(spec, d_model)
-        self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02) if pool == "cls" else None
-        self.positions = PositionalEncoding(steps + (pool == "cls"), d_model, positional)
+        use_cls = pool == "cls" and not self.per_step
+        self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02) if use_cls else None
+        self.positions = PositionalEncoding(steps + use_cls, d_model, positional)
         self.dropout = nn.Dropout(dropout)
         self.encoder = encoder_stack(d_model, heads, layers, ff_mult, dropout)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_model, spec.num_outputs), output_layer(spec))
@@ -199,6 +203,8 @@ class TransformerClassifier(nn.Module):
             steps = torch.cat([self.cls.expand(len(x), -1, -1), steps], dim=1)
             padding = F.pad(padding, (1, 0), value=False)  # the cls token is always attended to
         hidden = self.encoder(self.dropout(self.positions(steps)), src_key_padding_mask=padding)
+        if self.per_step:
+            return self.head(hidden)  # N x T x K; padded steps get outputs too, which the tag task ignores
         return self.head(self._pool(hidden, padding))
 
     def _pool(self, hidden: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
@@ -223,8 +229,9 @@ def padding_mask(tokens: torch.Tensor, pad_index: int) -> torch.Tensor:
 @register_model(
     "transformer",
     modalities=("text", "sequence"),
-    tasks=("classify", "regress", "forecast"),
-    description="Transformer encoder (pre-norm, padding-masked) over tokens or time steps; mean or cls pooling",
+    tasks=("classify", "regress", "forecast", "tag"),
+    description="Transformer encoder (pre-norm, padding-masked) over tokens or time steps; mean or cls pooling, "
+    "or a per-step tagging head",
 )
 def transformer(
     spec: DataSpec,
