@@ -1,0 +1,775 @@
+"""``explain(model, inputs, method=...)``: attributions from Captum, in memory-budgeted chunks, checked.
+
+Inputs are in natural units (images in [0, 1]); attributions come back with the inputs' shape
+(text: one score per token). Token inputs are explained through the model's embedding layer
+(gradient methods) or by replacing tokens with ``<unk>`` (masking methods).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from glassnet.errors import ConfigError, DataError, UnknownNameError
+from glassnet.explain import model_checks as checks
+from glassnet.explain.budget import BACKWARD_FACTOR, DEFAULT_MEMORY_MB, Budget, plan
+from glassnet.explain.methods import ALIASES, METHODS
+
+MODALITIES = ("image", "tabular", "text", "sequence", "audio")
+STEP_TOLERANCE = 0.01  # integrated gradients: |sum of attributions - output difference| <= 1% of the difference
+MAX_STEPS = 1600
+TEXT_PAD, TEXT_UNK = 0, 1
+
+
+@dataclass
+class Attributions:
+    """What ``explain`` returns.
+
+    Attributes:
+        values: one attribution per input value, the shape of ``inputs`` (text: ``N x tokens``);
+            positive values support the target, negative ones speak against it.
+        inputs: the explained inputs.
+        target: the explained output index of each example (``N``).
+        method: the method's name.
+        modality: ``image``, ``tabular``, ``text``, ``sequence`` or ``audio``.
+        budget: how the work was split into passes.
+        options: the arguments the method ran with (e.g. ``n_steps``, ``window``).
+        completeness: integrated gradients only: steps used and the worst relative error of
+            ``sum(attributions) = f(x) - f(baseline)``.
+        layer: the layer the method attributed through (Grad-CAM's convolution, a text model's embedding).
+        time_s: wall time.
+    """
+
+    values: torch.Tensor
+    inputs: torch.Tensor
+    target: torch.Tensor
+    method: str
+    modality: str
+    budget: Budget
+    options: dict[str, Any] = field(default_factory=dict)
+    completeness: dict[str, Any] | None = None
+    layer: str | None = None
+    time_s: float = 0.0
+
+    def per_unit(self) -> torch.Tensor:
+        """Scores per display unit: per pixel for images and spectrograms (channels summed), else ``values``."""
+        if self.modality in ("image", "audio") and self.values.dim() == 4:
+            return self.values.sum(dim=1)
+        return self.values
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready facts about the run (not the values)."""
+        return {
+            "method": self.method,
+            "modality": self.modality,
+            "examples": len(self.values),
+            "options": self.options,
+            "layer": self.layer,
+            "budget": self.budget.to_dict(),
+            "completeness": self.completeness,
+            "time_s": round(self.time_s, 4),
+        }
+
+
+def resolve_method(method: str) -> str:
+    """The canonical method name for ``method`` or an alias.
+
+    Raises:
+        UnknownNameError: not a method; the message lists them.
+    """
+    key = str(method).strip().lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    if key not in METHODS:
+        raise UnknownNameError("explanation method", str(method), METHODS)
+    return key
+
+
+def infer_modality(inputs: torch.Tensor) -> str:
+    """Integer inputs are text; ``N x C x H x W`` images; ``N x T x C`` sequences; ``N x F`` tables."""
+    if checks.is_token_input(inputs):
+        return "text"
+    return {4: "image", 3: "sequence", 2: "tabular"}.get(inputs.dim(), "tabular")
+
+
+def explain(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    method: str = "integrated_gradients",
+    target: int | Sequence[int] | torch.Tensor | None = None,
+    *,
+    baselines: torch.Tensor | float | None = None,
+    modality: str | None = None,
+    memory_mb: float = DEFAULT_MEMORY_MB,
+    layer: str | None = None,
+    n_steps: int = 50,
+    auto_steps: bool = True,
+    n_samples: int | None = None,
+    stdevs: float | None = None,
+    window: Sequence[int] | None = None,
+    feature_mask: torch.Tensor | None = None,
+    seed: int = 0,
+) -> Attributions:
+    """Attribute a model's outputs to its inputs with one of Captum's methods.
+
+    Args:
+        model: a classifier or regressor; its first layer normalises natural-unit inputs.
+        inputs: a batch in natural units (images in [0, 1]); int64 token ids for text models.
+        method: ``saliency``, ``input_x_gradient``, ``integrated_gradients``, ``smoothgrad``,
+            ``gradient_shap``, ``deeplift``, ``grad_cam``, ``occlusion``, ``feature_ablation``,
+            ``feature_permutation``, ``lime`` or ``kernel_shap`` (``ig``, ``gradcam`` ... also work).
+        target: the output to explain: one index for every example, one per example, or None for
+            each example's predicted class (output 0 for a single-output regressor).
+        baselines: the reference input ("absence of signal"): a tensor broadcastable to one
+            example or a number; default zeros (black images), and ``<unk>`` tokens for masking
+            methods on text. GradientSHAP draws from several reference rows when given a batch.
+        modality: how to group inputs for windows, masks and pictures (default: from the shape).
+        memory_mb: memory budget of one forward and backward pass; sets Captum's internal batch
+            sizes (``internal_batch_size``, ``nt_samples_batch_size``, ``perturbations_per_eval``)
+            and how many examples run per chunk.
+        layer: Grad-CAM's convolution (name in ``model.named_modules()``; default the last one).
+        n_steps: integrated gradients' steps; with ``auto_steps`` they are doubled for the
+            examples whose attributions do not add up to the output difference within 1%.
+        auto_steps: raise the steps of integrated gradients until completeness holds.
+        n_samples: samples of SmoothGrad (10), GradientSHAP (20), LIME and KernelSHAP (200).
+        stdevs: noise of SmoothGrad and GradientSHAP (default: 10% of the inputs' spread for
+            SmoothGrad, 0 for GradientSHAP).
+        window: occlusion window per example (e.g. ``(1, 4, 4)``; default about a seventh of an
+            image side, one feature of a table, one token of a text).
+        feature_mask: features for ablation, permutation, LIME and KernelSHAP: an integer tensor
+            shaped like one example, equal ids forming one feature (default: blocks of about an
+            eighth of an image side, each column of a table, each time step, each token).
+        seed: seeds the random draws (SmoothGrad, GradientSHAP, LIME, KernelSHAP, permutation).
+
+    Returns:
+        ``Attributions`` with ``values`` shaped like ``inputs`` (text: ``N x tokens``).
+
+    Raises:
+        UnknownNameError: ``method`` is not a method.
+        ConfigError: the method does not fit the model (the message says why and what fits), or an
+            option is out of range.
+        DataError: ``inputs`` or ``target`` do not fit the model.
+    """
+    name = resolve_method(method)
+    inputs = _as_batch(inputs)
+    modality = modality or infer_modality(inputs)
+    if modality not in MODALITIES:
+        raise ConfigError(f"modality must be one of {', '.join(MODALITIES)}. Received: modality={modality!r}")
+    _check_options(n_steps=n_steps, n_samples=n_samples, memory_mb=memory_mb)
+    device = _device(model)
+    inputs = inputs.to(device)
+    with _eval_mode(model), _seeded(seed), _quiet_captum():
+        start = time.perf_counter()
+        budget = plan(model, inputs[:1], memory_mb)
+        targets = _targets(model, inputs, target, budget.rows_per_pass * BACKWARD_FACTOR)
+        job = _Job(model, inputs, targets, name, modality, budget, baselines, layer, n_steps, auto_steps)
+        job.n_samples, job.stdevs, job.window, job.feature_mask = n_samples, stdevs, window, feature_mask
+        values = _RUNNERS[name](job)
+        elapsed = time.perf_counter() - start
+    return Attributions(
+        values=values.detach().float().cpu(),
+        inputs=inputs.detach().cpu(),
+        target=targets.cpu(),
+        method=name,
+        modality=modality,
+        budget=budget,
+        options=job.used,
+        completeness=job.completeness,
+        layer=job.layer_name,
+        time_s=elapsed,
+    )
+
+
+class _Job:
+    """One call of ``explain``: the model, data and options every runner reads, and what it reports back."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        method: str,
+        modality: str,
+        budget: Budget,
+        baselines: torch.Tensor | float | None,
+        layer: str | None,
+        n_steps: int,
+        auto_steps: bool,
+    ) -> None:
+        self.model, self.inputs, self.targets = model, inputs, targets
+        self.method, self.modality, self.budget = method, modality, budget
+        self.baselines, self.layer, self.n_steps, self.auto_steps = baselines, layer, n_steps, auto_steps
+        self.text = modality == "text"
+        self.n_samples: int | None = None
+        self.stdevs: float | None = None
+        self.window: Sequence[int] | None = None
+        self.feature_mask: torch.Tensor | None = None
+        self.used: dict[str, Any] = {}
+        self.completeness: dict[str, Any] | None = None
+        self.layer_name: str | None = None
+        self._embedding: nn.Embedding | None = None
+
+    # --- pieces the runners share -------------------------------------------------------------
+    def chunks(self, expansion: int = 1) -> Iterator[tuple[slice, int]]:
+        """Slices of the examples, each small enough that ``expansion`` rows per example fit the budget."""
+        n = len(self.inputs)
+        size = self.budget.chunk(n, expansion)
+        self.used.setdefault("examples_per_chunk", size)
+        for start in range(0, n, size):
+            yield slice(start, min(n, start + size)), size
+
+    def reference(self, part: slice | torch.Tensor | None = None) -> torch.Tensor:
+        """The baseline for the examples in ``part``, broadcast to their shape."""
+        x = self.inputs if part is None else self.inputs[part]
+        if self.text:
+            return torch.full_like(x, TEXT_PAD)
+        if self.baselines is None:
+            return torch.zeros_like(x)
+        base = torch.as_tensor(self.baselines, dtype=x.dtype, device=x.device)
+        if base.dim() == x.dim() and len(base) == len(self.inputs) and len(self.inputs) > 1 and part is not None:
+            base = base[part]
+        elif base.dim() == x.dim() and len(base) != len(x):
+            base = base.mean(dim=0, keepdim=True)  # a reference set: its mean is the single reference
+        return base.expand_as(x).contiguous()
+
+    def masking_reference(self, part: slice) -> torch.Tensor:
+        """The baseline of masking methods: on text, real tokens become ``<unk>`` and padding stays."""
+        if self.text:
+            x = self.inputs[part]
+            return torch.where(x == TEXT_PAD, torch.full_like(x, TEXT_PAD), torch.full_like(x, TEXT_UNK))
+        return self.reference(part)
+
+    def embedding(self) -> nn.Embedding:
+        """The text model's token embedding, or the refusal that says why token methods cannot run."""
+        if self._embedding is None:
+            found = checks.find_embedding(self.model, int(self.inputs.max().item()) + 1)
+            if found is None:
+                raise checks.refuse(
+                    METHODS[self.method].label,
+                    "its inputs are token ids but the model has no nn.Embedding layer to take gradients through",
+                    [m for m, info in METHODS.items() if info.text and not info.gradient],
+                )
+            self._embedding = found
+            self.layer_name = next(n for n, m in self.model.named_modules() if m is found)
+        return self._embedding
+
+    def sum_embedding(self, values: torch.Tensor) -> torch.Tensor:
+        """Embedding-layer attributions (``N x tokens x dim``) to one score per token."""
+        return values.sum(dim=-1) if values.dim() == self.inputs.dim() + 1 else values
+
+    def default_mask(self) -> torch.Tensor:
+        """One feature id per input value: image blocks, table columns, time steps, tokens."""
+        if self.feature_mask is not None:
+            mask = torch.as_tensor(self.feature_mask, device=self.inputs.device).long()
+            if mask.shape != self.inputs.shape[1:] and mask.shape != self.inputs.shape:
+                raise ConfigError(
+                    f"feature_mask must have the shape of one example {tuple(self.inputs.shape[1:])}. "
+                    f"Received: {tuple(mask.shape)}"
+                )
+            return mask if mask.dim() == self.inputs.dim() else mask.unsqueeze(0)
+        shape = self.inputs.shape[1:]
+        if self.modality in ("image", "audio") and len(shape) == 3:
+            channels, height, width = shape
+            block = max(1, math.ceil(min(height, width) / 8))
+            rows = torch.arange(height, device=self.inputs.device) // block
+            cols = torch.arange(width, device=self.inputs.device) // block
+            ids = rows[:, None] * (int(cols.max()) + 1) + cols[None, :]
+            self.used["block"] = block
+            return ids.expand(channels, height, width).unsqueeze(0)
+        if self.modality == "sequence" and len(shape) == 2:
+            steps, channels = shape
+            return torch.arange(steps, device=self.inputs.device)[:, None].expand(steps, channels).unsqueeze(0)
+        return torch.arange(math.prod(shape), device=self.inputs.device).reshape(1, *shape)
+
+    def default_window(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Occlusion's window and strides."""
+        shape = tuple(self.inputs.shape[1:])
+        if self.window is not None:
+            window = tuple(int(w) for w in self.window)
+            if len(window) != len(shape) or any(w < 1 or w > s for w, s in zip(window, shape, strict=True)):
+                raise ConfigError(
+                    f"window must have one size per input axis {shape}, each in range. Received: {window}"
+                )
+            return window, tuple(max(1, w // 2) for w in window)
+        if self.modality in ("image", "audio") and len(shape) == 3:
+            side = max(2, round(min(shape[1:]) / 7))
+            return (shape[0], side, side), (shape[0], max(1, side // 2), max(1, side // 2))
+        if self.modality == "sequence" and len(shape) == 2:
+            side = max(1, shape[0] // 16)
+            return (side, shape[1]), (max(1, side // 2), shape[1])
+        return tuple(1 for _ in shape), tuple(1 for _ in shape)
+
+
+# --- runners, one per method -------------------------------------------------------------------
+
+
+def _saliency(job: _Job) -> torch.Tensor:
+    from captum.attr import LayerGradientXActivation, Saliency
+
+    if job.text:
+        method = LayerGradientXActivation(job.model, job.embedding(), multiply_by_inputs=False)
+        return _chunked(job, 1, lambda x, t, p: job.sum_embedding(method.attribute(x, target=t).abs()))
+    method = Saliency(job.model)
+    return _chunked(job, 1, lambda x, t, p: method.attribute(x, target=t, abs=True))
+
+
+def _input_x_gradient(job: _Job) -> torch.Tensor:
+    from captum.attr import InputXGradient, LayerGradientXActivation
+
+    if job.text:
+        method = LayerGradientXActivation(job.model, job.embedding())
+        return _chunked(job, 1, lambda x, t, p: job.sum_embedding(method.attribute(x, target=t)))
+    method = InputXGradient(job.model)
+    return _chunked(job, 1, lambda x, t, p: method.attribute(x, target=t))
+
+
+def _integrated_gradients(job: _Job) -> torch.Tensor:
+    from captum.attr import IntegratedGradients, LayerIntegratedGradients
+
+    method = LayerIntegratedGradients(job.model, job.embedding()) if job.text else IntegratedGradients(job.model)
+
+    def run(index: torch.Tensor, steps: int) -> torch.Tensor:
+        # whole examples per pass where their steps fit (Captum's internal batching of the steps is
+        # slower than one pass over the same rows), else one example with its steps split by Captum
+        out = []
+        for sub in index.split(job.budget.chunk(len(index), steps)):
+            x, t = job.inputs[sub], job.targets[sub]
+            internal = None if len(x) * steps <= job.budget.rows_per_pass else job.budget.rows_per_pass
+            values = method.attribute(
+                x, baselines=job.reference(sub), target=t, n_steps=steps, internal_batch_size=internal
+            )
+            out.append(job.sum_embedding(values).detach())
+        return torch.cat(out)
+
+    everything = torch.arange(len(job.inputs), device=job.inputs.device)
+    values = run(everything, job.n_steps)
+    steps = torch.full((len(values),), job.n_steps)
+    errors = _completeness_errors(job, values)
+    current = job.n_steps
+    while job.auto_steps and bool((errors > STEP_TOLERANCE).any()) and current < MAX_STEPS:
+        current = min(MAX_STEPS, current * 2)
+        failing = torch.nonzero(errors > STEP_TOLERANCE).flatten()
+        values[failing] = run(failing.to(job.inputs.device), current)
+        steps[failing] = current
+        errors[failing] = _completeness_errors(job, values, failing)
+    job.used.update(
+        n_steps=job.n_steps,
+        examples_per_chunk=job.budget.chunk(len(job.inputs), job.n_steps),
+        internal_batch_size=job.budget.rows_per_pass,
+        method="gausslegendre",
+    )
+    job.completeness = {
+        "tolerance": STEP_TOLERANCE,
+        "steps_start": job.n_steps,
+        "steps_max_used": int(steps.max()),
+        "examples_raised": int((steps > job.n_steps).sum()),
+        "max_relative_error": float(errors.max()),
+        "median_relative_error": float(errors.median()),
+        "holds": bool((errors <= STEP_TOLERANCE).all()),
+    }
+    return values
+
+
+def _completeness_errors(job: _Job, values: torch.Tensor, which: torch.Tensor | None = None) -> torch.Tensor:
+    """``|sum(attributions) - (f(x) - f(baseline))| / |f(x) - f(baseline)|`` per example."""
+    index = torch.arange(len(values)) if which is None else which
+    x, t = job.inputs[index], job.targets[index]
+    batch = job.budget.rows_per_pass * BACKWARD_FACTOR
+    with torch.no_grad():
+        top = _pick(_predict(job.model, x, batch), t)
+        if job.text:
+            with _layer_output_zeroed(job.embedding()):
+                bottom = _pick(_predict(job.model, x, batch), t)
+        else:
+            bottom = _pick(_predict(job.model, job.reference()[index], batch), t)
+    difference = (top - bottom).cpu()
+    totals = values[index].flatten(1).sum(dim=1).cpu()
+    return (totals - difference).abs() / difference.abs().clamp_min(1e-3)
+
+
+@contextlib.contextmanager
+def _layer_output_zeroed(layer: nn.Module) -> Iterator[None]:
+    """Replace ``layer``'s output by zeros (a text model's blank embedding) while the block runs."""
+    handle = layer.register_forward_hook(lambda module, args, output: torch.zeros_like(output))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _smoothgrad(job: _Job) -> torch.Tensor:
+    from captum.attr import NoiseTunnel, Saliency
+
+    if job.text:
+        raise _no_text(job)
+    samples = job.n_samples or 10
+    stdevs = job.stdevs if job.stdevs is not None else 0.1 * float(job.inputs.max() - job.inputs.min())
+    method = NoiseTunnel(Saliency(job.model))
+    job.used.update(nt_samples=samples, stdevs=stdevs)
+
+    def run(x: torch.Tensor, t: torch.Tensor, part: slice) -> torch.Tensor:
+        per_batch = max(1, job.budget.rows_per_pass // len(x))
+        job.used.setdefault("nt_samples_batch_size", min(per_batch, samples))
+        return method.attribute(
+            x, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=min(per_batch, samples),
+            stdevs=stdevs, target=t, abs=True,
+        )  # fmt: skip
+
+    return _chunked(job, samples, run, minimum_expansion=1)
+
+
+def _gradient_shap(job: _Job) -> torch.Tensor:
+    from captum.attr import GradientShap
+
+    if job.text:
+        raise _no_text(job)
+    samples = job.n_samples or 20
+    stdevs = job.stdevs if job.stdevs is not None else 0.0
+    method = GradientShap(job.model)
+    references = _reference_set(job)
+    job.used.update(n_samples=samples, stdevs=stdevs, references=len(references))
+
+    def run(x: torch.Tensor, t: torch.Tensor, part: slice) -> torch.Tensor:
+        # GradientSHAP averages over its samples: when even one example's samples exceed the budget,
+        # they are drawn in groups and the group means are averaged, weighted by group size
+        group = max(1, min(samples, job.budget.rows_per_pass // len(x)))
+        job.used.setdefault("samples_per_pass", group)
+        total = torch.zeros_like(x)
+        for start in range(0, samples, group):
+            k = min(group, samples - start)
+            total += k * method.attribute(x, baselines=references, n_samples=k, stdevs=stdevs, target=t).detach()
+        return total / samples
+
+    return _chunked(job, samples, run)
+
+
+def _reference_set(job: _Job) -> torch.Tensor:
+    """GradientSHAP's references: the given rows, or one blank example."""
+    if job.baselines is None:
+        return torch.zeros_like(job.inputs[:1])
+    base = torch.as_tensor(job.baselines, dtype=job.inputs.dtype, device=job.inputs.device)
+    if base.dim() < job.inputs.dim():
+        base = base.expand_as(job.inputs[0]).unsqueeze(0)
+    return base.contiguous()
+
+
+def _deeplift(job: _Job) -> torch.Tensor:
+    from captum.attr import DeepLift
+
+    fitting = ["integrated_gradients", "gradient_shap", "saliency", "input_x_gradient", "occlusion"]
+    if job.text:
+        raise _no_text(job)
+    inplace = checks.inplace_modules(job.model)
+    if inplace:
+        raise checks.refuse(
+            "DeepLift",
+            f"modules {', '.join(inplace[:4])} work in place (inplace=True), which overwrites the activations "
+            "DeepLift compares with its reference and gives wrong attributions",
+            fitting,
+        )
+    recurrent = checks.recurrent_modules(job.model)
+    if recurrent:
+        raise checks.refuse(
+            "DeepLift",
+            f"recurrent layers ({', '.join(recurrent)}) hide their nonlinearities from DeepLift's rules",
+            fitting,
+        )
+    reused = checks.reused_modules(job.model, job.inputs)
+    if reused:
+        raise checks.refuse(
+            "DeepLift",
+            f"modules {', '.join(reused[:4])} are called more than once per forward pass, so DeepLift cannot "
+            "pair each call with its reference",
+            fitting,
+        )
+    method = DeepLift(job.model)
+    return _chunked(job, 2, lambda x, t, p: method.attribute(x, baselines=job.reference(p), target=t))
+
+
+def _grad_cam(job: _Job) -> torch.Tensor:
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    fitting = ["integrated_gradients", "saliency", "occlusion", "feature_ablation"]
+    if job.text:
+        raise checks.refuse(
+            "Grad-CAM", "it needs a convolution over the input's positions; this is a text model", fitting
+        )
+    if job.layer is not None:
+        layer, job.layer_name = checks.named_layer(job.model, job.layer), job.layer
+        if not isinstance(layer, checks.CONVOLUTIONS + checks.ACTIVATIONS):
+            raise ConfigError(
+                f"Grad-CAM's layer must be a convolution or the activation after one; "
+                f"{job.layer!r} is a {type(layer).__name__}"
+            )
+    else:
+        found = checks.find_grad_cam_layer(job.model)
+        if found is None:
+            raise checks.refuse("Grad-CAM", "the model has no convolution layer (Conv1d or Conv2d)", fitting)
+        job.layer_name, layer = found
+    method = LayerGradCam(job.model, layer)
+
+    def run(x: torch.Tensor, t: torch.Tensor, part: slice) -> torch.Tensor:
+        cam = method.attribute(x, target=t, relu_attributions=True)
+        return _cam_to_input(cam, x, LayerAttribution.interpolate)
+
+    return _chunked(job, 1, run)
+
+
+def _cam_to_input(cam: torch.Tensor, x: torch.Tensor, interpolate: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """A class-activation map scaled to the input and spread evenly over its channels."""
+    cam = cam.sum(dim=1, keepdim=True) if cam.shape[1] != 1 else cam
+    if cam.dim() == 4 and x.dim() == 4:  # Conv2d on images and spectrograms
+        up = interpolate(cam, tuple(x.shape[2:]), "bilinear")
+        return up.expand_as(x) / x.shape[1]
+    if cam.dim() == 3 and x.dim() == 3:  # Conv1d over time on T x C sequences
+        up = interpolate(cam, (x.shape[1],), "linear")
+        return up.transpose(1, 2).expand_as(x) / x.shape[2]
+    if cam.dim() == 3 and x.dim() == 4:  # Conv1d over the frames of 1 x mels x frames
+        up = interpolate(cam, (x.shape[-1],), "linear")
+        return up.unsqueeze(2).expand_as(x) / (x.shape[1] * x.shape[2])
+    raise ConfigError(f"Grad-CAM cannot map a {tuple(cam.shape[1:])} layer map onto inputs {tuple(x.shape[1:])}")
+
+
+def _occlusion(job: _Job) -> torch.Tensor:
+    from captum.attr import Occlusion
+
+    window, strides = job.default_window()
+    method = Occlusion(job.model)
+    job.used.update(window=window, strides=strides)
+
+    def run(x: torch.Tensor, t: torch.Tensor, part: slice) -> torch.Tensor:
+        per_eval = max(1, job.budget.rows_per_pass // len(x))
+        job.used.setdefault("perturbations_per_eval", per_eval)
+        base = job.masking_reference(part)
+        if job.text:
+            return _occlude_tokens(job, x, t, base, per_eval)
+        return method.attribute(
+            x, sliding_window_shapes=window, strides=strides, baselines=base, target=t, perturbations_per_eval=per_eval
+        )
+
+    return _chunked(job, 1, run, no_grad=True)
+
+
+def _occlude_tokens(job: _Job, x: torch.Tensor, t: torch.Tensor, base: torch.Tensor, per_eval: int) -> torch.Tensor:
+    """Occlusion of one token at a time is feature ablation with one feature per position."""
+    from captum.attr import FeatureAblation
+
+    mask = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    return FeatureAblation(job.model).attribute(
+        x, baselines=base, target=t, feature_mask=mask, perturbations_per_eval=per_eval
+    )
+
+
+def _feature_ablation(job: _Job) -> torch.Tensor:
+    from captum.attr import FeatureAblation
+
+    mask = job.default_mask()
+    method = FeatureAblation(job.model)
+
+    def run(x: torch.Tensor, t: torch.Tensor, part: slice) -> torch.Tensor:
+        per_eval = max(1, job.budget.rows_per_pass // len(x))
+        job.used.setdefault("perturbations_per_eval", per_eval)
+        return method.attribute(
+            x, baselines=job.masking_reference(part), target=t, feature_mask=mask, perturbations_per_eval=per_eval
+        )
+
+    return _chunked(job, 1, run, no_grad=True)
+
+
+def _feature_permutation(job: _Job) -> torch.Tensor:
+    from captum.attr import FeaturePermutation
+
+    if job.text:
+        raise _no_text(job)
+    if len(job.inputs) < 2:
+        raise DataError("feature_permutation shuffles values between examples; give it at least 2 examples")
+    mask = job.default_mask()
+    per_eval = max(1, job.budget.rows_per_pass // len(job.inputs))
+    job.used.update(perturbations_per_eval=per_eval, examples_per_chunk=len(job.inputs))
+    with torch.no_grad():
+        return FeaturePermutation(job.model).attribute(
+            job.inputs, target=job.targets, feature_mask=mask, perturbations_per_eval=per_eval
+        )
+
+
+def _surrogate(kind: str) -> Callable[[_Job], torch.Tensor]:
+    """LIME or KernelSHAP, one example at a time (both fit one surrogate model per example)."""
+
+    def run_all(job: _Job) -> torch.Tensor:
+        from captum.attr import KernelShap, Lime
+
+        method = Lime(job.model) if kind == "lime" else KernelShap(job.model)
+        samples = job.n_samples or 200
+        mask = job.default_mask()
+        per_eval = max(1, min(samples, job.budget.rows_per_pass))
+        job.used.update(n_samples=samples, perturbations_per_eval=per_eval, examples_per_chunk=1)
+        out = []
+        with torch.no_grad():
+            for i in range(len(job.inputs)):
+                x = job.inputs[i : i + 1]
+                out.append(
+                    method.attribute(
+                        x,
+                        baselines=job.masking_reference(slice(i, i + 1)),
+                        target=job.targets[i : i + 1],
+                        feature_mask=mask[:1],
+                        n_samples=samples,
+                        perturbations_per_eval=per_eval,
+                    )
+                )
+        return torch.cat(out)
+
+    return run_all
+
+
+_RUNNERS: dict[str, Callable[[_Job], torch.Tensor]] = {
+    "saliency": _saliency,
+    "input_x_gradient": _input_x_gradient,
+    "integrated_gradients": _integrated_gradients,
+    "smoothgrad": _smoothgrad,
+    "gradient_shap": _gradient_shap,
+    "deeplift": _deeplift,
+    "grad_cam": _grad_cam,
+    "occlusion": _occlusion,
+    "feature_ablation": _feature_ablation,
+    "feature_permutation": _feature_permutation,
+    "lime": _surrogate("lime"),
+    "kernel_shap": _surrogate("kernel_shap"),
+}
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _chunked(
+    job: _Job,
+    expansion: int,
+    attribute: Callable[[torch.Tensor, torch.Tensor, slice], torch.Tensor],
+    no_grad: bool = False,
+    minimum_expansion: int | None = None,
+) -> torch.Tensor:
+    """Run ``attribute(x, target, part)`` over chunks that fit the budget and concatenate."""
+    out = []
+    rows = minimum_expansion if minimum_expansion is not None else expansion
+    for part, _ in job.chunks(rows):
+        x, t = job.inputs[part], job.targets[part]
+        with torch.no_grad() if no_grad else contextlib.nullcontext():
+            out.append(attribute(x, t, part).detach())
+    return torch.cat(out)
+
+
+def _no_text(job: _Job) -> ConfigError:
+    info = METHODS[job.method]
+    why = {
+        "smoothgrad": "it adds noise to the inputs, and noise on token ids has no meaning",
+        "deeplift": "its rules do not cover the recurrent and attention layers of text models",
+        "feature_permutation": "swapping tokens between texts of different lengths changes their padding",
+        "gradient_shap": "it draws points between the input and random references, and token ids cannot be "
+        "interpolated (integrated_gradients interpolates the embeddings instead)",
+    }.get(job.method, "it does not apply to token inputs")
+    return checks.refuse(info.label, why, [m for m, i in METHODS.items() if i.text])
+
+
+def _pick(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    outputs = outputs.reshape(len(outputs), -1)
+    return outputs.gather(1, targets.reshape(-1, 1).to(outputs.device)).squeeze(1)
+
+
+def _targets(model: nn.Module, inputs: torch.Tensor, target: Any, batch: int) -> torch.Tensor:
+    """One output index per example: given, or the predicted class."""
+    with torch.no_grad():
+        outputs = model(inputs[:1]) if target is not None else _predict(model, inputs, batch)
+    outputs = outputs.reshape(len(outputs), -1)
+    width = outputs.shape[1]
+    if target is None:
+        return outputs.argmax(dim=1) if width > 1 else torch.zeros(len(inputs), dtype=torch.long, device=inputs.device)
+    chosen = torch.as_tensor(target, device=inputs.device).long().reshape(-1)
+    if len(chosen) == 1:
+        chosen = chosen.expand(len(inputs)).clone()
+    if len(chosen) != len(inputs):
+        raise DataError(f"target must be one index or one per example ({len(inputs)}). Received {len(chosen)}")
+    if bool(((chosen < 0) | (chosen >= width)).any()):
+        raise DataError(f"target indices must be in [0, {width - 1}] (the model has {width} outputs)")
+    return chosen
+
+
+def _predict(model: nn.Module, inputs: torch.Tensor, batch: int) -> torch.Tensor:
+    return torch.cat([model(inputs[i : i + batch]) for i in range(0, len(inputs), batch)])
+
+
+def _as_batch(inputs: Any) -> torch.Tensor:
+    if not isinstance(inputs, torch.Tensor):
+        try:
+            inputs = torch.as_tensor(inputs)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise DataError(f"inputs must be a tensor or array. Received {type(inputs).__name__}") from exc
+    if inputs.dim() < 2 or len(inputs) == 0:
+        raise DataError(
+            f"inputs must be a non-empty batch (examples on the first axis). Received shape {tuple(inputs.shape)}"
+        )
+    if torch.is_floating_point(inputs):
+        if not bool(torch.isfinite(inputs).all()):
+            raise DataError("inputs hold NaN or infinite values; clean them before explaining")
+        return inputs.float()
+    return inputs.long()
+
+
+def _check_options(**values: Any) -> None:
+    for key, value in values.items():
+        if value is None:
+            continue
+        positive = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        if not positive or (key != "memory_mb" and not isinstance(value, int)):
+            kind = "a positive number" if key == "memory_mb" else "a positive integer"
+            raise ConfigError(f"{key} must be {kind}. Received: {key}={value!r}")
+
+
+def _device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def _quiet_captum() -> Iterator[None]:
+    """Hide Captum's notices that say it set ``requires_grad`` or hooked activations: both are expected here."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Input Tensor \d+ did not already require gradients")
+        warnings.filterwarnings("ignore", message=r"Setting forward, backward hooks and attributes")
+        yield
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch, NumPy and Python (Captum draws from all three) and restore their states afterwards."""
+    import random
+
+    import numpy as np
+
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)

@@ -1,0 +1,523 @@
+"""``explain_run``: explain a trained run's test examples, check the explanations, write explain.json and figures."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from glassnet.config import RunConfig, read_yaml
+from glassnet.data import load_dataset
+from glassnet.data.spec import DataSpec
+from glassnet.errors import ConfigError, DataError
+from glassnet.explain import pictures, trust
+from glassnet.explain.attribute import TEXT_PAD, TEXT_UNK, Attributions, explain, resolve_method
+from glassnet.explain.budget import BACKWARD_FACTOR, DEFAULT_MEMORY_MB
+from glassnet.explain.methods import METHODS
+from glassnet.models import load_model
+from glassnet.runs import RunDir
+
+DEFAULT_EXAMPLES = 64
+SHOWN = 8  # examples drawn in the pictures
+HIGHEST_LOSS = 6
+CONFUSED_PAIRS = 5
+SENSITIVITY_EXAMPLES = 8
+# LIME and KernelSHAP refit a surrogate per example, permutation importance depends on the whole batch:
+# re-running them for max-sensitivity would cost minutes, so that one metric is skipped for them
+NO_SENSITIVITY = ("lime", "kernel_shap", "feature_permutation")
+TASKS = ("classify", "regress", "forecast")
+# sensitivities (per unit of input change); every other method gives contributions relative to a baseline
+LOCAL_METHODS = ("saliency", "smoothgrad", "grad_cam")
+
+
+def explain_run(
+    run_dir: str | os.PathLike[str],
+    method: str = "integrated_gradients",
+    n: int = DEFAULT_EXAMPLES,
+    *,
+    memory_mb: float = DEFAULT_MEMORY_MB,
+    layer: str | None = None,
+    checks: bool = True,
+    seed: int = 0,
+    **options: Any,
+) -> dict[str, Any]:
+    """Explain a run's test examples; write ``results/explain.json`` and ``figures/explain_*.png``.
+
+    The first ``n`` test examples (taken class by class, so that every class appears) are explained
+    for their predicted class, then checked: deletion and insertion curves against random
+    orderings, infidelity and max-sensitivity (Captum), the model-randomisation test (gradient
+    methods) and completeness (integrated gradients). A failed check adds a warning. Global views:
+    the mean attribution per predicted class, the most-confused class pairs and the test
+    examples with the highest loss, explained.
+
+    Args:
+        run_dir: a trained run (classification or regression).
+        method: an attribution method (see ``glassnet.explain.METHODS``).
+        n: how many test examples to explain.
+        memory_mb: memory budget of one forward and backward pass.
+        layer: Grad-CAM's layer (default: after the last convolution).
+        checks: run the trust checks (default on; they cost a few more passes).
+        seed: seeds every random draw.
+        **options: more arguments of ``explain`` (``n_steps``, ``n_samples``, ``window`` ...).
+
+    Returns:
+        The dict written to ``results/explain.json``.
+
+    Raises:
+        RunError: the run is missing or incomplete.
+        ConfigError: the method does not fit the model, or an option is invalid.
+    """
+    name = resolve_method(method)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"n must be a positive integer. Received: n={n!r}")
+    run = RunDir(run_dir)
+    run.require_model()
+    model, spec = load_model(run.path)
+    if spec.task not in TASKS:
+        raise ConfigError(
+            f"explain attributes a classifier's or regressor's outputs; this run's task is {spec.task!r}. "
+            f"Supported tasks: {', '.join(TASKS)}"
+        )
+    model.eval()
+    started = time.perf_counter()
+    inputs, labels = _test_split(run, spec)
+    outputs = _outputs(model, inputs)
+    chosen = _choose(labels, n, spec)
+    x = inputs[chosen]
+    baseline = default_baseline(spec, x)
+    attributions = explain(
+        model, x, name, baselines=baseline, modality=spec.modality, memory_mb=memory_mb, layer=layer, seed=seed,
+        **options,
+    )  # fmt: skip
+    result: dict[str, Any] = {
+        "method": name,
+        "method_label": METHODS[name].label,
+        "method_description": METHODS[name].description,
+        "modality": spec.modality,
+        "task": spec.task,
+        "target": "predicted class" if spec.task == "classify" else "output 0",
+        "examples": len(x),
+        "summary": attributions.summary(),
+        "warnings": [],
+        "figures": [],
+    }
+    if checks:
+        result["trust"] = _trust(model, attributions, baseline, spec, seed, options)
+        result["warnings"] = _warnings(result["trust"], name)
+    result["global"] = _global_views(model, spec, attributions, labels[chosen], outputs, labels)
+    result["highest_loss"], worst = _highest_loss(
+        model, spec, inputs, labels, outputs, name, baseline, memory_mb, layer, seed
+    )
+    result["views"] = _modality_views(spec, attributions, labels[chosen])
+    result["figures"] = _figures(run, spec, attributions, labels[chosen], result)
+    if spec.modality == "image" and worst.values.dim() == 4:
+        titles = [
+            f"{e.get('predicted', '')} ({e.get('confidence', 0):.0%})\ntrue {e.get('true', '')}"
+            for e in result["highest_loss"]
+        ]
+        pictures.image_overlays(
+            worst.inputs.numpy(), worst.per_unit().numpy(), titles, run.figure("explain_highest_loss"), columns=3
+        )
+        result["figures"].append("explain_highest_loss")
+    result["time_s"] = round(time.perf_counter() - started, 3)
+    run.write_result("explain", result)
+    return result
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+def _test_split(run: RunDir, spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The run's test split as tensors (from the dataset in config.yaml)."""
+    if run.config.is_file():
+        config = RunConfig.from_dict(read_yaml(run.config), source=str(run.config))
+    else:
+        config = RunConfig(data=spec.name)
+    bundle = load_dataset(config.data, **config.data_args)
+    test = bundle.test
+    if len(test) == 0:
+        raise DataError(f"dataset {config.data!r} has an empty test split; there is nothing to explain")
+    if hasattr(test, "tensors"):
+        x, y = test.tensors[0], test.tensors[1]
+    else:
+        pairs = [test[i] for i in range(len(test))]
+        x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
+        y = torch.stack([torch.as_tensor(p[1]) for p in pairs])
+    if tuple(x.shape[1:]) != spec.input_shape:
+        raise DataError(f"the test inputs {tuple(x.shape[1:])} do not match the model's inputs {spec.input_shape}")
+    return x, y
+
+
+def _outputs(model: nn.Module, inputs: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([model(inputs[i : i + batch]).float() for i in range(0, len(inputs), batch)])
+
+
+def _choose(labels: torch.Tensor, n: int, spec: DataSpec) -> torch.Tensor:
+    """The first ``n`` test examples, taken class by class in turn for classification."""
+    if spec.task != "classify":
+        return torch.arange(min(n, len(labels)))
+    queues = [torch.nonzero(labels == c).flatten().tolist() for c in range(spec.num_outputs)]
+    picked: list[int] = []
+    while len(picked) < min(n, len(labels)):
+        for queue in queues:
+            if queue and len(picked) < n:
+                picked.append(queue.pop(0))
+        if not any(queues):
+            break
+    return torch.tensor(sorted(picked))
+
+
+def default_baseline(spec: DataSpec, inputs: torch.Tensor) -> torch.Tensor:
+    """The reference input "with no signal": black images, the training mean of tables, series and
+    spectrograms (natural units), padding for text (masking methods use ``<unk>``)."""
+    shape = (1, *spec.input_shape)
+    if spec.modality == "text":
+        return torch.full(shape, TEXT_PAD, dtype=torch.long)
+    if spec.modality == "image" or spec.input_mean is None:
+        return torch.zeros(shape)
+    mean = torch.tensor(spec.input_mean, dtype=torch.float32)
+    if spec.modality == "tabular":
+        return mean.reshape(shape)
+    if spec.modality == "sequence":
+        return mean.reshape(1, 1, -1).expand(shape).contiguous()
+    return mean.reshape(1, -1, *([1] * (len(shape) - 2))).expand(shape).contiguous()
+
+
+def _masking_baseline(spec: DataSpec, x: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    if spec.modality == "text":
+        return torch.where(x == TEXT_PAD, torch.full_like(x, TEXT_PAD), torch.full_like(x, TEXT_UNK))
+    return baseline.expand_as(x)
+
+
+def _valid_units(spec: DataSpec, x: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    """Units that differ from the baseline (``N x U``): the only ones an explanation can say anything about."""
+    differs = x != baseline.expand_as(x)
+    if spec.modality in ("image", "audio") and x.dim() == 4:
+        return differs.any(dim=1).flatten(1)
+    return differs.flatten(1)
+
+
+# --- trust -------------------------------------------------------------------------------------
+
+
+def _trust(
+    model: nn.Module,
+    attributions: Attributions,
+    baseline: torch.Tensor,
+    spec: DataSpec,
+    seed: int,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    x, targets, name = attributions.inputs, attributions.target, attributions.method
+    masked = _masking_baseline(spec, x, baseline)
+    valid = _valid_units(spec, x, masked)
+    batch = max(1, attributions.budget.rows_per_pass * BACKWARD_FACTOR)
+    out: dict[str, Any] = {
+        "faithfulness": trust.deletion_insertion(
+            model, x, attributions.values, targets, masked, spec.modality, valid=valid, batch=batch, seed=seed
+        )
+    }
+    if spec.modality == "text":
+        out["infidelity"] = {"skipped": "token ids cannot be perturbed by small amounts"}
+        out["sensitivity"] = {"skipped": "token ids cannot be perturbed by small amounts"}
+    else:
+        scale = _noise_scale(spec, x)
+        relative = None if name in LOCAL_METHODS else baseline
+        out["infidelity"] = trust.infidelity_scores(
+            model, x, attributions.values, targets, 0.1 * scale, baseline=relative, seed=seed
+        )
+        if name in NO_SENSITIVITY:
+            out["sensitivity"] = {"skipped": f"{name} is too costly to re-run for every perturbation"}
+        else:
+            k = min(SENSITIVITY_EXAMPLES, len(x))
+
+            def again(inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                return explain(
+                    model, inputs, name, target=target, baselines=baseline, modality=spec.modality,
+                    auto_steps=False, seed=seed, memory_mb=attributions.budget.memory_mb, **_method_options(options),
+                ).values  # fmt: skip
+
+            out["sensitivity"] = trust.max_sensitivity(again, x[:k], targets[:k], 0.02 * scale, seed=seed)
+    if METHODS[name].gradient:
+        randomised = trust.randomised_copy(model, seed)
+        other = explain(
+            randomised, x, name, target=targets, baselines=baseline, modality=spec.modality, auto_steps=False,
+            seed=seed, memory_mb=attributions.budget.memory_mb, **_method_options(options),
+        )  # fmt: skip
+        scale = per_unit_scale(spec, x) if name in LOCAL_METHODS else None
+        out["randomisation"] = trust.randomisation_test(
+            attributions.values, other.values, spec.modality, valid=valid, scale=scale
+        )
+    else:
+        out["randomisation"] = {"skipped": "the test applies to gradient methods"}
+    if attributions.completeness is not None:
+        out["completeness"] = attributions.completeness
+    return out
+
+
+def _method_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k != "auto_steps"}
+
+
+def _noise_scale(spec: DataSpec, x: torch.Tensor) -> torch.Tensor:
+    """Perturbation scale in natural units: the spread of images, each column's or channel's training std."""
+    if spec.input_std is None or spec.modality == "image":
+        return torch.tensor(float(x.max() - x.min()) or 1.0)
+    std = torch.tensor(spec.input_std, dtype=torch.float32)
+    if spec.modality == "tabular":
+        return std.reshape(1, *spec.input_shape)
+    if spec.modality == "sequence":
+        return std.reshape(1, 1, -1)
+    return std.reshape(1, -1, *([1] * (len(spec.input_shape) - 1)))
+
+
+def per_unit_scale(spec: DataSpec, x: torch.Tensor) -> torch.Tensor | None:
+    """Each column's or channel's training std (tables, series), so gradients compare per standard deviation."""
+    if spec.modality not in ("tabular", "sequence") or spec.input_std is None:
+        return None
+    return _noise_scale(spec, x)
+
+
+def _warnings(checks: dict[str, Any], name: str) -> list[str]:
+    label = METHODS[name].label
+    out = []
+    faith = checks["faithfulness"]
+    if not faith["deletion_beats_random"]:
+        out.append(
+            f"{label}: removing the inputs it ranks highest lowers the score no faster than removing random ones "
+            f"(deletion area {faith['deletion_auc']:.3f} vs random {faith['random_deletion_auc']:.3f}); "
+            "its ranking is not faithful to the model"
+        )
+    if not faith["insertion_beats_random"]:
+        out.append(
+            f"{label}: restoring the inputs it ranks highest raises the score no faster than restoring random ones "
+            f"(insertion area {faith['insertion_auc']:.3f} vs random {faith['random_insertion_auc']:.3f})"
+        )
+    infid = checks.get("infidelity", {})
+    if "passed" in infid and not infid["passed"]:
+        out.append(
+            f"{label}: infidelity {infid['infidelity']:.4g} is no better than random attributions' "
+            f"{infid['random_infidelity']:.4g}"
+        )
+    rand = checks.get("randomisation", {})
+    if "passed" in rand and not rand["passed"]:
+        out.append(
+            f"{label}: the attributions of a model with random weights look like the trained model's "
+            f"(rank correlation {rand['rank_correlation']:.2f} >= {rand['threshold']}); they show the input "
+            "more than what the model learned"
+        )
+    complete = checks.get("completeness")
+    if complete and not complete["holds"]:
+        out.append(
+            f"{label}: the attributions do not add up to the output difference within "
+            f"{complete['tolerance']:.0%} even at {complete['steps_max_used']} steps "
+            f"(worst relative error {complete['max_relative_error']:.3f})"
+        )
+    return out
+
+
+# --- global views ------------------------------------------------------------------------------
+
+
+def _class_names(spec: DataSpec) -> list[str]:
+    return list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
+
+
+def _global_views(
+    model: nn.Module,
+    spec: DataSpec,
+    attributions: Attributions,
+    labels: torch.Tensor,
+    outputs: torch.Tensor,
+    all_labels: torch.Tensor,
+) -> dict[str, Any]:
+    views: dict[str, Any] = {}
+    if spec.task != "classify":
+        return views
+    names = _class_names(spec)
+    predicted = attributions.target
+    per_class = []
+    for c in range(spec.num_outputs):
+        rows = predicted == c
+        if bool(rows.any()):
+            mean = attributions.per_unit()[rows].mean(dim=0)
+            per_class.append({"class": names[c], "examples": int(rows.sum()), "mean_abs": float(mean.abs().mean())})
+    views["per_class"] = per_class
+    pairs = Counter(
+        (int(t), int(p)) for t, p in zip(all_labels.tolist(), outputs.argmax(dim=1).tolist(), strict=True) if t != p
+    )
+    views["confused_pairs"] = [
+        {"true": names[t], "predicted": names[p], "count": count} for (t, p), count in pairs.most_common(CONFUSED_PAIRS)
+    ]
+    return views
+
+
+def _highest_loss(
+    model: nn.Module,
+    spec: DataSpec,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    outputs: torch.Tensor,
+    method: str,
+    baseline: torch.Tensor,
+    memory_mb: float,
+    layer: str | None,
+    seed: int,
+) -> tuple[list[dict[str, Any]], Attributions]:
+    """The test examples with the largest loss, explained for the class the model predicted."""
+    if spec.task != "classify":
+        errors = (outputs.reshape(len(outputs), -1) - labels.reshape(len(labels), -1).float()).pow(2).mean(dim=1)
+    else:
+        errors = torch.nn.functional.cross_entropy(outputs, labels.long(), reduction="none")
+    worst = errors.argsort(descending=True)[: min(HIGHEST_LOSS, len(errors))]
+    x = inputs[worst]
+    kwargs = dict(baselines=baseline, modality=spec.modality, memory_mb=memory_mb, layer=layer, seed=seed)
+    predicted = explain(model, x, method, **kwargs)
+    out = []
+    for k, i in enumerate(worst.tolist()):
+        entry: dict[str, Any] = {"index": i, "loss": round(float(errors[i]), 4)}
+        if spec.task == "classify":
+            probs = outputs[i].softmax(dim=0)
+            names = _class_names(spec)
+            entry.update(
+                true=names[int(labels[i])],
+                predicted=names[int(predicted.target[k])],
+                confidence=round(float(probs[int(predicted.target[k])]), 4),
+            )
+        entry.update(_example_view(spec, x[k], predicted.values[k]))
+        out.append(entry)
+    return out, predicted
+
+
+# --- per-modality views ------------------------------------------------------------------------
+
+
+def _tokens(spec: DataSpec, ids: torch.Tensor) -> list[str]:
+    vocab = spec.extra.get("vocab") or []
+    return [vocab[i] if i < len(vocab) else f"<{i}>" for i in ids.tolist()]
+
+
+def _example_view(spec: DataSpec, x: torch.Tensor, values: torch.Tensor) -> dict[str, Any]:
+    """What the report shows of one example: tokens and their scores, or a table's top features."""
+    if spec.modality == "text":
+        keep = x != TEXT_PAD
+        return {
+            "tokens": _tokens(spec, x[keep]),
+            "scores": [round(float(v), 5) for v in values[keep]],
+        }
+    if spec.modality == "tabular":
+        names = list(spec.feature_names) or [f"x{i}" for i in range(values.numel())]
+        flat = values.flatten()
+        order = flat.abs().argsort(descending=True)[:5].tolist()
+        return {
+            "top_features": [
+                {"feature": names[i], "value": float(x.flatten()[i]), "attribution": float(flat[i])} for i in order
+            ]
+        }
+    return {}
+
+
+def _modality_views(spec: DataSpec, attributions: Attributions, labels: torch.Tensor) -> dict[str, Any]:
+    """Tables and profiles: features for tables, time steps and channels for series, bands and frames for audio."""
+    values = attributions.values
+    views: dict[str, Any] = {}
+    if spec.modality == "tabular":
+        names = list(spec.feature_names) or [f"x{i}" for i in range(values[0].numel())]
+        flat = values.flatten(1)
+        mean, mean_abs = flat.mean(dim=0), flat.abs().mean(dim=0)
+        order = mean_abs.argsort(descending=True).tolist()
+        views["features"] = [
+            {
+                "feature": names[i],
+                "mean_attribution": round(float(mean[i]), 6),
+                "mean_abs": round(float(mean_abs[i]), 6),
+            }
+            for i in order
+        ]
+    elif spec.modality == "sequence" and values.dim() == 3:
+        views["per_time_step"] = [round(float(v), 6) for v in values.abs().sum(dim=2).mean(dim=0)]
+        names = list(spec.feature_names) or [f"channel {c}" for c in range(values.shape[2])]
+        per_channel = values.abs().sum(dim=1).mean(dim=0)
+        views["per_channel"] = [
+            {"channel": names[c], "mean_abs": round(float(v), 6)} for c, v in enumerate(per_channel)
+        ]
+    elif spec.modality == "audio" and values.dim() == 4:
+        views["per_frequency_band"] = [round(float(v), 6) for v in values.abs().sum(dim=(1, 3)).mean(dim=0)]
+        views["per_time_step"] = [round(float(v), 6) for v in values.abs().sum(dim=(1, 2)).mean(dim=0)]
+    elif spec.modality == "text":
+        views["examples"] = [
+            {"index": k, **_example_view(spec, attributions.inputs[k], values[k])}
+            for k in range(min(SHOWN, len(values)))
+        ]
+        views["top_tokens"] = _top_tokens(spec, attributions)
+    return views
+
+
+def _top_tokens(spec: DataSpec, attributions: Attributions, top: int = 15) -> list[dict[str, Any]]:
+    """Tokens with the largest mean attribution over the explained examples (at least two occurrences)."""
+    totals: dict[int, list[float]] = {}
+    for ids, values in zip(attributions.inputs, attributions.values, strict=True):
+        for token, value in zip(ids.tolist(), values.tolist(), strict=True):
+            if token not in (TEXT_PAD, TEXT_UNK):
+                totals.setdefault(token, []).append(value)
+    means = [(np.mean(v), t, len(v)) for t, v in totals.items() if len(v) >= 2]
+    means.sort(key=lambda m: -abs(m[0]))
+    return [
+        {"token": _tokens(spec, torch.tensor([t]))[0], "mean_attribution": round(float(m), 5), "count": c}
+        for m, t, c in means[:top]
+    ]
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def _titles(spec: DataSpec, attributions: Attributions, labels: torch.Tensor, count: int) -> list[str]:
+    if spec.task != "classify":
+        return [f"example {k}" for k in range(count)]
+    names = _class_names(spec)
+    return [f"pred {names[int(attributions.target[k])]}\ntrue {names[int(labels[k])]}" for k in range(count)]
+
+
+def _figures(
+    run: RunDir, spec: DataSpec, attributions: Attributions, labels: torch.Tensor, result: dict[str, Any]
+) -> list[str]:
+    """Draw the pictures for the modality; return the figure names written."""
+    written = []
+    shown = min(SHOWN, len(attributions.values))
+    label = METHODS[attributions.method].label
+    heat = attributions.per_unit().numpy()
+    x = attributions.inputs.numpy()
+    titles = _titles(spec, attributions, labels, shown)
+    if spec.modality == "image" and x.ndim == 4:
+        pictures.image_overlays(x[:shown], heat[:shown], titles, run.figure("explain_examples"))
+        written.append("explain_examples")
+        if spec.task == "classify":
+            names = _class_names(spec)
+            classes = [c for c in range(spec.num_outputs) if bool((attributions.target == c).any())]
+            means = np.stack([heat[(attributions.target == c).numpy()].mean(axis=0) for c in classes])
+            pictures.heat_grid(means, [f"predicted {names[c]}" for c in classes], run.figure("explain_classes"))
+            written.append("explain_classes")
+    elif spec.modality == "audio" and x.ndim == 4:
+        pictures.spectrogram_overlays(x[: min(4, shown)], heat[: min(4, shown)], titles, run.figure("explain_examples"))
+        written.append("explain_examples")
+    elif spec.modality == "sequence" and x.ndim == 3:
+        per_step = attributions.values.sum(dim=2).numpy()
+        pictures.series_overlays(
+            x[: min(4, shown)], per_step[: min(4, shown)], titles, run.figure("explain_examples"), spec.feature_names
+        )
+        written.append("explain_examples")
+    elif spec.modality == "tabular":
+        names = list(spec.feature_names) or [f"x{i}" for i in range(heat[0].size)]
+        mean = attributions.values.flatten(1).mean(dim=0).numpy()
+        pictures.feature_bars(names, mean, f"{label}: mean attribution per feature", run.figure("explain_features"))
+        written.append("explain_features")
+    if "trust" in result:
+        pictures.curves(result["trust"]["faithfulness"], label, run.figure("explain_curves"))
+        written.append("explain_curves")
+    return written

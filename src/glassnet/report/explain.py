@@ -1,0 +1,153 @@
+"""Report section of the explain stage: what the model looks at, and how far to trust that picture."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glassnet.explain.pictures import token_html
+from glassnet.report.card import ReportContext, esc, fmt, section, table
+
+_CHECKS = {
+    "deletion": "Remove the inputs the method ranks most important first: if the explanation is faithful, the "
+    "model's confidence drops faster than when random inputs are removed.",
+    "insertion": "Start from a blank input and restore the most important inputs first: confidence should rise "
+    "faster than with random ones.",
+    "infidelity": "How badly the attributions predict the model's reaction to small random noise "
+    "(lower is better; compared with random attributions).",
+    "sensitivity": "How much the explanation changes when the input moves very slightly (lower is steadier).",
+    "randomisation": "The same method on a copy of the model with random weights: a trustworthy explanation "
+    "must change, since it should show what the model learned, not just the input.",
+    "completeness": "Integrated gradients' parts must add up to the change of the model's score between the "
+    "blank and the real input; the number of steps is raised until they do within 1%.",
+}
+
+
+@section("Explanations", order=60)
+def explanations(ctx: ReportContext) -> str | None:
+    result = ctx.result("explain")
+    if not result:
+        return None
+    parts = [
+        f"<p><b>{esc(result['method_label'])}</b>: {esc(result['method_description'])} "
+        f"Explained: {result['examples']} test examples, each for its {esc(result['target'])}. "
+        "Red marks evidence <i>for</i> the class, blue evidence <i>against</i> it.</p>"
+    ]
+    parts += [f'<p class="note" style="color:#b03a2e">&#9888; {esc(w)}</p>' for w in result.get("warnings", [])]
+    parts.append(_pictures(ctx, result))
+    if result.get("trust"):
+        parts.append("<h3>Can this explanation be trusted?</h3>" + _trust_table(result["trust"]))
+        parts.append(ctx.figure("explain_curves", "deletion and insertion curves"))
+    parts.append(_global(ctx, result))
+    summary = result["summary"]
+    budget = summary["budget"]
+    parts.append(
+        f'<p class="note">Computed with Captum in {summary["time_s"]:.1f} s; memory budget {budget["memory_mb"]:g} MB '
+        f"per pass ({fmt(budget['rows_per_pass'])} model rows); options: "
+        f"{esc(', '.join(f'{k}={v}' for k, v in summary['options'].items()) or 'defaults')}"
+        f"{'; layer ' + esc(summary['layer']) if summary.get('layer') else ''}.</p>"
+    )
+    return "".join(parts)
+
+
+def _pictures(ctx: ReportContext, result: dict[str, Any]) -> str:
+    views = result.get("views", {})
+    out = ctx.figure("explain_examples", "inputs and their attributions")
+    if result["modality"] == "text":
+        rows = "".join(
+            f"<p>{token_html(e['tokens'], e['scores'])}</p>" for e in views.get("examples", []) if e.get("tokens")
+        )
+        out += "<h3>Words that drove the predictions</h3>" + rows
+        if views.get("top_tokens"):
+            out += "<details><summary>Words with the largest mean attribution</summary>" + table(
+                ["word", "mean attribution", "occurrences"],
+                [[t["token"], fmt(t["mean_attribution"]), t["count"]] for t in views["top_tokens"]],
+            )
+            out += "</details>"
+    if views.get("features"):
+        out += ctx.figure("explain_features", "mean attribution per feature")
+        out += "<details><summary>All features</summary>" + table(
+            ["feature", "mean attribution", "mean |attribution|"],
+            [[f["feature"], fmt(f["mean_attribution"]), fmt(f["mean_abs"])] for f in views["features"]],
+        )
+        out += "</details>"
+    if views.get("per_channel"):
+        out += table(
+            ["channel", "mean |attribution|"], [[c["channel"], fmt(c["mean_abs"])] for c in views["per_channel"]]
+        )
+    if views.get("per_frequency_band"):
+        bands = views["per_frequency_band"]
+        top = sorted(range(len(bands)), key=lambda i: -bands[i])[:5]
+        out += f"<p>Most important frequency bands (mel band index, 0 = lowest): {esc(', '.join(map(str, top)))}.</p>"
+    return out
+
+
+def _trust_table(checks: dict[str, Any]) -> str:
+    faith = checks["faithfulness"]
+    rows = [
+        ["deletion", _verdict(faith["deletion_beats_random"]), f"area {faith['deletion_auc']:.3f} vs random "
+         f"{faith['random_deletion_auc']:.3f}", _CHECKS["deletion"]],
+        ["insertion", _verdict(faith["insertion_beats_random"]), f"area {faith['insertion_auc']:.3f} vs random "
+         f"{faith['random_insertion_auc']:.3f}", _CHECKS["insertion"]],
+    ]  # fmt: skip
+    infid = checks.get("infidelity", {})
+    if "infidelity" in infid:
+        figure = f"{infid['infidelity']:.4g} vs random {infid['random_infidelity']:.4g}"
+        rows.append(["infidelity", _verdict(infid["passed"]), figure, _CHECKS["infidelity"]])
+    sens = checks.get("sensitivity", {})
+    if "max_sensitivity" in sens:
+        rows.append(["max-sensitivity", "reported", f"{sens['max_sensitivity']:.3f}", _CHECKS["sensitivity"]])
+    rand = checks.get("randomisation", {})
+    if "rank_correlation" in rand:
+        rows.append(
+            ["model randomisation", _verdict(rand["passed"]), f"correlation {rand['rank_correlation']:.2f} "
+             f"(must be below {rand['threshold']})", _CHECKS["randomisation"]]
+        )  # fmt: skip
+    complete = checks.get("completeness")
+    if complete:
+        rows.append(
+            ["completeness", _verdict(complete["holds"]), f"worst error {complete['max_relative_error']:.2%} at up to "
+             f"{complete['steps_max_used']} steps", _CHECKS["completeness"]]
+        )  # fmt: skip
+    skipped = [f"{k}: {v['skipped']}" for k, v in checks.items() if isinstance(v, dict) and "skipped" in v]
+    note = f'<p class="note">Not run: {esc("; ".join(skipped))}.</p>' if skipped else ""
+    return table(["check", "result", "figure", "what it tests"], rows, numeric_from=9) + note
+
+
+def _verdict(passed: bool) -> str:
+    return "passed" if passed else "FAILED"
+
+
+def _global(ctx: ReportContext, result: dict[str, Any]) -> str:
+    views = result.get("global", {})
+    out = ""
+    if ctx.run.figure("explain_classes").is_file():
+        out += "<h3>What the model looks at, per predicted class (mean attribution)</h3>"
+        out += ctx.figure("explain_classes", "mean attribution per predicted class")
+    if views.get("confused_pairs"):
+        out += "<h3>Classes the model confuses most (test split)</h3>" + table(
+            ["true class", "predicted as", "examples"],
+            [[p["true"], p["predicted"], p["count"]] for p in views["confused_pairs"]],
+            numeric_from=2,
+        )
+    worst = result.get("highest_loss") or []
+    if worst:
+        out += "<h3>The test examples the model gets most wrong, explained</h3>"
+        out += ctx.figure("explain_highest_loss", "highest-loss test examples and their attributions")
+        if result["modality"] == "text":
+            out += "".join(
+                f"<p><b>{esc(e.get('predicted', ''))}</b> ({fmt(e.get('confidence'))}), true {esc(e.get('true', ''))}: "
+                f"{token_html(e['tokens'], e['scores'])}</p>"
+                for e in worst
+                if e.get("tokens")
+            )
+        elif result["modality"] == "tabular":
+            out += table(
+                ["test #", "true", "predicted", "loss", "top features (attribution)"],
+                [
+                    [e["index"], e.get("true", ""), e.get("predicted", ""), fmt(e["loss"]),
+                     ", ".join(f"{f['feature']} ({f['attribution']:+.3g})" for f in e.get("top_features", []))]
+                    for e in worst
+                ],
+                numeric_from=3,
+            )  # fmt: skip
+    return out
