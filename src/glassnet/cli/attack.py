@@ -1,0 +1,79 @@
+"""``glassnet attack RUN``: accuracy under attack, the worst case and the gradient-masking checks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register the ``attack`` subcommand."""
+    p = commands.add_parser(
+        "attack",
+        parents=[common],
+        help="attack a trained classifier: accuracy against eps, AutoAttack-style worst case, masking checks",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument(
+        "--attack",
+        action="append",
+        metavar="A",
+        help="attack drawn as a curve; repeat or comma-separate (default: fgsm,pgd). "
+        "Choices: apgd-ce, apgd-dlr, cw, deepfool, fgsm, pgd, square",
+    )
+    p.add_argument("--eps", nargs="+", type=float, metavar="E", help="budgets (default: 0.01 0.02 0.05 0.1 for linf)")
+    p.add_argument("--norm", default="linf", choices=["linf", "l2"], help="perturbation norm (default: linf)")
+    p.add_argument("--limit", type=int, default=1000, help="attack the first N examples of the split (default: 1000)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--no-worst-case", action="store_true", help="skip the AutoAttack-style worst case")
+    p.add_argument("--apgd-steps", type=int, default=100, help="iterations of each APGD run (default: 100)")
+    p.add_argument("--square-queries", type=int, default=1000, help="query budget of the Square attack (default: 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Call ``attack_run`` and print the curves, the worst case and any warning."""
+    from glassnet.errors import ConfigError
+    from glassnet.robust.stage import attack_run
+
+    attacks = [a.strip() for value in (args.attack or ["fgsm,pgd"]) for a in value.split(",") if a.strip()]
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be >= 1. Received: --limit {args.limit}")
+    for flag, value in (("--apgd-steps", args.apgd_steps), ("--square-queries", args.square_queries)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1. Received: {flag} {value}")
+    result = attack_run(
+        args.run,
+        attack=attacks,
+        eps=args.eps,
+        norm=args.norm,
+        worst_case=not args.no_worst_case,
+        limit=args.limit,
+        split=args.split,
+        seed=args.seed,
+        apgd_steps=args.apgd_steps,
+        square_queries=args.square_queries,
+    )
+    _print_result(result)
+    print(f"written:  {Path(args.run) / 'results' / 'robustness.json'}")
+    return 0
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    space = " (embedding space)" if result["space"] == "embedding" else ""
+    print(f"{result['examples']:,} {result['split']} examples, {result['norm']}{space}; clean accuracy "
+          f"{result['clean_accuracy']:.4f}")  # fmt: skip
+    rows = [[name, *curve] for name, curve in result["curves"].items()]
+    if result.get("worst_case"):
+        rows.append(["worst case", *result["worst_case"]["accuracy"]])
+    header = ["attack", *(f"eps={e:g}" for e in result["eps"])]
+    widths = [max(len(header[0]), *(len(r[0]) for r in rows)), *(max(len(h), 6) for h in header[1:])]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for row in rows:
+        print("  ".join([row[0].ljust(widths[0]), *(f"{v:.4f}".rjust(w) for v, w in zip(row[1:], widths[1:]))]))
+    for warning in result["warnings"]:
+        print(f"warning:  {warning}")
+    if not result["warnings"] and result["checks"]:
+        print(f"checks:   {len(result['checks'])} gradient-masking checks passed")

@@ -1,0 +1,721 @@
+"""Adversarial attacks on classifiers: FGSM, PGD, APGD (CE / DLR), Carlini-Wagner L2, DeepFool, Square.
+
+Every attack is batched torch code with one convention: inputs live in the box ``[0, 1]`` (images
+in natural units; other inputs are mapped there by ``glassnet.robust.bounds.BoxModel``), the model
+returns logits (or log-probabilities) and the attack returns adversarial inputs inside the box and
+inside the ``eps`` ball of the requested norm (``linf`` or ``l2``). Untargeted attacks make the
+model leave the true class ``y``; targeted ones (``target=`` a tensor of classes) make it choose
+``target``.
+
+Budget attacks (``fgsm``, ``pgd``, ``apgd-ce``, ``apgd-dlr``, ``square``) search inside an ``eps``
+ball; minimum-norm attacks (``cw``, ``deepfool``) ignore ``eps`` and return the smallest
+perturbation they find, so one run gives the accuracy at every ``eps``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glassnet.errors import ConfigError, UnknownNameError
+
+NORMS = ("linf", "l2")
+Attack = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class AttackInfo:
+    """What the evaluation needs to know about an attack.
+
+    Attributes:
+        name: registry name.
+        norms: norms the attack supports.
+        minimum_norm: finds the smallest perturbation instead of searching an ``eps`` ball.
+        targeted: supports targeted attacks.
+        gradient_free: needs only the model's outputs (a black-box check against gradient masking).
+        description: one line for listings and the report.
+    """
+
+    name: str
+    norms: tuple[str, ...]
+    minimum_norm: bool
+    targeted: bool
+    gradient_free: bool
+    description: str
+
+
+_ATTACKS: dict[str, tuple[Attack, AttackInfo]] = {}
+
+
+def register_attack(name: str, norms: tuple[str, ...], description: str, **flags: bool) -> Callable[[Attack], Attack]:
+    """Register ``function`` under ``name`` with the facts that ``AttackInfo`` lists."""
+
+    def decorate(function: Attack) -> Attack:
+        info = AttackInfo(
+            name=name,
+            norms=norms,
+            minimum_norm=flags.get("minimum_norm", False),
+            targeted=flags.get("targeted", True),
+            gradient_free=flags.get("gradient_free", False),
+            description=description,
+        )
+        _ATTACKS[name] = (function, info)
+        return function
+
+    return decorate
+
+
+def list_attacks() -> list[str]:
+    """Names of the registered attacks."""
+    return sorted(_ATTACKS)
+
+
+def attack_info(name: str) -> AttackInfo:
+    """The ``AttackInfo`` of ``name``; raises ``UnknownNameError`` for an unknown name."""
+    if name not in _ATTACKS:
+        raise UnknownNameError("attack", name, _ATTACKS)
+    return _ATTACKS[name][1]
+
+
+def get_attack(name: str) -> Attack:
+    """The attack function registered as ``name``."""
+    attack_info(name)
+    return _ATTACKS[name][0]
+
+
+def run_attack(
+    name: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    target: torch.Tensor | None = None,
+    **options: Any,
+) -> torch.Tensor:
+    """Run the attack ``name`` on a batch; checks the norm, target and options first.
+
+    Args:
+        name: a registered attack (see ``list_attacks``).
+        model: classifier returning logits; put in eval mode by the caller.
+        x: inputs in ``[0, 1]``.
+        y: true classes.
+        eps: perturbation budget (ignored by minimum-norm attacks).
+        norm: ``linf`` or ``l2``.
+        target: classes to reach (targeted attack); None for untargeted.
+        **options: the attack's own keyword arguments (e.g. ``steps=20``).
+
+    Returns:
+        Adversarial inputs, detached, same shape as ``x``.
+
+    Raises:
+        UnknownNameError: unknown attack.
+        ConfigError: unsupported norm, a targeted run of an untargeted-only attack, a bad option.
+    """
+    info = attack_info(name)
+    check_norm(norm)
+    if norm not in info.norms:
+        raise ConfigError(f"attack {name!r} supports norm {' or '.join(info.norms)}. Received: norm={norm!r}")
+    if target is not None and not info.targeted:
+        raise ConfigError(f"attack {name!r} is untargeted only; drop the target or choose pgd, apgd-dlr or cw")
+    if not info.minimum_norm:
+        check_eps(eps, norm)
+    function = get_attack(name)
+    try:
+        return function(model, x, y, eps=eps, norm=norm, target=target, **options)
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc):
+            raise ConfigError(f"attack {name!r}: {exc}") from exc
+        raise
+
+
+def check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise ConfigError(f"norm must be one of {', '.join(NORMS)}. Received: norm={norm!r}")
+
+
+def check_eps(eps: float, norm: str) -> None:
+    """``eps`` must be a finite number > 0 (and <= 1 for linf, the width of the box)."""
+    if not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
+        raise ConfigError(f"eps must be a finite number > 0. Received: eps={eps!r}")
+    if norm == "linf" and eps > 1:
+        raise ConfigError(f"linf eps must be <= 1 (inputs live in [0, 1]). Received: eps={eps}")
+
+
+# ----------------------------------------------------------------------------------------------
+# shared pieces
+
+
+def _flat_norm(t: torch.Tensor, norm: str) -> torch.Tensor:
+    flat = t.flatten(1)
+    if norm == "linf":
+        return flat.abs().amax(dim=1)
+    if norm == "l1":
+        return flat.abs().sum(dim=1)
+    return flat.norm(dim=1)
+
+
+def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-example values shaped to broadcast over ``like``."""
+    return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Tensor, norm: str) -> torch.Tensor:
+    """Project ``x_adv`` onto the ``eps`` ball around ``x`` intersected with the box ``[0, 1]``."""
+    delta = x_adv - x
+    if norm == "linf":
+        eps_t = _view(torch.as_tensor(eps, dtype=x.dtype, device=x.device).expand(len(x)), x)
+        delta = torch.maximum(torch.minimum(delta, eps_t), -eps_t)
+    else:
+        norms = _view(_flat_norm(delta, "l2"), x)
+        eps_t = _view(torch.as_tensor(eps, dtype=x.dtype, device=x.device).expand(len(x)), x)
+        delta = delta * torch.clamp(eps_t / (norms + 1e-12), max=1.0)
+    return (x + delta).clamp(0.0, 1.0)
+
+
+def _random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None) -> torch.Tensor:
+    noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device) * 2 - 1
+    if norm == "linf":
+        return project(x + eps * noise, x, eps, norm)
+    direction = noise / _view(_flat_norm(noise, "l2") + 1e-12, x)
+    radius = torch.rand(len(x), generator=generator, dtype=x.dtype).to(x.device)
+    return project(x + eps * _view(radius, x) * direction, x, eps, norm)
+
+
+def _ascent(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    """Steepest-ascent direction of unit norm: the sign for linf, the normalised gradient for l2."""
+    if norm == "linf":
+        return grad.sign()
+    return grad / _view(_flat_norm(grad, "l2") + 1e-12, grad)
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-example margin that is negative exactly when the attack has succeeded.
+
+    Untargeted: ``z_y - max_{i != y} z_i``; targeted: ``max_{i != t} z_i - z_t``.
+    """
+    if target is None:
+        true = logits.gather(1, y[:, None]).squeeze(1)
+        other = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
+        return true - other
+    goal = logits.gather(1, target[:, None]).squeeze(1)
+    other = logits.scatter(1, target[:, None], float("-inf")).amax(dim=1)
+    return other - goal
+
+
+def succeeded(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean per example: misclassified (untargeted) or classified as ``target`` (targeted)."""
+    predicted = logits.argmax(dim=1)
+    return predicted != y if target is None else predicted == target
+
+
+def ce_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-example loss to maximise: CE of ``y`` (untargeted) or minus CE of ``target``."""
+    if target is None:
+        return F.cross_entropy(logits, y, reduction="none")
+    return -F.cross_entropy(logits, target, reduction="none")
+
+
+def dlr_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Difference of Logits Ratio (Croce & Hein, 2020), to maximise; invariant to logit shift and scale.
+
+    Falls back to the plain margin when there are too few classes for the ratio (3 untargeted, 4 targeted).
+    """
+    ranked = logits.sort(dim=1, descending=True).values
+    classes = logits.shape[1]
+    if target is None:
+        if classes < 3:
+            return -margin(logits, y)
+        scale = ranked[:, 0] - ranked[:, 2] + 1e-12
+        return -margin(logits, y) / scale
+    if classes < 4:
+        return -margin(logits, y, target)
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    goal = logits.gather(1, target[:, None]).squeeze(1)
+    scale = ranked[:, 0] - (ranked[:, 2] + ranked[:, 3]) / 2 + 1e-12
+    return -(true - goal) / scale
+
+
+LOSSES = {"ce": ce_loss, "dlr": dlr_loss}
+
+
+def _gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, loss: Callable) -> tuple:
+    """``(per-example loss, logits, d loss.sum() / dx)`` at ``x``."""
+    x = x.detach().requires_grad_(True)
+    logits = model(x)
+    values = loss(logits, y, target)
+    (grad,) = torch.autograd.grad(values.sum(), x)
+    return values.detach(), logits.detach(), grad
+
+
+def _keep_best(
+    best: torch.Tensor, found: torch.Tensor, x_new: torch.Tensor, fooled: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the first adversarial input found per example."""
+    newly = fooled & ~found
+    best = torch.where(_view(newly, best), x_new, best)
+    return best, found | fooled
+
+
+# ----------------------------------------------------------------------------------------------
+# FGSM and PGD
+
+
+@register_attack("fgsm", NORMS, "Fast Gradient Sign Method (Goodfellow et al., 2015): one gradient step of size eps")
+def fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    target: torch.Tensor | None = None,
+    random_start: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One step of size ``eps`` along the gradient's sign (linf) or direction (l2).
+
+    With ``random_start`` the step starts at a uniform random point of the ball and moves
+    ``1.25 * eps`` (Wong et al., 2020) before being projected back.
+    """
+    start = _random_start(x, eps, norm, generator) if random_start else x
+    _, _, grad = _gradient(model, start, y, target, ce_loss)
+    size = 1.25 * eps if random_start else eps
+    return project(start + size * _ascent(grad, norm), x, eps, norm).detach()
+
+
+@register_attack("pgd", NORMS, "Projected Gradient Descent (Madry et al., 2018) with random start and restarts")
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    target: torch.Tensor | None = None,
+    steps: int = 20,
+    step_size: float | None = None,
+    restarts: int = 1,
+    random_start: bool = True,
+    loss: str = "ce",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Iterated projected gradient ascent on ``loss`` (``ce`` or ``dlr``).
+
+    Args:
+        steps: iterations per restart.
+        step_size: per step (default ``2.5 * eps / steps``, Madry et al.).
+        restarts: independent random starts; later restarts attack only the examples still standing.
+        random_start: start at a uniform random point of the ball (the first restart included).
+        loss: ``ce`` (cross-entropy) or ``dlr`` (Difference of Logits Ratio).
+    """
+    _check_count("steps", steps)
+    _check_count("restarts", restarts)
+    if loss not in LOSSES:
+        raise UnknownNameError("loss", loss, LOSSES)
+    size = 2.5 * eps / steps if step_size is None else step_size
+    objective = LOSSES[loss]
+    best, found = x.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    fallback = x.clone()  # the last iterate, returned where no restart succeeds
+    for _restart in range(restarts):
+        todo = (~found).nonzero().squeeze(1)
+        if len(todo) == 0:
+            break
+        x0, y0 = x[todo], y[todo]
+        t0 = None if target is None else target[todo]
+        current = _random_start(x0, eps, norm, generator) if random_start else x0.clone()
+        hit = torch.zeros(len(todo), dtype=torch.bool, device=x.device)
+        adv = current.clone()
+        for _ in range(steps):
+            _, logits, grad = _gradient(model, current, y0, t0, objective)
+            fooled = succeeded(logits, y0, t0)
+            adv, hit = _keep_best(adv, hit, current, fooled)
+            current = project(current + size * _ascent(grad, norm), x0, eps, norm).detach()
+        with torch.no_grad():
+            fooled = succeeded(model(current), y0, t0)
+        adv, hit = _keep_best(adv, hit, current, fooled)
+        adv = torch.where(_view(hit, adv), adv, current)
+        best[todo] = torch.where(_view(hit, adv), adv, best[todo])
+        fallback[todo] = adv
+        found[todo] = hit
+    return torch.where(_view(found, best), best, fallback).detach()
+
+
+def _check_count(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# APGD
+
+
+def _checkpoints(steps: int) -> list[int]:
+    """Iterations at which APGD may halve its step size (Croce & Hein, 2020, section 3.2)."""
+    points, previous, current = [0], 0.0, 0.22
+    while current < 1:
+        points.append(math.ceil(current * steps))
+        previous, current = current, current + max(current - previous - 0.03, 0.06)
+    return sorted(set(points))
+
+
+def _apgd_single(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor | None,
+    eps: float,
+    norm: str,
+    steps: int,
+    objective: Callable,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One APGD run; returns ``(adversarial or highest-loss inputs, success mask)``."""
+    rho, alpha = 0.75, 0.75
+    points = set(_checkpoints(steps)[1:])
+    current = _random_start(x, eps, norm, generator)
+    eta = torch.full((len(x),), 2.0 * eps, dtype=x.dtype, device=x.device)
+    loss, logits, grad = _gradient(model, current, y, target, objective)
+    best_loss, best_x = loss.clone(), current.clone()
+    adv, hit = current.clone(), succeeded(logits, y, target)
+    previous = current.clone()
+    # the loss and step size at the last checkpoint, and how often the loss rose since then
+    increases = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+    loss_at_point, eta_reduced = best_loss.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    last_point = 0
+    for k in range(steps):
+        with torch.no_grad():
+            z = project(current + _view(eta, x) * _ascent(grad, norm), x, eps, norm)
+            momentum = alpha if k > 0 else 1.0
+            step = current + momentum * (z - current) + (1 - momentum) * (current - previous)
+            previous, current = current, project(step, x, eps, norm)
+        loss, logits, grad_new = _gradient(model, current, y, target, objective)
+        fooled = succeeded(logits, y, target)
+        adv, hit = _keep_best(adv, hit, current, fooled)
+        with torch.no_grad():
+            increases += (loss > best_loss).to(x.dtype)
+            improved = loss > best_loss
+            best_x = torch.where(_view(improved, x), current, best_x)
+            best_loss = torch.where(improved, loss, best_loss)
+        grad = grad_new
+        if k + 1 in points:
+            span = k + 1 - last_point
+            few_increases = increases < rho * span
+            stalled = ~eta_reduced & (loss_at_point >= best_loss)
+            halve = few_increases | stalled
+            eta = torch.where(halve, eta / 2, eta)
+            if halve.any():  # restart the halved examples from their best point
+                current = torch.where(_view(halve, x), best_x, current)
+                previous = current.clone()
+                _, _, grad_restart = _gradient(model, current, y, target, objective)
+                grad = torch.where(_view(halve, x), grad_restart, grad)
+            eta_reduced, loss_at_point = halve, best_loss.clone()
+            increases.zero_()
+            last_point = k + 1
+    return torch.where(_view(hit, x), adv, best_x).detach(), hit
+
+
+def _apgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str,
+    target: torch.Tensor | None,
+    steps: int,
+    restarts: int,
+    loss: str,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    _check_count("steps", steps)
+    _check_count("restarts", restarts)
+    objective = LOSSES[loss]
+    result, found = x.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    for _ in range(restarts):
+        todo = (~found).nonzero().squeeze(1)
+        if len(todo) == 0:
+            break
+        t0 = None if target is None else target[todo]
+        adv, hit = _apgd_single(model, x[todo], y[todo], t0, eps, norm, steps, objective, generator)
+        result[todo] = adv
+        found[todo] = hit
+    return result
+
+
+@register_attack("apgd-ce", NORMS, "Auto-PGD on the cross-entropy (Croce & Hein, 2020): step size set by itself")
+def apgd_ce(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    target: torch.Tensor | None = None,
+    steps: int = 100,
+    restarts: int = 1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """APGD with the cross-entropy loss: momentum, and a step size halved when progress stalls."""
+    return _apgd(model, x, y, eps, norm, target, steps, restarts, "ce", generator)
+
+
+@register_attack("apgd-dlr", NORMS, "Auto-PGD on the Difference of Logits Ratio loss (scale-invariant)")
+def apgd_dlr(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    target: torch.Tensor | None = None,
+    steps: int = 100,
+    restarts: int = 1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """APGD with the DLR loss, which no rescaling of the logits can flatten."""
+    return _apgd(model, x, y, eps, norm, target, steps, restarts, "dlr", generator)
+
+
+def apgd_targeted(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    classes: int = 3,
+    steps: int = 100,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """APGD-DLR targeted at each of the ``classes`` most likely wrong classes in turn (AutoAttack's APGD-T).
+
+    Each later target attacks only the examples that are still classified correctly, so the result
+    is an *untargeted* success whenever any target was reached.
+    """
+    with torch.no_grad():
+        logits = model(x)
+    others = logits.scatter(1, y[:, None], float("-inf")).argsort(dim=1, descending=True)
+    classes = min(classes, logits.shape[1] - 1)
+    result = x.clone()
+    standing = ~succeeded(logits, y)
+    for rank in range(classes):
+        todo = standing.nonzero().squeeze(1)
+        if len(todo) == 0:
+            break
+        target = others[todo, rank]
+        adv = _apgd(model, x[todo], y[todo], eps, norm, target, steps, 1, "dlr", generator)
+        with torch.no_grad():
+            fooled = succeeded(model(adv), y[todo])
+        result[todo[fooled]] = adv[fooled]
+        standing[todo[fooled]] = False
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Square attack
+
+
+def _square_fraction(p_init: float, iteration: int, queries: int) -> float:
+    """Square attack's schedule of the fraction of pixels changed, written for 10,000 queries."""
+    i = int(iteration / max(queries, 1) * 10_000)
+    for limit, divisor in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128)):
+        if i <= limit:
+            return p_init / divisor
+    return p_init / (256 if i <= 8000 else 512)
+
+
+@register_attack(
+    "square",
+    ("linf",),
+    "Square attack (Andriushchenko et al., 2020): score-based black box, random square updates",
+    gradient_free=True,
+)
+@torch.no_grad()
+def square(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    target: torch.Tensor | None = None,
+    queries: int = 1000,
+    p_init: float = 0.8,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Random search over vertices of the linf ball using the model's outputs only (no gradients).
+
+    Starts from vertical stripes of ``+-eps``; each query re-draws one square window (one sign
+    per channel) and keeps it when the margin loss falls. Stops early per example on success.
+    Inputs of shape ``C x H x W`` get square windows; other shapes are viewed as ``1 x 1 x D``.
+    """
+    _check_count("queries", queries)
+    shape = x.shape
+    view = x.reshape(len(x), *shape[1:]) if x.dim() == 4 else x.reshape(len(x), 1, 1, -1)
+    channels, height, width = view.shape[1:]
+
+    def rand(*size: int) -> torch.Tensor:
+        return torch.rand(size, generator=generator).to(x.device)
+
+    def query(candidate: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return margin(model(candidate.reshape(-1, *shape[1:])), y[idx], None if target is None else target[idx])
+
+    stripes = torch.where(rand(len(x), channels, 1, width) < 0.5, -eps, eps).to(x.dtype)
+    best = (view + stripes).clamp(0, 1)
+    loss = query(best, torch.arange(len(x), device=x.device))
+    for i in range(queries - 1):
+        todo = (loss >= 0).nonzero().squeeze(1)
+        if len(todo) == 0:
+            break
+        p = _square_fraction(p_init, i, queries)
+        side_h = max(1, min(height, round(math.sqrt(p * height * width))))
+        side_w = max(1, min(width, round(p * height * width / side_h)))
+        top = int(rand(1).item() * (height - side_h + 1))
+        left = int(rand(1).item() * (width - side_w + 1))
+        candidate = best[todo].clone()
+        signs = torch.where(rand(len(todo), channels, 1, 1) < 0.5, -eps, eps).to(x.dtype)
+        window = view[todo, :, top : top + side_h, left : left + side_w] + signs
+        candidate[:, :, top : top + side_h, left : left + side_w] = window.clamp(0, 1)
+        # the window must change something; otherwise this query is spent on a no-op
+        new_loss = query(candidate, todo)
+        better = new_loss < loss[todo]
+        best[todo[better]] = candidate[better]
+        loss[todo[better]] = new_loss[better]
+    return best.reshape(shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# Minimum-norm attacks: Carlini-Wagner L2 and DeepFool
+
+
+@register_attack(
+    "cw",
+    ("l2",),
+    "Carlini-Wagner L2 (2017): smallest L2 perturbation, binary search on the constant",
+    minimum_norm=True,
+)
+def carlini_wagner(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float = 0.0,
+    norm: str = "l2",
+    target: torch.Tensor | None = None,
+    steps: int = 100,
+    search_steps: int = 6,
+    initial_const: float = 0.1,
+    confidence: float = 0.0,
+    lr: float = 0.05,
+) -> torch.Tensor:
+    """Minimise ``||delta||_2^2 + c * max(margin, -confidence)`` in tanh space with Adam.
+
+    Binary search on ``c`` per example: halve the interval after a success, multiply ``c`` by 10
+    while none has been found. Returns the smallest successful perturbation per example (the
+    input itself where none succeeded).
+
+    Args:
+        steps: Adam iterations per value of ``c``.
+        search_steps: values of ``c`` tried.
+        initial_const: first ``c``.
+        confidence: margin ``kappa`` by which the adversarial class must win.
+        lr: Adam learning rate in tanh space.
+    """
+    _check_count("steps", steps)
+    _check_count("search_steps", search_steps)
+    n = len(x)
+    w_clean = torch.atanh((x * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
+    const = torch.full((n,), float(initial_const), device=x.device)
+    low = torch.zeros(n, device=x.device)
+    high = torch.full((n,), float("inf"), device=x.device)
+    best_norm = torch.full((n,), float("inf"), device=x.device)
+    best = x.clone()
+    for _ in range(search_steps):
+        w = w_clean.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([w], lr=lr)
+        success_now = torch.zeros(n, dtype=torch.bool, device=x.device)
+        for _ in range(steps):
+            candidate = (torch.tanh(w) + 1) / 2
+            logits = model(candidate)
+            distance = (candidate - x).flatten(1).pow(2).sum(dim=1)
+            hinge = torch.clamp(margin(logits, y, target), min=-confidence)
+            loss = (distance + const * hinge).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                ok = (margin(logits, y, target) < -confidence + 1e-12) if confidence else succeeded(logits, y, target)
+                l2 = distance.sqrt()
+                improved = ok & (l2 < best_norm)
+                best_norm = torch.where(improved, l2, best_norm)
+                best = torch.where(_view(improved, x), candidate.detach(), best)
+                success_now |= ok
+        with torch.no_grad():
+            high = torch.where(success_now, torch.minimum(high, const), high)
+            low = torch.where(success_now, low, torch.maximum(low, const))
+            const = torch.where(torch.isfinite(high), (low + high) / 2, const * 10)
+    return best.detach()
+
+
+@register_attack(
+    "deepfool",
+    NORMS,
+    "DeepFool (Moosavi-Dezfooli et al., 2016): smallest step across the linearised decision boundary",
+    minimum_norm=True,
+    targeted=False,
+)
+def deepfool(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float = 0.0,
+    norm: str = "l2",
+    target: torch.Tensor | None = None,
+    steps: int = 50,
+    overshoot: float = 0.02,
+    candidates: int = 10,
+) -> torch.Tensor:
+    """Step to the nearest linearised boundary among the ``candidates`` most likely classes until the label flips.
+
+    Args:
+        steps: maximum iterations.
+        overshoot: the accumulated step is scaled by ``1 + overshoot`` to land past the boundary.
+        candidates: classes (by clean logit) considered as the nearest boundary.
+    """
+    _check_count("steps", steps)
+    with torch.no_grad():
+        logits = model(x)
+    k = min(candidates, logits.shape[1])
+    classes = logits.argsort(dim=1, descending=True)[:, :k]
+    classes = torch.cat([y[:, None], classes[classes != y[:, None]].reshape(len(x), -1)[:, : k - 1]], dim=1)
+    total = torch.zeros_like(x)
+    result = x.clone()
+    active = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    dual = "l1" if norm == "linf" else "l2"
+    for _ in range(steps):
+        idx = active.nonzero().squeeze(1)
+        if len(idx) == 0:
+            break
+        current = (x[idx] + (1 + overshoot) * total[idx]).clamp(0, 1).requires_grad_(True)
+        out = model(current)
+        fooled = out.argmax(dim=1) != y[idx]
+        picked = out.gather(1, classes[idx])
+        grads = [torch.autograd.grad(picked[:, j].sum(), current, retain_graph=True)[0] for j in range(k)]
+        with torch.no_grad():
+            grads_t = torch.stack(grads, dim=1)  # n x k x ...
+            w = grads_t[:, 1:] - grads_t[:, :1]
+            f = (picked[:, 1:] - picked[:, :1]).detach()
+            wnorm = w.flatten(2).abs().sum(dim=2) if dual == "l1" else w.flatten(2).norm(dim=2)
+            distance = f.abs() / (wnorm + 1e-8)
+            nearest = distance.argmin(dim=1)
+            rows = torch.arange(len(idx), device=x.device)
+            w_best, f_best, n_best = w[rows, nearest], f[rows, nearest], wnorm[rows, nearest]
+            scale = _view((f_best.abs() + 1e-4) / (n_best + 1e-8), x[idx])
+            step = scale * w_best.sign() if norm == "linf" else scale * w_best / _view(n_best + 1e-08, x[idx])
+            step = torch.where(_view(fooled, step), torch.zeros_like(step), step)
+            total[idx] += step
+            result[idx] = torch.where(_view(fooled, current), current.detach(), result[idx])
+            active[idx[fooled]] = False
+    with torch.no_grad():
+        final = (x + (1 + overshoot) * total).clamp(0, 1)
+        result = torch.where(_view(active, x), final, result)
+    return result.detach()

@@ -1,0 +1,55 @@
+"""Fixtures of the robust tests: a small trained image classifier and a tabular one (module-scoped, seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import glassnet as gn
+from glassnet.data import bundle_from_arrays
+
+
+def quadrant_images(n: int = 240, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """1x8x8 images whose class is the bright quadrant (as tests/conftest.py's image_bundle)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 4
+    x = rng.uniform(0, 0.2, size=(n, 1, 8, 8)).astype(np.float32)
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, 0, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4] += 0.7
+    return x, y
+
+
+@pytest.fixture(scope="session")
+def quadrants():
+    x, y = quadrant_images()
+    return bundle_from_arrays(
+        x, y, name="quadrants", modality="image", task="classify", class_names=("a", "b", "c", "d")
+    )
+
+
+@pytest.fixture(scope="session")
+def image_model(quadrants):
+    """A trained cnn that classifies the quadrant images (almost) perfectly."""
+    torch.manual_seed(0)
+    model = gn.create_model("cnn", quadrants.spec, channels=[8], hidden=16, dropout=0.0)
+    gn.Trainer(task="classify", max_epochs=15, lr=1e-2, seed=0).fit(model, quadrants)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def blobs_bundle():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, size=(3, 5))
+    y = np.arange(240) % 3
+    x = (50 + 10 * (centres[y] + rng.normal(0, 0.5, size=(240, 5)))).astype(np.float32)
+    return bundle_from_arrays(x, y, name="blobs", modality="tabular", task="classify", class_names=("a", "b", "c"))
+
+
+@pytest.fixture(scope="session")
+def tabular_model(blobs_bundle):
+    torch.manual_seed(0)
+    model = gn.create_model("mlp", blobs_bundle.spec, width=16)
+    gn.Trainer(task="classify", max_epochs=20, lr=1e-2, seed=0).fit(model, blobs_bundle)
+    return model.eval()
