@@ -1,0 +1,182 @@
+"""Int8 quantisation: PyTorch dynamic (Linear, LSTM, GRU), PyTorch static post-training with
+calibration (FX graph mode, for CNNs), and ONNX Runtime's quantiser on the exported model."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from glassnet.compress.export import INPUT_NAME
+from glassnet.compress.optional import require
+from glassnet.errors import ConfigError
+from glassnet.runs import atomic_write
+
+# what quantize="int8" means: the int8 paths worth trying on the CPU (ORT static QDQ is the fast one)
+INT8_METHODS = ("torch-dynamic", "torch-static", "ort-static")
+METHODS = ("torch-dynamic", "torch-static", "ort-static", "ort-dynamic")
+CALIBRATION_EXAMPLES = 512
+
+
+def resolve_methods(quantize: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """``int8`` -> the default int8 methods; a name or list of names -> themselves, checked."""
+    if quantize is None:
+        return []
+    names = [quantize] if isinstance(quantize, str) else list(quantize)
+    methods: list[str] = []
+    for name in names:
+        expanded = list(INT8_METHODS) if name == "int8" else [name]
+        for method in expanded:
+            if method not in METHODS:
+                raise ConfigError(f"quantize must be int8 or one of {', '.join(METHODS)}. Received: quantize={name!r}")
+            if method not in methods:
+                methods.append(method)
+    return methods
+
+
+def dynamic_quantize(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose Linear, LSTM and GRU layers hold int8 weights, with activations
+    quantised on the fly, and whose embeddings hold 8-bit rows (``torch.ao`` ``quantize_dynamic``).
+
+    Raises:
+        ConfigError: the model has none of those layers.
+    """
+    from torch.ao.quantization import default_dynamic_qconfig, float_qparams_weight_only_qconfig, quantize_dynamic
+
+    layers: dict[type[nn.Module], object] = {
+        nn.Linear: default_dynamic_qconfig,
+        nn.LSTM: default_dynamic_qconfig,
+        nn.GRU: default_dynamic_qconfig,
+        nn.Embedding: float_qparams_weight_only_qconfig,
+    }
+    if not any(isinstance(m, tuple(layers)) for m in model.modules()):
+        raise ConfigError(
+            f"{type(model).__name__} has no Linear, LSTM, GRU or Embedding layer for dynamic quantisation"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao announces its move to torchao on every call
+        return quantize_dynamic(copy.deepcopy(model).cpu().eval(), layers, dtype=torch.qint8)
+
+
+def static_quantize(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
+    """A copy of ``model`` with int8 weights and activations (FX graph mode post-training
+    quantisation for the x86 backend), calibrated on ``calibration`` inputs.
+
+    Raises:
+        ConfigError: the model has no convolution (use dynamic quantisation) or cannot be traced.
+    """
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    if not any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()):
+        raise ConfigError(
+            f"static int8 quantisation is for convolutional models; {type(model).__name__} has no convolution "
+            "(use torch-dynamic or ort-static)"
+        )
+    example = calibration[:1].cpu()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), get_default_qconfig_mapping("x86"), (example,))
+            with torch.inference_mode():
+                for begin in range(0, min(len(calibration), CALIBRATION_EXAMPLES), 64):
+                    prepared(calibration[begin : begin + 64].cpu())
+            return convert_fx(prepared)
+    except Exception as exc:  # FX tracing raises many error types for dynamic control flow
+        raise ConfigError(f"static int8 quantisation cannot trace {type(model).__name__}: {exc!r}") from exc
+
+
+def ort_quantize(
+    onnx_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    calibration: torch.Tensor | None,
+    method: str = "ort-static",
+) -> None:
+    """Quantise an exported ONNX model to int8 with ONNX Runtime's quantiser.
+
+    ``ort-static`` writes a QDQ model with per-channel int8 weights and uint8 activations whose
+    ranges are calibrated (min-max) on ``calibration`` inputs; ``ort-dynamic`` quantises weights
+    only and the activations at run time (no calibration).
+    """
+    require("onnx")
+    quantization = require("onnxruntime.quantization")
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    onnx_path, out_path = Path(onnx_path), Path(out_path)
+    prepared = out_path.with_name(f".{out_path.stem}.pre.onnx")
+    quiet = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), _quiet_logging():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
+            if method == "ort-static":
+                if calibration is None or len(calibration) == 0:
+                    raise ConfigError("ort-static quantisation needs calibration inputs (the training split)")
+                reader = _CalibrationReader(calibration[:CALIBRATION_EXAMPLES])
+
+                def write(tmp: str) -> None:
+                    quantization.quantize_static(
+                        str(prepared),
+                        tmp,
+                        reader,
+                        quant_format=quantization.QuantFormat.QDQ,
+                        per_channel=True,
+                        activation_type=quantization.QuantType.QUInt8,
+                        weight_type=quantization.QuantType.QInt8,
+                    )
+
+            elif method == "ort-dynamic":
+
+                def write(tmp: str) -> None:
+                    quantization.quantize_dynamic(str(prepared), tmp, weight_type=quantization.QuantType.QInt8)
+
+            else:
+                raise ConfigError(f"unknown ONNX Runtime quantisation method {method!r}; use ort-static or ort-dynamic")
+            atomic_write(out_path, write)
+    finally:
+        prepared.unlink(missing_ok=True)
+
+
+class _CalibrationReader:
+    """Feeds calibration batches to ``quantize_static`` (ONNX Runtime's CalibrationDataReader protocol)."""
+
+    def __init__(self, inputs: torch.Tensor, batch_size: int = 64) -> None:
+        array = inputs.detach().cpu().numpy()
+        self.batches = [{INPUT_NAME: array[i : i + batch_size]} for i in range(0, len(array), batch_size)]
+        self.position = 0
+
+    def get_next(self) -> dict | None:
+        if self.position >= len(self.batches):
+            return None
+        self.position += 1
+        return self.batches[self.position - 1]
+
+    def rewind(self) -> None:
+        self.position = 0
+
+    def __iter__(self) -> _CalibrationReader:
+        return self
+
+    def __next__(self) -> dict:
+        batch = self.get_next()
+        if batch is None:
+            raise StopIteration
+        return batch
+
+
+@contextlib.contextmanager
+def _quiet_logging():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)

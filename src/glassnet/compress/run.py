@@ -1,0 +1,71 @@
+"""The compress stage over a run directory: what ``glassnet compress RUN`` calls."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from glassnet.compress.core import CompressResult, compress
+from glassnet.compress.figures import size_tradeoff
+from glassnet.config import RunConfig, read_yaml
+from glassnet.data import DataBundle, load_dataset
+from glassnet.errors import ConfigError, RunError
+from glassnet.models import load_model
+from glassnet.runs import RunDir
+
+COMPRESSED_DIR = "compressed"
+FIGURE = "compress_tradeoff"
+
+
+def compress_run(
+    run_dir: str | os.PathLike[str], data: DataBundle | None = None, progress: IO[str] | None = None, **options: Any
+) -> CompressResult:
+    """Compress a trained run: variants go to ``RUN/compressed/``, figures to
+    ``RUN/results/compress.json`` and ``RUN/figures/compress_tradeoff.png``.
+
+    Args:
+        run_dir: the run directory.
+        data: the data to fine-tune, calibrate and measure on; by default the run's own dataset,
+            re-loaded with the same split options (so its test split is the run's test split).
+        progress: stream for progress lines (None is silent).
+        **options: the options of ``glassnet.compress.compress`` (``prune``, ``quantize``,
+            ``distill``, ``export_format``, ...).
+
+    Raises:
+        RunError: the run has no trained model or no config.yaml (and no ``data`` was given).
+        ConfigError: an option is invalid, or the data does not fit the model.
+    """
+    run = RunDir(run_dir)
+    model, spec = load_model(run.path)
+    if data is None:
+        data = _run_data(run)
+    if tuple(data.spec.input_shape) != tuple(spec.input_shape) or data.spec.num_outputs != spec.num_outputs:
+        raise ConfigError(
+            f"the data ({data.spec.name or 'given'}: inputs {data.spec.input_shape}, {data.spec.num_outputs} outputs) "
+            f"does not fit the run's model (inputs {spec.input_shape}, {spec.num_outputs} outputs)"
+        )
+    if data.spec.modality == "text" and data.spec.extra.get("vocab") != spec.extra.get("vocab"):
+        raise ConfigError("the text data's vocabulary differs from the one the run's model was trained with")
+    folder = run.path / COMPRESSED_DIR
+    result = compress(model, data, out=folder, progress=progress, **options)
+    for record in result.variants:
+        if record["file"] is not None:
+            record["file"] = Path(record["file"]).relative_to(run.path).as_posix()
+    base = result.variants[0]
+    base["file"] = run.weights.name
+    base["size_bytes"] = run.weights.stat().st_size
+    for record in result.variants:
+        record["size_ratio"] = base["size_bytes"] / record["size_bytes"]
+    if result.onnx is not None:
+        result.onnx["file"] = f"{COMPRESSED_DIR}/{result.onnx['file']}"
+    run.write_result("compress", result.to_dict())
+    size_tradeoff(result.variants, result.metric, run.figure(FIGURE))
+    return result
+
+
+def _run_data(run: RunDir) -> DataBundle:
+    if not run.config.is_file():
+        raise RunError(f"'{run.path}' has no config.yaml to say which data it was trained on; pass data=")
+    config = RunConfig.from_dict(read_yaml(run.config), source=str(run.config))
+    return load_dataset(config.data, **config.data_args)

@@ -1,0 +1,74 @@
+"""Report section of the compress stage: every variant against the fp32 original, and the
+size-accuracy figure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glassnet.report.card import ReportContext, esc, section, table
+
+
+@section("Compression", order=70)
+def compression(ctx: ReportContext) -> str | None:
+    result = ctx.result("compress")
+    if not result or not result.get("variants"):
+        return None
+    metric = result["metric"]
+    rows = [_row(v, metric) for v in result["variants"]]
+    header = [
+        "variant",
+        "file size",
+        "parameters",
+        f"test {metric}",
+        "latency p50 (ms)",
+        "latency p95 (ms)",
+        "throughput b64 (ex/s)",
+        "smaller",
+        "batch-1 speed-up",
+        "batch-64 speed-up",
+        "verdict",
+    ]
+    out = table(header, rows)
+    out += (
+        f'<p class="note">All variants measured in one process on the same {result["test_size"]:,} test '
+        f"examples with {result['threads']} CPU thread(s): latency is one example per call, throughput "
+        "batches of 64. Speed-ups and size ratios are against the fp32 original; a variant slower than "
+        "the original is marked so, not hidden.</p>"
+    )
+    onnx = result.get("onnx")
+    if onnx:
+        verdict = "within" if onnx["passed"] else "<b>outside</b>"
+        out += (
+            f"<p>ONNX export ({esc(onnx['file'])}, {esc(onnx['exporter'])} exporter): largest difference to "
+            f"PyTorch {onnx['max_abs_diff']:.2e} on {onnx['examples']:,} test inputs, {verdict} the tolerance "
+            f"{onnx['tolerance']:g}.</p>"
+        )
+    out += ctx.figure("compress_tradeoff", "file size against test metric per variant")
+    methods = "".join(f"<li><b>{esc(v['name'])}</b>: {esc(v['method'])}</li>" for v in result["variants"])
+    out += f"<details><summary>How each variant was made</summary><ul>{methods}</ul></details>"
+    skipped = result.get("skipped") or []
+    if skipped:
+        items = "".join(f"<li><b>{esc(s['variant'])}</b>: {esc(s['reason'])}</li>" for s in skipped)
+        out += f"<p>Not applicable to this model:</p><ul>{items}</ul>"
+    return out
+
+
+def _row(v: dict[str, Any], metric: str) -> list[Any]:
+    value, change = v.get(metric), v.get(f"{metric}_change")
+    shown = "n/a" if value is None else f"{value:.4f}"
+    if change is not None and v["name"] != "fp32":
+        shown += f" ({change:+.4f})"
+    verdict = "baseline" if v["name"] == "fp32" else ("slower: " + ", ".join(v["slower"]) if v["slower"] else "faster")
+    return [
+        v["name"],
+        f"{v['size_bytes'] / 1024:,.1f} KiB",
+        f"{v['parameters']:,}",
+        shown,
+        f"{v['latency_ms_p50']:.3f}",
+        f"{v['latency_ms_p95']:.3f}",
+        f"{v['throughput']:,.0f}",
+        f"{v['size_ratio']:.2f}x",
+        f"{v['latency_speedup']:.2f}x",
+        f"{v['throughput_speedup']:.2f}x",
+        verdict,
+    ]

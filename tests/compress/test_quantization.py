@@ -1,0 +1,82 @@
+"""Int8 quantisation: PyTorch dynamic and static, ONNX Runtime static (QDQ) and dynamic."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from glassnet.compress import dynamic_quantize, export_onnx, ort_quantize, static_quantize
+from glassnet.compress.export import OnnxModel
+from glassnet.compress.quantization import resolve_methods
+from glassnet.data import DataSpec
+from glassnet.errors import ConfigError
+from glassnet.models import create_model
+
+
+def _agreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.argmax(1) == b.argmax(1)).float().mean())
+
+
+def test_resolve_methods_expands_int8_and_checks_names():
+    assert resolve_methods(None) == []
+    assert resolve_methods("int8") == ["torch-dynamic", "torch-static", "ort-static"]
+    assert resolve_methods(["ort-dynamic", "int8", "ort-static"]) == [
+        "ort-dynamic",
+        "torch-dynamic",
+        "torch-static",
+        "ort-static",
+    ]
+    with pytest.raises(ConfigError, match="Received: quantize='int4'"):
+        resolve_methods("int4")
+
+
+def test_dynamic_quantisation_swaps_linear_layers_and_keeps_predictions(cancer_mlp, cancer):
+    x = cancer.test.tensors[0]
+    quantized = dynamic_quantize(cancer_mlp)
+    assert not any(type(m) is nn.Linear for m in quantized.modules())
+    assert any(type(m) is nn.Linear for m in cancer_mlp.modules())  # the original is untouched
+    assert _agreement(quantized(x), cancer_mlp(x)) >= 0.97
+
+
+def test_dynamic_quantisation_covers_lstm_layers():
+    spec = DataSpec(modality="sequence", input_shape=(10, 3), task="classify", num_outputs=2)
+    model = create_model("lstm", spec, hidden=16).eval()
+    quantized = dynamic_quantize(model)
+    assert "quantized" in type(quantized.rnn).__module__
+    x = torch.randn(8, 10, 3)
+    assert torch.allclose(quantized(x), model(x), atol=0.05)
+
+
+def test_static_quantisation_of_a_cnn_is_calibrated_and_accurate(digits_cnn, digits):
+    x = digits.test.tensors[0]
+    quantized = static_quantize(digits_cnn, digits.train.tensors[0])
+    assert _agreement(quantized(x), digits_cnn(x)) >= 0.95
+
+
+def test_static_quantisation_refuses_models_without_convolutions(cancer_mlp, cancer):
+    with pytest.raises(ConfigError, match="no convolution"):
+        static_quantize(cancer_mlp, cancer.train.tensors[0])
+
+
+@pytest.mark.parametrize("method", ["ort-static", "ort-dynamic"])
+def test_onnx_runtime_quantisation_is_smaller_and_agrees(digits_cnn, digits, tmp_path, method):
+    x = digits.test.tensors[0]
+    export_onnx(digits_cnn, x, tmp_path / "model.onnx")
+    ort_quantize(tmp_path / "model.onnx", tmp_path / "model.int8.onnx", digits.train.tensors[0], method=method)
+    assert (tmp_path / "model.int8.onnx").stat().st_size < (tmp_path / "model.onnx").stat().st_size
+    # the weight matrices themselves are stored as int8 (small models keep a fixed overhead of graph and scales)
+    graph = onnx.load(tmp_path / "model.int8.onnx").graph
+    big = [t for t in graph.initializer if np.prod(t.dims) >= 64]
+    assert big and all(t.data_type == onnx.TensorProto.INT8 for t in big)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.onnx", "model.onnx"]  # no leftovers
+    assert _agreement(OnnxModel(tmp_path / "model.int8.onnx").predict(x), digits_cnn(x)) >= 0.95
+
+
+def test_static_onnx_quantisation_needs_calibration_data(digits_cnn, digits, tmp_path):
+    export_onnx(digits_cnn, digits.test.tensors[0], tmp_path / "model.onnx")
+    with pytest.raises(ConfigError, match="calibration"):
+        ort_quantize(tmp_path / "model.onnx", tmp_path / "q.onnx", None, method="ort-static")
+    assert not (tmp_path / "q.onnx").exists()
