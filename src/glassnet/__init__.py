@@ -8,6 +8,7 @@ import types  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
+from glassnet.compress import compress as _compress  # noqa: E402
 from glassnet.config import RunConfig, load_config  # noqa: E402
 from glassnet.data import DataBundle, DataSpec, list_datasets, load_dataset, register_dataset  # noqa: E402
 from glassnet.errors import (  # noqa: E402
@@ -18,17 +19,28 @@ from glassnet.errors import (  # noqa: E402
     RunError,
     UnknownNameError,
 )
+from glassnet.explain import explain as _explain  # noqa: E402
 from glassnet.models import create_model, list_models, load_model, register_model, save_model  # noqa: E402
 from glassnet.pipeline import Run, demo, evaluate, load, predict  # noqa: E402
 from glassnet.pipeline import train as _train_run  # noqa: E402
 from glassnet.report import report  # noqa: E402
+from glassnet.robust import robustness  # noqa: E402
 from glassnet.train import (  # noqa: E402
+    EMA,
     BestModel,
     Callback,
+    CSVLogger,
     EarlyStopping,
+    FitResult,
+    GradientClipping,
     MetricsLogger,
+    ModelCheckpoint,
     ProgressBar,
+    TensorBoardLogger,
+    TerminateOnNaN,
+    TimeLimit,
     Trainer,
+    find_lr,
     seed_everything,
 )
 
@@ -52,29 +64,44 @@ def _make_callable(package: str, function: Callable[..., Any]) -> None:
 
 
 _make_callable("glassnet.train", _train_run)
+_make_callable("glassnet.compress", _compress)
+_make_callable("glassnet.explain", _explain)
 train = sys.modules["glassnet.train"]
+compress = sys.modules["glassnet.compress"]
+explain = sys.modules["glassnet.explain"]
 
 __all__ = [
     "BestModel",
+    "CSVLogger",
     "Callback",
     "CheckpointError",
     "ConfigError",
     "DataBundle",
     "DataError",
     "DataSpec",
+    "EMA",
     "EarlyStopping",
+    "FitResult",
     "GlassnetError",
+    "GradientClipping",
     "MetricsLogger",
+    "ModelCheckpoint",
     "ProgressBar",
     "Run",
     "RunConfig",
     "RunError",
+    "TerminateOnNaN",
+    "TensorBoardLogger",
+    "TimeLimit",
     "Trainer",
     "UnknownNameError",
     "__version__",
+    "compress",
     "create_model",
     "demo",
     "evaluate",
+    "explain",
+    "find_lr",
     "list_datasets",
     "list_models",
     "load",
@@ -85,6 +112,7 @@ __all__ = [
     "register_dataset",
     "register_model",
     "report",
+    "robustness",
     "save_model",
     "seed_everything",
     "train",

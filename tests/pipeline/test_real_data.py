@@ -16,7 +16,22 @@ def test_demo_reaches_097_on_digits_and_writes_the_report(tmp_path):
     assert result["test"]["accuracy"] >= 0.97
     assert result["data"]["splits"]["test"]["size"] == 270
     html = run.report.read_text()
-    assert "<h2>Test predictions</h2>" in html and html.count("data:image/png;base64,") == 3
+    assert "<h2>Test predictions</h2>" in html
+    # the main job audits the model too: each stage's results and its report section
+    explained = json.loads(run.result("explain").read_text())
+    assert explained["method"] == "integrated_gradients" and not explained["warnings"]
+    robust = json.loads(run.result("robustness").read_text())
+    assert robust["clean_accuracy"] >= 0.97 and robust["robust_accuracy"]["0.1"] < robust["clean_accuracy"]
+    compressed = json.loads(run.result("compress").read_text())
+    assert compressed["onnx"]["passed"] and len(compressed["variants"]) >= 3
+    for title in ("Explanations", "Robustness", "Compression"):
+        assert f"<h2>{title}</h2>" in html
+
+
+def test_demo_without_the_audit_trains_and_reports_only(tmp_path):
+    run = gn.demo(tmp_path / "demo", config=gn.pipeline.DEMO_CONFIG.with_overrides({"epochs": 3}), audit=False)
+    assert not run.result("explain").exists() and not run.result("robustness").exists()
+    assert run.report.read_text().count("data:image/png;base64,") == 3
 
 
 def test_mlp_on_breast_cancer(tmp_path):

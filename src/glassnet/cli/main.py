@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo, replaced if present)")
     demo.add_argument("--epochs", type=int, help="override the demo's number of epochs")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument("--no-audit", action="store_true", help="train and report only (no explain, attack, compress)")
 
     train = commands.add_parser("train", parents=[common], help="train a model on a dataset into a run directory")
     train.add_argument("--data", help="built-in dataset name (see `glassnet datasets`)")
@@ -46,12 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="maximum number of epochs")
     train.add_argument("--out", help="run directory (default: runs/<model>-<data>, never an existing one)")
     train.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    train.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue the interrupted training in RUN from its checkpoints/last.pt, with its saved configuration",
+    )
     train.add_argument("--report", action="store_true", help="write report.html after training")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument(
         "--adversarial",
         metavar="METHOD",
         help="adversarial training: pgd, trades or fgsm (options as adversarial.eps=0.1 etc.)",
+    )
+    train.add_argument(
+        "--find-lr",
+        action="store_true",
+        help="run the learning-rate range test instead of training: plot loss against LR and suggest an lr",
     )
     train.add_argument("overrides", nargs="*", metavar="key=value", help="configuration overrides, e.g. lr=0.01")
 
@@ -67,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--split", default="test", choices=["train", "val", "test"])
     predict.add_argument("--limit", type=int, default=None, help="only the first N examples of --data's split")
     predict.add_argument("--output", help="write all predictions to this .json or .csv file")
+    predict.add_argument(
+        "--onnx",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="FILE",
+        help="serve from the ONNX export with ONNX Runtime (default file: RUN/compressed/model.onnx)",
+    )
 
     report = commands.add_parser("report", parents=[common], help="(re)write a run's report.html")
     report.add_argument("run", help="run directory")
@@ -136,8 +155,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = DEMO_CONFIG.with_overrides({"epochs": args.epochs}) if args.epochs else DEMO_CONFIG
     start = time.perf_counter()
     print(f"glassnet demo: training a {config.model} on {config.data} into {args.out}", file=sys.stderr)
-    run = demo(args.out, config=config, progress=None if args.quiet else sys.stderr)
+    run = demo(args.out, config=config, progress=None if args.quiet else sys.stderr, audit=not args.no_audit)
     _print_outcome(run.path, time.perf_counter() - start)
+    _print_audit(run)
     print(f"report:   {run.report}")
     return 0
 
@@ -148,6 +168,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from glassnet.pipeline import train
     from glassnet.report import report
 
+    if args.resume is not None:
+        return _resume(args)
     overrides = list(args.overrides)
     for key in ("data", "model", "epochs"):
         value = getattr(args, key)
@@ -158,11 +180,54 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     if args.config is None and (args.data is None or args.model is None):
         raise ConfigError("train needs --data and --model (or a --config file that names them)")
+    if args.find_lr:
+        return _find_lr(config, args)
     start = time.perf_counter()
     run = train(config, out=args.out, overwrite=args.overwrite, progress=None if args.quiet else sys.stderr)
     _print_outcome(run.path, time.perf_counter() - start)
-    if args.report:
+    if args.report and run.has_model():
         print(f"report:   {report(run.path)}")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``glassnet train --resume RUN``: continue from RUN's checkpoint with RUN's own configuration."""
+    from glassnet.errors import ConfigError
+    from glassnet.pipeline import train
+    from glassnet.report import report
+
+    given = [f"--{k.replace('_', '-')}" for k in ("data", "model", "config", "epochs", "out", "adversarial")]
+    given = [flag for flag in given if getattr(args, flag[2:].replace("-", "_")) is not None]
+    given += ["--overwrite"] * args.overwrite + ["--find-lr"] * args.find_lr + list(args.overrides)
+    if given:
+        raise ConfigError(
+            f"--resume continues with the run's saved configuration and takes no other settings. "
+            f"Received: {' '.join(given)}"
+        )
+    start = time.perf_counter()
+    print(f"glassnet train: resuming {args.resume}", file=sys.stderr)
+    run = train(out=args.resume, resume=True, progress=None if args.quiet else sys.stderr)
+    _print_outcome(run.path, time.perf_counter() - start)
+    if args.report and run.has_model():
+        print(f"report:   {report(run.path)}")
+    return 0
+
+
+def _find_lr(config: Any, args: argparse.Namespace) -> int:
+    """``glassnet train --find-lr``: the LR range test, its figure and the suggestion; no training."""
+    from glassnet.pipeline.lr_finding import find_learning_rate
+
+    run, result = find_learning_rate(config, out=args.out)
+    print(
+        f"LR range test: {len(result.lrs)} batches, lr {result.lrs[0]:.1e} to {result.lrs[-1]:.1e} ({result.stopped})"
+    )
+    if result.suggestion is None:
+        print("suggested lr: none (the loss did not fall: try more steps, another max_lr or check the data)")
+    else:
+        print(f"suggested lr: {result.suggestion:.3g}  (loss lowest at lr {result.min_loss_lr:.3g})")
+        print(f"train with:   glassnet train --data {config.data} --model {config.model} lr={result.suggestion:.3g}")
+    print(f"figure:       {run.figure('lr_finder')}")
+    print(f"written:      {run.result('lr_finder')}")
     return 0
 
 
@@ -182,10 +247,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from glassnet.pipeline import predict
 
     if not args.inputs and not args.data:
+        if isinstance(args.onnx, str) and not args.onnx.endswith(".onnx"):
+            raise ConfigError(
+                f"--onnx took {args.onnx!r} as its ONNX file; put input files before --onnx, "
+                "e.g. `glassnet predict RUN digit.png --onnx`"
+            )
         raise ConfigError("predict needs INPUT files (.npy, .csv, images) or --data DATASET")
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1. Received: --limit {args.limit}")
-    records = predict(args.run, inputs=args.inputs, data=args.data, split=args.split, limit=args.limit)
+    records = predict(args.run, inputs=args.inputs, data=args.data, split=args.split, limit=args.limit, onnx=args.onnx)
     columns = list(records[0])
     _print_table(columns, [[r[c] for c in columns] for r in records])
     if args.output:
@@ -319,11 +389,36 @@ COMMANDS = {
 }
 
 
+def _print_audit(run: Any) -> None:
+    """One line per audit stage that ran: its headline figure."""
+    explained = run.read_result("explain")
+    if explained:
+        warnings = len(explained.get("warnings") or [])
+        print(f"explain:  {explained.get('method')}, {warnings} trust-check warning(s) -> results/explain.json")
+    robust = run.read_result("robustness")
+    if robust and robust.get("robust_accuracy"):
+        eps, accuracy = max(robust["robust_accuracy"].items(), key=lambda item: float(item[0]))
+        print(f"attack:   worst-case accuracy {accuracy:.4f} at L-inf eps {eps} -> results/robustness.json")
+    compressed = run.read_result("compress")
+    if compressed and compressed.get("variants"):
+        best = max(compressed["variants"], key=lambda v: v.get("latency_speedup") or 0)
+        print(
+            f"compress: fastest variant {best['name']}: {best['latency_speedup']:.2f}x batch-1 speed, "
+            f"{best['size_ratio']:.2f}x smaller, accuracy {best['accuracy']:.4f} -> results/compress.json"
+        )
+
+
 def _print_outcome(run_dir: Path, seconds: float) -> None:
+    from glassnet.train.distributed import is_global_zero
+
+    if not is_global_zero():  # under torchrun, rank 0 writes the run and speaks for all
+        return
     result = json.loads((run_dir / "results" / "train.json").read_text())
     test = result["test"]
     shown = ", ".join(
-        f"{k} {test[k]:.4f}" for k in ("accuracy", "macro_f1", "mae", "rmse", "auroc", "elbo") if k in test
+        f"{k} {test[k]:.4f}"
+        for k in ("accuracy", "subset_accuracy", "micro_f1", "macro_f1", "mae", "rmse", "auroc", "elbo")
+        if k in test
     )
     print(f"run:      {run_dir}")
     print(f"test:     {shown}")
