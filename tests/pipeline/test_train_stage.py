@@ -145,3 +145,15 @@ def dataclasses_replace_extra(spec, extra):
     import dataclasses
 
     return dataclasses.replace(spec, extra=extra)
+
+
+def test_a_failed_attempt_with_loggers_does_not_block_the_corrected_command(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    # what an attempt that failed mid-training with loggers=[csv,tensorboard] leaves behind
+    (out / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    (out / "metrics.csv").write_text("epoch,train/loss\n1,2.3\n2,2.2\n")
+    (out / "tensorboard").mkdir()
+    run = gn.train(RunConfig(data="digits", model="mlp", epochs=1, loggers=["csv"]), out=out)
+    assert run.read_result("train")["test"]["accuracy"] > 0.5
+    assert len((out / "metrics.csv").read_text().strip().splitlines()) == 2  # header + the one new epoch

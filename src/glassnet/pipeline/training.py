@@ -59,8 +59,9 @@ def default_run_dir(config: RunConfig, root: str | os.PathLike[str] = "runs") ->
 def prepare_run_dir(out: str | os.PathLike[str], overwrite: bool) -> RunDir:
     """Create ``out``; refuse to replace a run already there unless ``overwrite``.
 
-    What a failed training attempt leaves behind (its ``metrics.jsonl``, a ``checkpoints/``
-    folder without a resumable ``last.pt``) does not count as a run, so the corrected command can
+    What a failed training attempt leaves behind (its ``metrics.jsonl``, ``metrics.csv`` and
+    ``tensorboard/`` logs, a ``checkpoints/`` folder without a resumable ``last.pt``) does not count
+    as a run, so the corrected command can
     reuse the directory; anything else that is not ours does. An interrupted training (one with
     ``checkpoints/last.pt``) is pointed to ``--resume``.
     """
@@ -75,7 +76,8 @@ def prepare_run_dir(out: str | os.PathLike[str], overwrite: bool) -> RunDir:
                 f"'{run.path}' holds an interrupted training (checkpoints/{LAST}): continue it with "
                 f"`glassnet train --resume {run.path}`, or pass --overwrite to start afresh"
             )
-        leftovers = (run.metrics, _checkpoints(run))
+        # the loggers' files of a failed attempt too (metrics.csv is rewritten by the next fit)
+        leftovers = (run.metrics, _checkpoints(run), run.path / "metrics.csv", run.path / "tensorboard")
         foreign = sorted(p.name for p in run.path.iterdir() if p not in leftovers)
         if foreign:
             raise RunError(
