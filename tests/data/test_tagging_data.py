@@ -200,3 +200,10 @@ def test_other_tag_sets_render_as_tag_names():
     tags = torch.tensor([[0, 1, IGNORE_INDEX]])
     assert render_tags(spec, torch.zeros(1, 3, 1), tags) == ["n v -"]
     assert rule_baseline(spec, torch.zeros(1, 3, 1)) is None  # the rule is for truecasing only
+
+
+def test_truecase_without_its_file_says_where_to_put_it_and_what_needs_no_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLASSNET_DATA", str(tmp_path))
+    monkeypatch.setenv("GLASSNET_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match="needs the file 'text/sentiment.csv'.*truecase-generated"):
+        load_dataset("truecase")

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from glassnet.data.bundle import DataBundle
-from glassnet.data.locate import cache_dir, find_data
+from glassnet.data.locate import require_data
 from glassnet.data.registry import register_dataset
 from glassnet.data.spec import DataSpec
 from glassnet.data.text import read_text_csv
@@ -115,18 +115,6 @@ def char_corpus_bundle(
     )
 
 
-def _require(relative: str, dataset: str) -> str:
-    """The path of a data file, or a ``DataError`` saying where it must be."""
-    found = find_data(relative)
-    if found is None or not found.is_file():
-        where = os.environ.get("GLASSNET_DATA") or "unset"
-        raise DataError(
-            f"dataset {dataset!r} needs the file '{relative}' under GLASSNET_DATA (now {where}) or the cache "
-            f"'{cache_dir()}'. Set GLASSNET_DATA to a folder holding '{relative}' (e.g. ../shared/data)"
-        )
-    return str(found)
-
-
 def _check_options(context: int, max_chars: int, max_test_chars: int, val_fraction: float, seed: int) -> None:
     """Raise ``ConfigError`` quoting the first option that is out of range."""
     whole_numbers = (("context", context, 1), ("max_chars", max_chars, 2), ("max_test_chars", max_test_chars, 2))
@@ -166,7 +154,7 @@ def newsgroups_chars(
         DataError: a file is in neither ``GLASSNET_DATA`` nor the cache.
     """
     _check_options(context, max_chars, max_test_chars, val_fraction, seed)
-    train_path, test_path = (_require(relative, "20newsgroups-chars") for relative in NEWSGROUPS_FILES)
+    train_path, test_path = (require_data(relative, "20newsgroups-chars") for relative in NEWSGROUPS_FILES)
     train_text = corpus_text(read_text_csv(train_path).texts, max_chars, seed)
     test_text = corpus_text(read_text_csv(test_path).texts, max_test_chars, seed)
     info = {

@@ -16,7 +16,6 @@ text never land in two splits.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +25,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from glassnet.data.bundle import DataBundle
-from glassnet.data.locate import cache_dir, find_data
+from glassnet.data.locate import require_data
 from glassnet.data.registry import register_dataset
 from glassnet.data.spec import DataSpec
 from glassnet.data.text import read_text_csv
@@ -289,7 +288,7 @@ def truecase(
     _check_options(max_length, min_freq, val_fraction, test_fraction, split_seed)
     if max_texts is not None:
         _check_whole("max_texts", max_texts, 3)
-    path = _require(SENTIMENT_FILE, "truecase")
+    path = require_data(SENTIMENT_FILE, "truecase", alternative="or try truecase-generated, which needs no files")
     texts = [text for text in read_text_csv(path).texts if text.strip()]
     rng = np.random.default_rng(split_seed)
     order = rng.permutation(len(texts))[: max_texts or len(texts)]
@@ -438,18 +437,6 @@ def _split_and_bundle(
         scheme="truecase",
         info=meta,
     )
-
-
-def _require(relative: str, dataset: str) -> str:
-    found = find_data(relative)
-    if found is None or not found.is_file():
-        where = os.environ.get("GLASSNET_DATA") or "unset"
-        raise DataError(
-            f"dataset {dataset!r} needs the file '{relative}' under GLASSNET_DATA (now {where}) or the cache "
-            f"'{cache_dir()}'. Set GLASSNET_DATA to a folder holding '{relative}' (e.g. ../shared/data), "
-            f"or try truecase-generated, which needs no files"
-        )
-    return str(found)
 
 
 def _check_whole(key: str, value: object, least: int) -> None:

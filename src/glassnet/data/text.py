@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from glassnet.data.bundle import DataBundle, bundle_from_splits
-from glassnet.data.locate import cache_dir, find_data
+from glassnet.data.locate import require_data
 from glassnet.data.registry import register_dataset, register_format
 from glassnet.data.spec import DataSpec
 from glassnet.data.splits import stratified_split
@@ -540,20 +540,6 @@ SENTIMENT_FILE = "text/sentiment.csv"
 NEWSGROUPS_FILES = ("text/20newsgroups-train.csv.gz", "text/20newsgroups-test.csv.gz")
 
 
-def _require(relative: str, dataset: str) -> Path:
-    """Find a data file or say every way to provide it."""
-    found = find_data(relative)
-    if found is None or not found.is_file():
-        where = os.environ.get("GLASSNET_DATA")
-        searched = f"$GLASSNET_DATA ({where}) and " if where else "the GLASSNET_DATA folder (unset) and "
-        raise DataError(
-            f"dataset {dataset!r} needs the file '{relative}', not found in {searched}the cache "
-            f"'{cache_dir()}'. Set GLASSNET_DATA to a folder that holds '{relative}' (e.g. ../shared/data "
-            f"in a glassnet checkout) or copy the file to '{cache_dir() / relative}'"
-        )
-    return found
-
-
 @register_dataset(
     "sentiment",
     task="classify",
@@ -579,7 +565,7 @@ def sentiment(
     Raises:
         DataError: ``text/sentiment.csv`` is in neither ``GLASSNET_DATA`` nor the cache.
     """
-    path = _require(SENTIMENT_FILE, "sentiment")
+    path = require_data(SENTIMENT_FILE, "sentiment")
     options = TextOptions(tokenizer, max_length, vocab_size, min_freq, lowercase)
     return _load(
         path,
@@ -618,7 +604,7 @@ def newsgroups(
     Raises:
         DataError: a file is in neither ``GLASSNET_DATA`` nor the cache.
     """
-    train_path, test_path = (_require(relative, "20newsgroups") for relative in NEWSGROUPS_FILES)
+    train_path, test_path = (require_data(relative, "20newsgroups") for relative in NEWSGROUPS_FILES)
     options = TextOptions(tokenizer, max_length, vocab_size, min_freq, lowercase)
     return _load(
         train_path,
