@@ -53,3 +53,14 @@ def tabular_model(blobs_bundle):
     model = gn.create_model("mlp", blobs_bundle.spec, width=16)
     gn.Trainer(task="classify", max_epochs=20, lr=1e-2, seed=0).fit(model, blobs_bundle)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+    """An undefended cnn on scikit-learn's 8x8 digits (no GLASSNET_DATA needed; ~7 s), with 128 test examples."""
+    bundle = gn.load_dataset("digits")
+    torch.manual_seed(0)
+    model = gn.create_model("cnn", bundle.spec)
+    gn.Trainer(task="classify", max_epochs=10, batch_size=64, seed=0).fit(model, bundle.train)
+    x, y = bundle.test.tensors
+    return model.eval(), x[:128], y[:128]

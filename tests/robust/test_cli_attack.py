@@ -46,6 +46,16 @@ def test_attack_with_l2_and_a_minimum_norm_attack(digits_run, capsys):
     assert result["norm"] == "l2" and result["worst_case"] is None and "deepfool" in result["minimum_norms"]
 
 
+def test_attack_with_l2_worst_case_and_bf16(digits_run, capsys):
+    args = ["attack", str(digits_run), "--norm", "l2", "--eps", "1", "--precision", "bf16", *FAST]
+    assert main(args) == 0
+    assert "attacks in bf16" in capsys.readouterr().out
+    result = json.loads((digits_run / "results" / "robustness.json").read_text())
+    assert result["precision"] == "bf16" and result["worst_case"]["attacks"] == ["apgd-ce", "apgd-dlr-t", "square"]
+    assert main(["report", str(digits_run)]) == 0
+    assert "bf16 autocast" in (digits_run / "report.html").read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -96,8 +106,11 @@ def test_a_text_run_is_attacked_in_embedding_space(tmp_path, capsys):
     args = ["train", "--data", str(data), "--model", "gru", "epochs=2", "model.hidden=8", "--out", str(out)]
     assert main([*args, "--quiet"]) == 0
     assert main(["attack", str(out), "--eps", "0.1", "1", "--limit", "10"]) == 0
-    assert "embedding space" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "embedding space" in printed and "note:     Square is not run in embedding space" in printed
     result = json.loads((out / "results" / "robustness.json").read_text())
     assert result["space"] == "embedding" and list(result["curves"]) == ["embedding-pgd"]
+    assert result["worst_case"]["space"] == "embedding" and result["worst_case"]["attacks"] == ["apgd-ce", "apgd-dlr-t"]
     assert main(["report", str(out)]) == 0
-    assert "in embedding space" in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert "in embedding space" in page and "apgd-ce + apgd-dlr-t in embedding space" in page

@@ -10,7 +10,7 @@ from torch import nn
 
 import glassnet as gn
 from glassnet.errors import ConfigError, DataError
-from glassnet.robust import embedding_pgd, robustness
+from glassnet.robust import embedding_apgd, embedding_pgd, robustness
 from glassnet.robust.embedding import perturbed
 
 FAST = {"apgd_steps": 10, "square_queries": 50}
@@ -110,6 +110,59 @@ def test_tabular_attacks_stay_inside_each_features_training_range(tabular_model,
     assert ((adv - examples["originals"]).abs() <= 0.5 * width + 1e-3).all()
 
 
+def test_l2_worst_case_includes_square_and_stays_in_each_features_range(tabular_model, blobs_bundle):
+    result = robustness(tabular_model, blobs_bundle, eps=[0.3, 1.0], norm="l2", attack=["pgd"], **FAST)
+    worst = result.worst_case
+    assert worst["attacks"] == ["apgd-ce", "apgd-dlr-t", "square"] and len(worst["after"]["square"]) == 2
+    assert result.settings["worst-case"]["square_queries"] == FAST["square_queries"]
+    assert worst["accuracy"][-1] < result.clean_accuracy
+    assert {c["name"] for c in result.checks} >= {"black_box_not_stronger", "unbounded_attack_succeeds"}
+    examples = result.adversarial_examples
+    train, test = blobs_bundle.train.tensors[0], blobs_bundle.test.tensors[0]
+    low, high = torch.minimum(train.amin(0), test.amin(0)), torch.maximum(train.amax(0), test.amax(0))
+    adv = examples["adversarial"]
+    assert (adv >= low - 1e-4).all() and (adv <= high + 1e-4).all()
+    size = ((adv - examples["originals"]) / (high - low)).norm(dim=1)  # l2 in units of each feature's range
+    assert (size <= examples_eps(examples) * (1 + 1e-4)).all()
+
+
+def examples_eps(examples):
+    return torch.tensor([r["eps"] for r in examples["records"]])
+
+
+def test_bf16_attacks_are_recorded_and_judged_in_fp32(image_model, quadrants):
+    fp32 = robustness(image_model, quadrants, eps=[0.3], attack=["pgd"], **FAST)
+    bf16 = robustness(image_model, quadrants, eps=[0.3], attack=["pgd"], precision="bf16", **FAST)
+    assert fp32.precision == "fp32" and bf16.to_dict()["precision"] == "bf16"
+    assert bf16.clean_accuracy == fp32.clean_accuracy  # judged in fp32
+    assert abs(bf16.robust_accuracy[0.3] - fp32.robust_accuracy[0.3]) <= 0.1
+    assert bf16.robust_accuracy[0.3] < bf16.clean_accuracy
+    model, spec, tokens, y = _text_model()
+    text = robustness(model, (tokens, y), spec=spec, eps=[0.02], apgd_steps=5, precision="bf16")
+    assert text.precision == "bf16" and text.worst_case["accuracy"][0] <= text.clean_accuracy
+    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16"):
+        robustness(image_model, quadrants, eps=[0.3], precision="fp16")
+
+
+def test_batch_norm_is_folded_into_a_copy_for_the_attacks(digits_model, image_model):
+    from glassnet.robust.evaluate import fold_batch_norm
+
+    model, x, y = digits_model
+    fused = fold_batch_norm(model)
+    assert fused is not model
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()), "the original keeps its batch norm"
+    with torch.no_grad():
+        assert torch.allclose(fused(x), model(x), atol=1e-4)
+    model.train()
+    try:
+        assert fold_batch_norm(model) is model  # batch statistics in training mode: nothing to fold
+    finally:
+        model.eval()
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
+    assert fold_batch_norm(plain) is plain
+
+
 def test_inputs_as_a_pair_of_tensors_with_a_limit(image_model, quadrants):
     x, y = quadrants.test.tensors
     result = robustness(image_model, (x, y), eps=0.1, attack="fgsm", worst_case=False, limit=10)
@@ -142,8 +195,69 @@ def test_text_models_are_attacked_in_embedding_space():
     result = robustness(model, (tokens, y), spec=spec, eps=[0.5, 2.0], options={"pgd": {"steps": 5}})
     assert result.space == "embedding" and "embedding" in result.bounds
     assert result.clean_accuracy == 1.0 and list(result.curves) == ["embedding-pgd"]
+    assert result.worst_case["space"] == "embedding" and result.worst_case["attacks"] == ["apgd-ce", "apgd-dlr-t"]
+    assert "square" in result.worst_case["omitted"] and result.settings["worst-case"]["space"] == "embedding"
     with pytest.raises(ConfigError, match="embedding space with pgd only"):
         robustness(model, (tokens, y), spec=spec, attack="square")
+
+
+def _text_model(classes=4):
+    torch.manual_seed(0)
+    vocab = ["<pad>", "<unk>", *[f"w{i}" for i in range(30)]]
+    spec = gn.DataSpec(
+        modality="text",
+        input_shape=(12,),
+        task="classify",
+        num_outputs=classes,
+        extra={"vocab": vocab, "tokenizer": "word", "lowercase": True, "pad_index": 0, "max_length": 12},
+    )
+    model = gn.create_model("gru", spec).eval()
+    tokens = torch.randint(2, 32, (40, 12))
+    tokens[:, 9:] = 0
+    with torch.no_grad():
+        y = model(tokens).argmax(1)
+    return model, spec, tokens, y
+
+
+def test_embedding_apgd_stays_in_the_per_token_ball_and_beats_pgd():
+    model, spec, tokens, y = _text_model()
+    scale = model.embedding.weight[1:].norm(dim=1).mean()
+
+    def fooled(delta):
+        with torch.no_grad(), perturbed(model, delta):
+            return float((model(tokens).argmax(1) != y).float().mean())
+
+    pgd_delta = embedding_pgd(model, tokens, y, 0.02, steps=20, generator=torch.Generator().manual_seed(1))
+    for kwargs in ({"loss": "ce"}, {"loss": "dlr", "target_classes": 3}):
+        delta = embedding_apgd(model, tokens, y, 0.02, steps=20, generator=torch.Generator().manual_seed(1), **kwargs)
+        assert delta.shape == (40, 12, model.embedding.embedding_dim)
+        assert (delta[:, 9:] == 0).all(), "padding is never perturbed"
+        assert (delta.norm(dim=-1) <= 0.02 * scale * (1 + 1e-4)).all()
+        assert fooled(delta) >= fooled(pgd_delta)  # measured 0.475 and 0.5 against PGD's 0.425
+
+
+def test_text_worst_case_is_no_better_than_its_components():
+    model, spec, tokens, y = _text_model()
+    result = robustness(model, (tokens, y), spec=spec, eps=[0.01, 0.02], apgd_steps=20, target_classes=2)
+    worst = result.worst_case
+    for i in range(2):
+        assert worst["accuracy"][i] <= worst["after"]["apgd-ce"][i] <= result.clean_accuracy
+    assert worst["accuracy"][-1] < 1.0
+    assert result.robust_accuracy == dict(zip(result.eps, worst["accuracy"]))
+    assert "worst-case" in result.timing
+    without = robustness(model, (tokens, y), spec=spec, eps=[0.01], worst_case=False)
+    assert without.worst_case is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"loss": "hinge"}, "loss must be ce or dlr"), ({"target_classes": 2}, "target_classes needs loss='dlr'"),
+     ({"eps": 0.0}, "eps must be a finite number > 0"), ({"steps": 0}, "steps must be an integer >= 1")],
+)  # fmt: skip
+def test_embedding_apgd_rejects_bad_arguments(kwargs, message):
+    model, spec, tokens, y = _text_model()
+    with pytest.raises(ConfigError, match=message):
+        embedding_apgd(model, tokens[:4], y[:4], **{"eps": 0.1, **kwargs})
 
 
 @pytest.mark.parametrize(

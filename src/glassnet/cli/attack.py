@@ -29,6 +29,12 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--no-worst-case", action="store_true", help="skip the AutoAttack-style worst case")
     p.add_argument("--apgd-steps", type=int, default=100, help="iterations of each APGD run (default: 100)")
     p.add_argument("--square-queries", type=int, default=1000, help="query budget of the Square attack (default: 1000)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="bf16: attacks under bf16 autocast, faster but slightly weaker; accuracy judged in fp32 (default: fp32)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -55,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         apgd_steps=args.apgd_steps,
         square_queries=args.square_queries,
+        precision=args.precision,
     )
     _print_result(result)
     print(f"written:  {Path(args.run) / 'results' / 'robustness.json'}")
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_result(result: dict[str, Any]) -> None:
     space = " (embedding space)" if result["space"] == "embedding" else ""
+    space += ", attacks in bf16" if result.get("precision") == "bf16" else ""
     print(f"{result['examples']:,} {result['split']} examples, {result['norm']}{space}; clean accuracy "
           f"{result['clean_accuracy']:.4f}")  # fmt: skip
     rows = [[name, *curve] for name, curve in result["curves"].items()]
@@ -73,6 +81,8 @@ def _print_result(result: dict[str, Any]) -> None:
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     for row in rows:
         print("  ".join([row[0].ljust(widths[0]), *(f"{v:.4f}".rjust(w) for v, w in zip(row[1:], widths[1:]))]))
+    for reason in ((result.get("worst_case") or {}).get("omitted") or {}).values():
+        print(f"note:     {reason}")
     for warning in result["warnings"]:
         print(f"warning:  {warning}")
     if not result["warnings"] and result["checks"]:

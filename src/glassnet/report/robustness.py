@@ -37,17 +37,22 @@ def _summary(result: dict[str, Any]) -> str:
     )
     worst = result.get("worst_case")
     how = (
-        "the worst case over " + esc(" + ".join(worst["attacks"])) + " (an example counts as robust only if every "
-        "attack fails)"
+        "the worst case over "
+        + esc(" + ".join(worst["attacks"]))
+        + (" in embedding space" if worst.get("space") == "embedding" else "")
+        + " (an example counts as robust only if every attack fails)"
         if worst
         else "the strongest attack run"
     )
+    if result.get("precision") == "bf16":
+        how += " The attacks ran under bf16 autocast (faster, slightly weaker); every accuracy is judged in fp32."
+    omitted = "".join(f" {esc(reason)}." for reason in ((worst or {}).get("omitted") or {}).values())
     tiles = f'<div class="metric">clean accuracy<b>{fmt(result["clean_accuracy"])}</b></div>' + "".join(
         f'<div class="metric">robust accuracy, eps={esc(e)}<b>{fmt(a)}</b></div>' for e, a in robust.items()
     )
     return (
         f'<div class="metrics">{tiles}</div><p class="note">{fmt(result["examples"])} {esc(result["split"])} '
-        f"examples attacked {space}, {esc(result['norm'])} norm; robust accuracy is {how}.</p>"
+        f"examples attacked {space}, {esc(result['norm'])} norm; robust accuracy is {how}.{omitted}</p>"
     )
 
 

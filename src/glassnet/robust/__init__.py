@@ -15,7 +15,7 @@ from glassnet.robust.attacks import (
     square,
 )
 from glassnet.robust.bounds import BoxModel, InputBounds, input_bounds
-from glassnet.robust.embedding import embedding_pgd
+from glassnet.robust.embedding import embedding_apgd, embedding_pgd
 from glassnet.robust.evaluate import RobustnessResult, robustness
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "attack_info",
     "carlini_wagner",
     "deepfool",
+    "embedding_apgd",
     "embedding_pgd",
     "fgsm",
     "input_bounds",

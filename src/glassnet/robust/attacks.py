@@ -245,22 +245,42 @@ def dlr_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None 
 LOSSES = {"ce": ce_loss, "dlr": dlr_loss}
 
 
-def _gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, loss: Callable) -> tuple:
-    """``(per-example loss, logits, d loss.sum() / dx)`` at ``x``."""
+def _gradient(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor | None,
+    loss: Callable,
+    context: torch.Tensor | None = None,
+) -> tuple:
+    """``(per-example loss, logits, d loss.sum() / dx)`` at ``x`` (the model gets ``context`` too, when given)."""
     x = x.detach().requires_grad_(True)
-    logits = model(x)
+    logits = model(x) if context is None else model(x, context)
     values = loss(logits, y, target)
     (grad,) = torch.autograd.grad(values.sum(), x)
     return values.detach(), logits.detach(), grad
 
 
-def _keep_best(
-    best: torch.Tensor, found: torch.Tensor, x_new: torch.Tensor, fooled: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep the first adversarial input found per example."""
-    newly = fooled & ~found
-    best = torch.where(_view(newly, best), x_new, best)
-    return best, found | fooled
+@dataclass(frozen=True)
+class Ball:
+    """The set an iterative attack searches: the ``eps`` ball of ``norm`` around ``x``, inside the box ``[0, 1]``.
+
+    APGD takes any object with these three methods, so it also runs where the perturbation lives
+    elsewhere (``glassnet.robust.embedding.TokenBall``: per-token balls in embedding space).
+    ``context`` is per-example data the model needs besides ``x`` (unused here).
+    """
+
+    eps: float
+    norm: str
+
+    def start(self, x: torch.Tensor, context: Any, generator: torch.Generator | None) -> torch.Tensor:
+        return _random_start(x, self.eps, self.norm, generator)
+
+    def project(self, z: torch.Tensor, x: torch.Tensor, context: Any) -> torch.Tensor:
+        return project(z, x, self.eps, self.norm)
+
+    def ascent(self, grad: torch.Tensor, context: Any) -> torch.Tensor:
+        return _ascent(grad, self.norm)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,22 +347,51 @@ def pgd(
             break
         x0, y0 = x[todo], y[todo]
         t0 = None if target is None else target[todo]
-        current = _random_start(x0, eps, norm, generator) if random_start else x0.clone()
-        hit = torch.zeros(len(todo), dtype=torch.bool, device=x.device)
-        adv = current.clone()
-        for _ in range(steps):
-            _, logits, grad = _gradient(model, current, y0, t0, objective)
-            fooled = succeeded(logits, y0, t0)
-            adv, hit = _keep_best(adv, hit, current, fooled)
-            current = project(current + size * _ascent(grad, norm), x0, eps, norm).detach()
-        with torch.no_grad():
-            fooled = succeeded(model(current), y0, t0)
-        adv, hit = _keep_best(adv, hit, current, fooled)
-        adv = torch.where(_view(hit, adv), adv, current)
+        start = _random_start(x0, eps, norm, generator) if random_start else x0.clone()
+        adv, hit = _pgd_run(model, x0, y0, t0, start, eps, norm, steps, size, objective)
         best[todo] = torch.where(_view(hit, adv), adv, best[todo])
         fallback[todo] = adv
         found[todo] = hit
     return torch.where(_view(found, best), best, fallback).detach()
+
+
+def _pgd_run(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor | None,
+    start: torch.Tensor,
+    eps: float,
+    norm: str,
+    steps: int,
+    size: float,
+    objective: Callable,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One PGD run from ``start``: ``(first adversarial iterate, or the last iterate where none; success mask)``.
+
+    An example leaves the batch as soon as an iterate fools the model: its answer is fixed from then
+    on, so the later forward and backward passes could not change it. Every example's iterates are
+    those of the full-batch loop (each depends on that example alone), only fewer are computed.
+    """
+    result, hit = start.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    active, current = torch.arange(len(x), device=x.device), start
+    for _ in range(steps):
+        _, logits, grad = _gradient(model, current, y, target, objective)
+        fooled = succeeded(logits, y, target)
+        if fooled.any():
+            result[active[fooled]] = current[fooled]
+            hit[active[fooled]] = True
+            keep = ~fooled
+            if not keep.any():
+                return result, hit
+            active, current, grad, x, y = active[keep], current[keep], grad[keep], x[keep], y[keep]
+            target = None if target is None else target[keep]
+        current = project(current + size * _ascent(grad, norm), x, eps, norm).detach()
+    with torch.no_grad():
+        fooled = succeeded(model(current), y, target)
+    result[active] = current
+    hit[active[fooled]] = True
+    return result, hit
 
 
 def _check_count(name: str, value: int) -> None:
@@ -368,69 +417,107 @@ def _apgd_single(
     x: torch.Tensor,
     y: torch.Tensor,
     target: torch.Tensor | None,
-    eps: float,
-    norm: str,
+    ball: Ball,
     steps: int,
     objective: Callable,
     generator: torch.Generator | None,
+    context: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One APGD run; returns ``(adversarial or highest-loss inputs, success mask)``."""
+    """One APGD run; returns ``(first adversarial iterate, or the highest-loss one where none; success mask)``.
+
+    Every quantity of the schedule (step size, loss at the last checkpoint, count of increases,
+    best point) is per example and the checkpoints are the same iterations for all, so an example
+    leaves the batch as soon as it is fooled: the others' iterates are those of the full-batch loop.
+    """
     rho, alpha = 0.75, 0.75
     points = set(_checkpoints(steps)[1:])
-    current = _random_start(x, eps, norm, generator)
-    eta = torch.full((len(x),), 2.0 * eps, dtype=x.dtype, device=x.device)
-    loss, logits, grad = _gradient(model, current, y, target, objective)
-    best_loss, best_x = loss.clone(), current.clone()
-    adv, hit = current.clone(), succeeded(logits, y, target)
-    previous = current.clone()
-    # the loss and step size at the last checkpoint, and how often the loss rose since then
-    increases = torch.zeros(len(x), dtype=x.dtype, device=x.device)
-    loss_at_point, eta_reduced = best_loss.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    current = ball.start(x, context, generator)
+    loss, logits, grad = _gradient(model, current, y, target, objective, context)
+    result, hit = current.clone(), succeeded(logits, y, target)
+    # per active example: step size, best loss and point, the loss at the last checkpoint, whether
+    # the step size was halved there, and how often the loss rose since then
+    state = {
+        "x": x,
+        "y": y,
+        "current": current,
+        "previous": current.clone(),
+        "grad": grad,
+        "eta": torch.full((len(x),), 2.0 * ball.eps, dtype=x.dtype, device=x.device),
+        "best_loss": loss.clone(),
+        "best_x": current.clone(),
+        "loss_at_point": loss.clone(),
+        "eta_reduced": torch.zeros(len(x), dtype=torch.bool, device=x.device),
+        "increases": torch.zeros(len(x), dtype=x.dtype, device=x.device),
+    }
+    if target is not None:
+        state["target"] = target
+    if context is not None:
+        state["context"] = context
+    active = torch.arange(len(x), device=x.device)
+
+    def drop(fooled: torch.Tensor) -> None:
+        nonlocal active
+        keep = ~fooled
+        active = active[keep]
+        for key, value in state.items():
+            state[key] = value[keep]
+
+    drop(hit)
     last_point = 0
     for k in range(steps):
+        if len(active) == 0:
+            return result, hit
+        s = state
+        x_a, y_a, t_a, c_a, eta = s["x"], s["y"], s.get("target"), s.get("context"), s["eta"]
         with torch.no_grad():
-            z = project(current + _view(eta, x) * _ascent(grad, norm), x, eps, norm)
+            z = ball.project(s["current"] + _view(eta, x_a) * ball.ascent(s["grad"], c_a), x_a, c_a)
             momentum = alpha if k > 0 else 1.0
-            step = current + momentum * (z - current) + (1 - momentum) * (current - previous)
-            previous, current = current, project(step, x, eps, norm)
-        loss, logits, grad_new = _gradient(model, current, y, target, objective)
-        fooled = succeeded(logits, y, target)
-        adv, hit = _keep_best(adv, hit, current, fooled)
+            step = s["current"] + momentum * (z - s["current"]) + (1 - momentum) * (s["current"] - s["previous"])
+            s["previous"], s["current"] = s["current"], ball.project(step, x_a, c_a)
+        loss, logits, s["grad"] = _gradient(model, s["current"], y_a, t_a, objective, c_a)
         with torch.no_grad():
-            increases += (loss > best_loss).to(x.dtype)
-            improved = loss > best_loss
-            best_x = torch.where(_view(improved, x), current, best_x)
-            best_loss = torch.where(improved, loss, best_loss)
-        grad = grad_new
-        if k + 1 in points:
+            improved = loss > s["best_loss"]
+            s["increases"] += improved.to(x.dtype)
+            s["best_x"] = torch.where(_view(improved, x_a), s["current"], s["best_x"])
+            s["best_loss"] = torch.where(improved, loss, s["best_loss"])
+        fooled = succeeded(logits, y_a, t_a)
+        if fooled.any():
+            result[active[fooled]] = s["current"][fooled]
+            hit[active[fooled]] = True
+            drop(fooled)
+        if k + 1 in points and len(active):
+            s = state
             span = k + 1 - last_point
-            few_increases = increases < rho * span
-            stalled = ~eta_reduced & (loss_at_point >= best_loss)
-            halve = few_increases | stalled
-            eta = torch.where(halve, eta / 2, eta)
-            if halve.any():  # restart the halved examples from their best point
-                current = torch.where(_view(halve, x), best_x, current)
-                previous = current.clone()
-                _, _, grad_restart = _gradient(model, current, y, target, objective)
-                grad = torch.where(_view(halve, x), grad_restart, grad)
-            eta_reduced, loss_at_point = halve, best_loss.clone()
-            increases.zero_()
+            halve = (s["increases"] < rho * span) | (~s["eta_reduced"] & (s["loss_at_point"] >= s["best_loss"]))
+            s["eta"] = torch.where(halve, s["eta"] / 2, s["eta"])
+            if halve.any():  # restart the halved examples from their best point, without momentum
+                s["current"] = torch.where(_view(halve, s["x"]), s["best_x"], s["current"])
+                s["previous"] = torch.where(_view(halve, s["x"]), s["current"], s["previous"])
+                rows = halve.nonzero().squeeze(1)
+                t_h = None if "target" not in s else s["target"][rows]
+                c_h = None if "context" not in s else s["context"][rows]
+                _, _, grad_restart = _gradient(model, s["current"][rows], s["y"][rows], t_h, objective, c_h)
+                s["grad"] = s["grad"].index_copy(0, rows, grad_restart)
+            s["eta_reduced"], s["loss_at_point"] = halve, s["best_loss"].clone()
+            s["increases"] = torch.zeros_like(s["increases"])
             last_point = k + 1
-    return torch.where(_view(hit, x), adv, best_x).detach(), hit
+    result[active] = state["best_x"]
+    return result.detach(), hit
 
 
 def _apgd(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    eps: float,
-    norm: str,
+    ball: Ball,
     target: torch.Tensor | None,
     steps: int,
     restarts: int,
     loss: str,
     generator: torch.Generator | None,
+    context: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """APGD with ``restarts``, each on the examples that no earlier run fooled."""
     _check_count("steps", steps)
     _check_count("restarts", restarts)
     objective = LOSSES[loss]
@@ -440,7 +527,8 @@ def _apgd(
         if len(todo) == 0:
             break
         t0 = None if target is None else target[todo]
-        adv, hit = _apgd_single(model, x[todo], y[todo], t0, eps, norm, steps, objective, generator)
+        c0 = None if context is None else context[todo]
+        adv, hit = _apgd_single(model, x[todo], y[todo], t0, ball, steps, objective, generator, c0)
         result[todo] = adv
         found[todo] = hit
     return result
@@ -459,7 +547,7 @@ def apgd_ce(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """APGD with the cross-entropy loss: momentum, and a step size halved when progress stalls."""
-    return _apgd(model, x, y, eps, norm, target, steps, restarts, "ce", generator)
+    return _apgd(model, x, y, Ball(eps, norm), target, steps, restarts, "ce", generator)
 
 
 @register_attack("apgd-dlr", NORMS, "Auto-PGD on the Difference of Logits Ratio loss (scale-invariant)")
@@ -475,7 +563,7 @@ def apgd_dlr(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """APGD with the DLR loss, which no rescaling of the logits can flatten."""
-    return _apgd(model, x, y, eps, norm, target, steps, restarts, "dlr", generator)
+    return _apgd(model, x, y, Ball(eps, norm), target, steps, restarts, "dlr", generator)
 
 
 def apgd_targeted(
@@ -493,8 +581,26 @@ def apgd_targeted(
     Each later target attacks only the examples that are still classified correctly, so the result
     is an *untargeted* success whenever any target was reached.
     """
+    return _apgd_targeted(model, x, y, Ball(eps, norm), classes, steps, generator)
+
+
+def _apgd_targeted(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ball: Ball,
+    classes: int,
+    steps: int,
+    generator: torch.Generator | None,
+    context: torch.Tensor | None = None,
+) -> torch.Tensor:
+    def forward(inputs: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        if context is None:
+            return model(inputs)
+        return model(inputs, context if rows is None else context[rows])
+
     with torch.no_grad():
-        logits = model(x)
+        logits = forward(x)
     others = logits.scatter(1, y[:, None], float("-inf")).argsort(dim=1, descending=True)
     classes = min(classes, logits.shape[1] - 1)
     result = x.clone()
@@ -504,9 +610,10 @@ def apgd_targeted(
         if len(todo) == 0:
             break
         target = others[todo, rank]
-        adv = _apgd(model, x[todo], y[todo], eps, norm, target, steps, 1, "dlr", generator)
+        c0 = None if context is None else context[todo]
+        adv = _apgd(model, x[todo], y[todo], ball, target, steps, 1, "dlr", generator, c0)
         with torch.no_grad():
-            fooled = succeeded(model(adv), y[todo])
+            fooled = succeeded(forward(adv, todo), y[todo])
         result[todo[fooled]] = adv[fooled]
         standing[todo[fooled]] = False
     return result
@@ -527,7 +634,7 @@ def _square_fraction(p_init: float, iteration: int, queries: int) -> float:
 
 @register_attack(
     "square",
-    ("linf",),
+    NORMS,
     "Square attack (Andriushchenko et al., 2020): score-based black box, random square updates",
     gradient_free=True,
 )
@@ -543,13 +650,23 @@ def square(
     p_init: float = 0.8,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Random search over vertices of the linf ball using the model's outputs only (no gradients).
+    """Random search for a lower margin using the model's outputs only (no gradients).
 
-    Starts from vertical stripes of ``+-eps``; each query re-draws one square window (one sign
-    per channel) and keeps it when the margin loss falls. Stops early per example on success.
-    Inputs of shape ``C x H x W`` get square windows; other shapes are viewed as ``1 x 1 x D``.
+    linf: starts from vertical stripes of ``+-eps``; each query re-draws one square window (one
+    sign per channel). l2: starts from a grid of pseudo-Gaussian bumps of random sign scaled to
+    the ``eps`` sphere; each query moves the perturbation's energy from a second window into a
+    first one, where it adds a new pair of opposite-sign bumps (the paper's l2 update), and
+    rescales to the sphere. A proposal is kept when the margin loss falls; an example stops as
+    soon as it is fooled. Inputs of shape ``C x H x W`` get square windows; other shapes are
+    viewed as ``1 x 1 x D`` (windows become segments).
+
+    Args:
+        queries: model evaluations per example (the first one scores the initial perturbation).
+        p_init: initial fraction of the input that one window covers, decreasing on the paper's schedule.
     """
     _check_count("queries", queries)
+    if not isinstance(p_init, (int, float)) or not 0 < p_init <= 1:
+        raise ConfigError(f"p_init must be in (0, 1]. Received: p_init={p_init!r}")
     shape = x.shape
     view = x.reshape(len(x), *shape[1:]) if x.dim() == 4 else x.reshape(len(x), 1, 1, -1)
     channels, height, width = view.shape[1:]
@@ -557,11 +674,16 @@ def square(
     def rand(*size: int) -> torch.Tensor:
         return torch.rand(size, generator=generator).to(x.device)
 
+    def signs(*size: int) -> torch.Tensor:
+        return torch.where(rand(*size) < 0.5, -1.0, 1.0).to(x.dtype)
+
     def query(candidate: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         return margin(model(candidate.reshape(-1, *shape[1:])), y[idx], None if target is None else target[idx])
 
-    stripes = torch.where(rand(len(x), channels, 1, width) < 0.5, -eps, eps).to(x.dtype)
-    best = (view + stripes).clamp(0, 1)
+    if norm == "linf":
+        best = (view + eps * signs(len(x), channels, 1, width)).clamp(0, 1)
+    else:
+        best = _square_l2_start(view, eps, signs)
     loss = query(best, torch.arange(len(x), device=x.device))
     for i in range(queries - 1):
         todo = (loss >= 0).nonzero().squeeze(1)
@@ -570,18 +692,87 @@ def square(
         p = _square_fraction(p_init, i, queries)
         side_h = max(1, min(height, round(math.sqrt(p * height * width))))
         side_w = max(1, min(width, round(p * height * width / side_h)))
+        if norm == "l2":  # a pair of opposite-sign bumps needs room for two halves
+            side_w = max(side_w, min(width, 2))
         top = int(rand(1).item() * (height - side_h + 1))
         left = int(rand(1).item() * (width - side_w + 1))
-        candidate = best[todo].clone()
-        signs = torch.where(rand(len(todo), channels, 1, 1) < 0.5, -eps, eps).to(x.dtype)
-        window = view[todo, :, top : top + side_h, left : left + side_w] + signs
-        candidate[:, :, top : top + side_h, left : left + side_w] = window.clamp(0, 1)
-        # the window must change something; otherwise this query is spent on a no-op
+        window = (slice(None), slice(None), slice(top, top + side_h), slice(left, left + side_w))
+        if norm == "linf":
+            candidate = best[todo].clone()
+            candidate[window] = (view[todo][window] + eps * signs(len(todo), channels, 1, 1)).clamp(0, 1)
+        else:
+            top2 = int(rand(1).item() * (height - side_h + 1))
+            left2 = int(rand(1).item() * (width - side_w + 1))
+            second = (slice(None), slice(None), slice(top2, top2 + side_h), slice(left2, left2 + side_w))
+            candidate = _square_l2_step(view[todo], best[todo], eps, window, second, signs)
         new_loss = query(candidate, todo)
         better = new_loss < loss[todo]
         best[todo[better]] = candidate[better]
         loss[todo[better]] = new_loss[better]
     return best.reshape(shape)
+
+
+def _bump(height: int, width: int) -> torch.Tensor:
+    """Square's pseudo-Gaussian block: ``R`` rings, ring ``i`` (0 at the centre) worth ``sum_{j=i+1}^{R+1} 1/j^2``."""
+    rings = max(height, width) // 2 + 1
+    rows = (torch.arange(height) - (height - 1) / 2).abs() / max(height / 2, 1)
+    cols = (torch.arange(width) - (width - 1) / 2).abs() / max(width / 2, 1)
+    ring = (torch.maximum(rows[:, None], cols[None, :]) * rings).floor().long().clamp(max=rings - 1)
+    weights = 1.0 / torch.arange(1, rings + 2, dtype=torch.float64) ** 2
+    tail = weights.flip(0).cumsum(0).flip(0)  # tail[i] = sum_{j >= i} weights[j]
+    return tail[ring].float()
+
+
+def _bump_pair(height: int, width: int) -> torch.Tensor:
+    """Two bumps of opposite sign side by side (split along the longer side): the l2 update's building block."""
+    if width >= height and width >= 2:
+        half = width // 2
+        return torch.cat([_bump(height, half), -_bump(height, width - half)], dim=1)
+    if height >= 2:
+        half = height // 2
+        return torch.cat([_bump(half, width), -_bump(height - half, width)], dim=0)
+    return _bump(height, width)
+
+
+def _to_sphere(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    return delta * (eps / (_flat_norm(delta, "l2") + 1e-12)).reshape(-1, 1, 1, 1)
+
+
+def _square_l2_start(view: torch.Tensor, eps: float, signs: Callable) -> torch.Tensor:
+    """A grid of bumps (about 5 x 5 tiles) with a random sign per tile and channel, on the eps sphere."""
+    n, channels, height, width = view.shape
+    tile_h, tile_w = max(1, height // 5), max(1, width // 5)
+    delta = torch.zeros_like(view)
+    bump = _bump(tile_h, tile_w).to(view)
+    for top in range(0, height - tile_h + 1, tile_h):
+        for left in range(0, width - tile_w + 1, tile_w):
+            delta[:, :, top : top + tile_h, left : left + tile_w] = bump * signs(n, channels, 1, 1)
+    return (view + _to_sphere(delta, eps)).clamp(0, 1)
+
+
+def _square_l2_step(
+    x: torch.Tensor, best: torch.Tensor, eps: float, first: tuple, second: tuple, signs: Callable
+) -> torch.Tensor:
+    """Move the energy of windows ``first`` and ``second`` (plus any unused budget) into ``first``.
+
+    The new content of ``first`` points along its old content (per channel, unit norm) plus a new
+    pair of opposite-sign bumps with a random sign per channel; ``second`` is emptied. The total is
+    put back on the eps sphere and into the box.
+    """
+    n, channels = x.shape[:2]
+    delta = best - x
+    union = torch.zeros_like(delta[:1, :1])
+    union[first] = 1
+    union[second] = 1
+    energy = (delta * union).flatten(1).pow(2).sum(1) + (eps**2 - delta.flatten(1).pow(2).sum(1)).clamp_min(0)
+    old = delta[first]
+    old = old / (old.flatten(2).norm(dim=2)[..., None, None] + 1e-12)
+    pattern = _bump_pair(*old.shape[2:]).to(x)
+    direction = old + pattern / pattern.norm() * signs(n, channels, 1, 1)
+    direction = direction / (direction.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1) + 1e-12)
+    delta[second] = 0
+    delta[first] = direction * energy.sqrt().reshape(-1, 1, 1, 1)
+    return (x + _to_sphere(delta, eps)).clamp(0, 1)
 
 
 # ----------------------------------------------------------------------------------------------

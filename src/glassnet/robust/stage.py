@@ -30,6 +30,7 @@ def attack_run(
     apgd_steps: int = 100,
     target_classes: int = 3,
     square_queries: int = 1000,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Attack a trained run on a split of its dataset; writes ``results/robustness.json`` and figures.
 
@@ -51,6 +52,7 @@ def attack_run(
         apgd_steps: iterations of each APGD run in the worst case.
         target_classes: target classes of the targeted APGD-DLR.
         square_queries: query budget of the Square attack.
+        precision: ``fp32``, or ``bf16`` to run the attacks under bf16 autocast (faster, slightly weaker).
 
     Returns:
         The dict written to ``robustness.json``.
@@ -83,6 +85,7 @@ def attack_run(
         target_classes=target_classes,
         square_queries=square_queries,
         reference=train_inputs,
+        precision=precision,
     )
     record = {"data": bundle.spec.name or (config.data if config else ""), "split": split, **result.to_dict()}
     record["adversarial_training"] = _training_settings(config, spec)
