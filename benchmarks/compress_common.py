@@ -24,6 +24,7 @@ def arguments(description: str, epochs: int) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="where to train the run (default: a new runs/ folder)")
     parser.add_argument("--epochs", type=int, default=epochs, help=f"training epochs of the fp32 model ({epochs})")
     parser.add_argument("--fine-tune", type=int, default=2, help="fine-tuning epochs after pruning (2)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate after pruning (1e-3)")
     parser.add_argument("--distill-epochs", type=int, default=epochs, help="student epochs (as --epochs)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, training included (1: steadier)")
     parser.add_argument("--train-size", type=int, default=None, help="training examples used (default: all)")
@@ -72,6 +73,16 @@ def check_targets(result: dict[str, Any], targets: dict[str, Any]) -> None:
             f"int8 ({name}): {v['latency_speedup']:.2f}x batch-1, {v['throughput_speedup']:.2f}x batch-64, "
             f"{v['size_ratio']:.2f}x smaller, {metric} drop {drop * 100:.2f} points "
             f"[bar: >= 2x speed, >= 4x smaller, <= 1 point] {'PASS' if ok else 'MISS'}"
+        )
+    for name in targets.get("stacked", []):
+        if name not in variants:
+            continue
+        v = variants[name]
+        drop = base[metric] - v[metric]
+        print(
+            f"stacked ({name}): {v['latency_speedup']:.2f}x batch-1, {v['throughput_speedup']:.2f}x batch-64, "
+            f"{v['size_ratio']:.2f}x smaller, {v['parameter_ratio']:.2f}x fewer parameters, {metric} drop "
+            f"{drop * 100:.2f} points"
         )
     pruned = variants.get(targets.get("pruned", ""))
     if pruned:

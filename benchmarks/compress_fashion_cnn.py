@@ -7,8 +7,9 @@ Trains the default ``cnn`` (channels 32, 64, hidden 128, batch norm: about 420k 
 training images (all 60,000, or a stratified ``--train-size`` subset; 10% held out for validation),
 then measures on the official 10,000 test images: ONNX export verified against PyTorch;
 int8 by PyTorch dynamic, PyTorch static (FX) and ONNX Runtime static QDQ; 50% structured channel
-pruning with fine-tuning; a distilled student with 4x fewer parameters. All timings come from one
-process, rounds interleaved between variants, and are printed as ratios against fp32 eager PyTorch.
+pruning with fine-tuning, and that pruned model quantised by ONNX Runtime static QDQ (stacked); a
+distilled student with 4x fewer parameters. All timings come from one process, rounds interleaved
+between variants, and are printed as ratios against fp32 eager PyTorch.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ if __name__ == "__main__":
         {
             "int8": ["int8-ort-static", "int8-torch-static", "int8-torch-dynamic"],
             "pruned": "pruned-structured",
+            "stacked": ["pruned-structured+int8-ort-static"],
             "student": "distilled-cnn",
         },
         prune=0.5,
         prune_method="structured",
         fine_tune_epochs=args.fine_tune,
+        lr=args.lr,
         quantize="int8",
         export_format="onnx",
+        stack=True,
         distill="cnn",
         student_hparams={"channels": [16, 32], "hidden": 60},
         distill_epochs=args.distill_epochs,

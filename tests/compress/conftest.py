@@ -12,6 +12,18 @@ from glassnet.models import create_model
 from glassnet.train import Trainer
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The compression tests train and time small models: on a busy machine a second torch thread
+    only spins against the first (a tiny LSTM trains 20x slower with two), so they use one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def digits():
     return load_dataset("digits")
@@ -57,3 +69,55 @@ def exported_run(tmp_path_factory):
     status = main(["compress", str(out), "--quantize", "int8", "--export", "onnx", "--repeats", "5", "--quiet"])
     assert status == 0
     return out
+
+
+def token_bundle(n: int = 480, length: int = 12, vocab: int = 30, seed: int = 0):
+    """Texts of random tokens padded at the end; class 1 when token 5 occurs (no downloads)."""
+    import numpy as np
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from glassnet.data import DataBundle, DataSpec
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(6, vocab, size=(n, length))
+    lengths = rng.integers(3, length + 1, size=n)
+    y = np.arange(n) % 2
+    for i in range(n):
+        if y[i]:
+            ids[i, rng.integers(0, lengths[i])] = 5
+        ids[i, lengths[i] :] = 0
+    words = ["<pad>", "<unk>", *[f"w{i}" for i in range(2, vocab)]]
+    spec = DataSpec(
+        modality="text",
+        input_shape=(length,),
+        task="classify",
+        num_outputs=2,
+        class_names=("without", "with"),
+        name="tokens",
+        extra={"vocab": words, "pad_index": 0, "unk_index": 1},
+    )
+    x, t = torch.as_tensor(ids), torch.as_tensor(y)
+    cut1, cut2 = int(0.7 * n), int(0.85 * n)
+    return DataBundle(
+        train=TensorDataset(x[:cut1], t[:cut1]),
+        val=TensorDataset(x[cut1:cut2], t[cut1:cut2]),
+        test=TensorDataset(x[cut2:], t[cut2:]),
+        spec=spec,
+    )
+
+
+@pytest.fixture(scope="session")
+def tokens():
+    return token_bundle()
+
+
+@pytest.fixture(scope="session")
+def token_lstm(tokens):
+    """A bidirectional LSTM that has learnt the key-token task."""
+    import torch
+
+    torch.manual_seed(0)
+    model = create_model("lstm", tokens.spec, hidden=16, embedding_dim=12, dropout=0.0)
+    Trainer(task="classify", max_epochs=8, lr=1e-2, batch_size=32, device="cpu", seed=0).fit(model, tokens)
+    return model.eval()

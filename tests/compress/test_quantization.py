@@ -80,3 +80,15 @@ def test_static_onnx_quantisation_needs_calibration_data(digits_cnn, digits, tmp
     with pytest.raises(ConfigError, match="calibration"):
         ort_quantize(tmp_path / "model.onnx", tmp_path / "q.onnx", None, method="ort-static")
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_calibration_draws_from_the_whole_split_not_its_first_rows():
+    """A split stored grouped by class (the text loaders do) must not calibrate on one class."""
+    from glassnet.compress.quantization import CALIBRATION_EXAMPLES, calibration_sample
+
+    inputs = torch.arange(4000.0)[:, None]  # row i "belongs to class" i // 1000
+    sample = calibration_sample(inputs)
+    assert len(sample) == CALIBRATION_EXAMPLES == len(torch.unique(sample))
+    assert torch.bincount((sample[:, 0] // 1000).long()).min() > 80  # every quarter is represented
+    assert torch.equal(sample, calibration_sample(inputs))  # seeded: the same draw every time
+    assert torch.equal(calibration_sample(inputs[:100]), inputs[:100])

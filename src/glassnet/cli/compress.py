@@ -22,7 +22,8 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "--prune-method",
         default="structured",
         choices=["structured", "global", "layer"],
-        help="structured: remove channels (Torch-Pruning, layers shrink); global/layer: zero the smallest weights",
+        help="structured: remove channels (Torch-Pruning) or, for rnn/lstm/gru, hidden units and embedding "
+        "dimensions (layers shrink); global/layer: zero the smallest weights",
     )
     p.add_argument("--prune-steps", type=int, default=1, help="iterative pruning: rounds of prune + fine-tune")
     p.add_argument("--fine-tune", type=int, default=2, metavar="EPOCHS", help="fine-tuning epochs per round")
@@ -46,6 +47,11 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default 4)")
     p.add_argument("--alpha", type=float, default=0.7, help="weight of the soft-target loss (default 0.7)")
     p.add_argument("--export", choices=["onnx"], help="export to ONNX (single file, dynamic batch) and verify it")
+    p.add_argument(
+        "--stack",
+        action="store_true",
+        help="also quantise the pruned model with the ONNX Runtime methods asked for (needs --prune and --quantize)",
+    )
     p.add_argument("--repeats", type=int, default=100, help="batch-1 latency samples per variant (default 100)")
     p.add_argument(
         "--threads",
@@ -77,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         alpha=args.alpha,
         export_format=args.export,
+        stack=args.stack,
         repeats=args.repeats,
         threads=args.threads,
     )

@@ -3,9 +3,10 @@ against the fp32 original (size, parameters, test metric, latency, throughput)."
 
 from glassnet.compress.core import CompressResult, compress
 from glassnet.compress.distillation import DistillationStep, distill
-from glassnet.compress.export import ExportCheck, OnnxModel, export_onnx, verify_onnx
+from glassnet.compress.export import ExportCheck, OnnxModel, compact_onnx, export_onnx, verify_onnx
 from glassnet.compress.pruning import channel_prune, magnitude_prune
 from glassnet.compress.quantization import dynamic_quantize, ort_quantize, static_quantize
+from glassnet.compress.recurrent import recurrent_prune
 from glassnet.compress.run import compress_run
 from glassnet.compress.storage import load_compressed, save_compressed
 
@@ -15,6 +16,7 @@ __all__ = [
     "ExportCheck",
     "OnnxModel",
     "channel_prune",
+    "compact_onnx",
     "compress",
     "compress_run",
     "distill",
@@ -23,6 +25,7 @@ __all__ = [
     "load_compressed",
     "magnitude_prune",
     "ort_quantize",
+    "recurrent_prune",
     "save_compressed",
     "static_quantize",
     "verify_onnx",

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from glassnet.compress import distillation, export, pruning, quantization
+from glassnet.compress import distillation, export, pruning, quantization, recurrent
 from glassnet.compress.measure import (
     LOWER_IS_BETTER,
     PRIMARY_METRIC,
@@ -98,6 +98,7 @@ def compress(
     temperature: float = 4.0,
     alpha: float = 0.7,
     export_format: str | None = None,
+    stack: bool = False,
     out: str | os.PathLike[str] | None = None,
     lr: float = 1e-3,
     batch_size: int = 64,
@@ -114,8 +115,10 @@ def compress(
             ``val``), calibration uses ``train``, every figure is measured on ``test``.
         prune: fraction to prune (0 < prune < 1): of the channels of each layer for
             ``structured``, of the weights for ``global`` / ``layer`` magnitude pruning.
-        prune_method: ``structured`` (Torch-Pruning removes channels; layers shrink), ``global``
-            or ``layer`` (unstructured magnitude pruning, zeros made permanent).
+        prune_method: ``structured`` (Torch-Pruning removes channels, or for ``rnn`` / ``lstm`` /
+            ``gru`` models ``recurrent_prune`` removes hidden units and embedding dimensions;
+            layers shrink), ``global`` or ``layer`` (unstructured magnitude pruning, zeros made
+            permanent).
         prune_steps: prune in this many rounds, fine-tuning after each (iterative pruning).
         fine_tune_epochs: epochs of fine-tuning after each pruning round (0 for none).
         quantize: ``int8`` (torch-dynamic, torch-static and ort-static) or one or more of
@@ -125,8 +128,10 @@ def compress(
         distill_epochs, distill_lr, temperature, alpha: distillation settings (see ``DistillationStep``).
         export_format: ``onnx`` writes ``model.onnx`` (dynamic batch) and checks it against PyTorch.
             ONNX Runtime quantisation exports it anyway.
+        stack: also quantise the pruned model with each ONNX Runtime method asked for (variants
+            ``pruned-<method>+int8-ort-static`` ...): needs ``prune`` and an ``ort-*`` quantisation.
         out: directory for the variants' files (``model.onnx``, ``model.int8.onnx``,
-            ``pruned-<method>.safetensors``, ``student/``); None keeps nothing on disk.
+            ``pruned-<method>.safetensors``, ``pruned.int8.onnx``, ``student/``); None keeps nothing on disk.
         lr: peak learning rate of fine-tuning after pruning.
         batch_size: batch size of fine-tuning and distillation.
         repeats: batch-1 latency samples per variant (throughput uses ``repeats // 5`` batches).
@@ -156,6 +161,7 @@ def compress(
         temperature=temperature,
         alpha=alpha,
         export=export_format,
+        stack=stack,
         batch_size=batch_size,
         repeats=repeats,
         threads=threads,
@@ -188,6 +194,7 @@ class Plan:
     temperature: float
     alpha: float
     export: str | None
+    stack: bool
     batch_size: int
     repeats: int
     threads: int | None
@@ -221,6 +228,13 @@ class Plan:
                 raise ConfigError(f"{name} must be a positive number. Received: {name}={value!r}")
         if self.export is not None and self.export not in EXPORT_FORMATS:
             raise ConfigError(f"export must be one of {', '.join(EXPORT_FORMATS)}. Received: export={self.export!r}")
+        if not isinstance(self.stack, bool):
+            raise ConfigError(f"stack must be True or False. Received: stack={self.stack!r}")
+        if self.stack and (self.prune is None or not any(m.startswith("ort-") for m in self.quantize)):
+            raise ConfigError(
+                "stack=True quantises the pruned model with ONNX Runtime: it needs prune=F and quantize=int8 "
+                "(or ort-static / ort-dynamic); on the command line --prune 0.5 --quantize int8 --stack"
+            )
         if self.student_hparams and self.distill is None:
             raise ConfigError("student hyper-parameters were given without a student model; pass distill=<model name>")
         if self.distill is not None:
@@ -267,9 +281,12 @@ def _run_plan(
             variants.append(variant)
             return True
 
+        pruned: list[nn.Module] = []  # the pruned model, once made, for the stacked variants
         if plan.prune is not None:
             tune = _fine_tuner(data, plan)
-            attempt(f"pruned-{plan.prune_method}", lambda: _pruned(model, spec, train_x, plan, tune, folder))
+            attempt(
+                f"pruned-{plan.prune_method}", lambda: _pruned(model, spec, train_x, plan, tune, folder, pruned.append)
+            )
         for method in ("torch-dynamic", "torch-static"):
             if method in plan.quantize:
                 attempt(f"int8-{method}", lambda method=method: _torch_int8(model, method, train_x))
@@ -286,6 +303,18 @@ def _run_plan(
                     result.skipped.append(
                         {"variant": f"int8-{method}", "reason": "needs the ONNX export, which failed"}
                     )
+        if plan.stack:
+            for method in ort_methods:
+                name = f"pruned-{plan.prune_method}+int8-{method}"
+                if pruned:
+                    attempt(
+                        name,
+                        lambda name=name, method=method: _stacked(
+                            name, pruned[0], method, train_x, test_x, folder, Path(scratch)
+                        ),
+                    )
+                else:
+                    result.skipped.append({"variant": name, "reason": "needs the pruned model, which failed"})
         if plan.distill is not None:
             attempt(f"distilled-{plan.distill}", lambda: _distilled(model, data, plan, folder))
         say(f"measuring {len(variants)} variants on {len(test_x):,} test examples")
@@ -346,11 +375,19 @@ def _fine_tuner(data: DataBundle, plan: Plan) -> Any:
     return fine_tune
 
 
-def _pruned(model: nn.Module, spec: Any, train_x: torch.Tensor, plan: Plan, tune: Any, folder: Path) -> Variant:
+def _pruned(
+    model: nn.Module, spec: Any, train_x: torch.Tensor, plan: Plan, tune: Any, folder: Path, keep: Any
+) -> Variant:
     amount, method, steps = plan.prune, plan.prune_method, plan.prune_steps
     if method == "structured":
         pruned = pruning.channel_prune(model, train_x[:2], amount, steps=steps, fine_tune=tune)
-        what = f"structured: {amount:.0%} of each layer's channels removed (Torch-Pruning)"
+        if recurrent.is_recurrent(model):
+            what = (
+                f"structured: {amount:.0%} of the hidden units of every recurrent layer and direction"
+                f"{' and of the embedding dimensions' if pruned.text else ''} removed (glassnet unit pruner)"
+            )
+        else:
+            what = f"structured: {amount:.0%} of each layer's channels removed (Torch-Pruning)"
     else:
         pruned = pruning.magnitude_prune(model, amount, scope=method, steps=steps, fine_tune=tune)
         what = f"unstructured {method} magnitude pruning of {amount:.0%} of the weights"
@@ -358,6 +395,7 @@ def _pruned(model: nn.Module, spec: Any, train_x: torch.Tensor, plan: Plan, tune
         what += f", {steps} round(s) of {plan.fine_tune_epochs} fine-tuning epochs"
     path = folder / f"pruned-{method}.safetensors"
     save_compressed(pruned, spec, path, method=what)
+    keep(pruned)
     params, nonzero = count_parameters(pruned)
     extra: dict[str, Any] = {"sparsity": round(pruning.sparsity(pruned), 4)}
     notes = "safetensors weights + architecture; load with glassnet.compress.load_compressed"
@@ -432,6 +470,36 @@ def _ort_int8(onnx_path: Path, method: str, train_x: torch.Tensor, folder: Path,
     params, nonzero = count_parameters(model)
     return Variant(
         f"int8-{method}", what, "onnxruntime", export.OnnxModel(path), params, nonzero, path.stat().st_size, str(path)
+    )
+
+
+def _stacked(
+    name: str,
+    pruned: nn.Module,
+    method: str,
+    train_x: torch.Tensor,
+    test_x: torch.Tensor,
+    folder: Path,
+    scratch: Path,
+) -> Variant:
+    fp32 = scratch / "pruned.onnx"
+    exporter = export.export_onnx(pruned, train_x, fp32)
+    check = export.verify_onnx(pruned, fp32, test_x[:VERIFY_EXAMPLES], exporter)
+    path = folder / ("pruned.int8.onnx" if method == "ort-static" else "pruned.int8-dynamic.onnx")
+    quantization.ort_quantize(fp32, path, train_x, method=method)
+    kind = "static int8 (QDQ, calibrated on train)" if method == "ort-static" else "dynamic int8"
+    params, nonzero = count_parameters(pruned)
+    return Variant(
+        name,
+        f"the pruned model above, exported to ONNX and quantised by ONNX Runtime ({kind})",
+        "onnxruntime",
+        export.OnnxModel(path),
+        params,
+        nonzero,
+        path.stat().st_size,
+        str(path),
+        "the pruned model's fp32 ONNX export was checked against it first (export_max_abs_diff)",
+        {"export_max_abs_diff": check.max_abs_diff},
     )
 
 

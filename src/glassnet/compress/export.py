@@ -118,18 +118,94 @@ def _export(model: nn.Module, example: torch.Tensor, path: str, exporter: str) -
                 )
     finally:
         onnx_logger.setLevel(level)
-    _strip_metadata(path)
+    compact_onnx(path)
     require("onnx").checker.check_model(path)
 
 
-def _strip_metadata(path: str) -> None:
-    """Drop the per-node metadata (source stack traces with local paths, ~10 KB) from an export."""
+def compact_onnx(path: str | os.PathLike[str], rename: bool = True) -> int:
+    """Rewrite an ONNX file (atomically) without what inference does not read; returns bytes saved.
+
+    Dropped: the metadata of every node, of the graph and of the model (the exporter's source
+    stack traces, module paths and namespaces, the quantiser's notes), doc strings, node names and
+    the ``value_info`` of intermediate values (ONNX Runtime infers their shapes again). With
+    ``rename``, every value and weight name but the graph's input and output becomes a short id.
+    The operators, attributes and weights are untouched, so the outputs are the same.
+    """
     onnx = require("onnx")
-    model = onnx.load(path)
-    for node in model.graph.node:
-        del node.metadata_props[:]
-        node.doc_string = ""
-    onnx.save(model, path)
+    path = Path(path)
+    model = onnx.load(str(path))
+    before = model.ByteSize()
+    _compact_graph(model.graph)
+    del model.metadata_props[:]
+    model.doc_string = ""
+    for function in model.functions:
+        function.doc_string = ""
+        del function.metadata_props[:]
+        for node in function.node:
+            _compact_node(node)
+    if rename and not model.functions and not any(_subgraphs(node) for node in model.graph.node):
+        _rename_values(model.graph)  # subgraphs and functions read names of the outer graph: left alone
+    saved = before - model.ByteSize()
+    atomic_write(path, lambda tmp: onnx.save(model, tmp))
+    return saved
+
+
+def _compact_graph(graph) -> None:
+    del graph.value_info[:]
+    del graph.metadata_props[:]
+    graph.doc_string = ""
+    for value in (*graph.input, *graph.output):
+        value.doc_string = ""
+        del value.metadata_props[:]
+    for tensor in graph.initializer:
+        tensor.doc_string = ""
+        del tensor.metadata_props[:]
+    for node in graph.node:
+        _compact_node(node)
+        for subgraph in _subgraphs(node):
+            _compact_graph(subgraph)
+
+
+def _compact_node(node) -> None:
+    del node.metadata_props[:]
+    node.doc_string = ""
+    node.name = ""
+
+
+def _subgraphs(node) -> list:
+    found = []
+    for attribute in node.attribute:
+        if attribute.HasField("g"):
+            found.append(attribute.g)
+        found.extend(attribute.graphs)
+    return found
+
+
+def _rename_values(graph) -> None:
+    """Give every value but the graph's inputs and outputs a short name (base-36 counter)."""
+    kept = {value.name for value in (*graph.input, *graph.output)}
+    names: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in kept:
+            return name  # "" marks an omitted optional input
+        if name not in names:
+            number, digits = len(names), ""
+            while True:
+                number, rest = divmod(number, 36)
+                digits = "0123456789abcdefghijklmnopqrstuvwxyz"[rest] + digits
+                if number == 0:
+                    break
+            names[name] = f"v{digits}"
+        return names[name]
+
+    for tensor in graph.initializer:
+        tensor.name = short(tensor.name)
+    for tensor in graph.sparse_initializer:
+        tensor.values.name = short(tensor.values.name)
+    for node in graph.node:
+        node.input[:] = [short(name) for name in node.input]
+        node.output[:] = [short(name) for name in node.output]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from glassnet.compress import recurrent
 from glassnet.compress.optional import require
 from glassnet.errors import ConfigError
 
@@ -104,12 +105,17 @@ def channel_prune(
         steps: remove them in this many rounds, calling ``fine_tune`` after each.
         fine_tune: ``fine_tune(model)`` trains the shrunk model in place; None for none.
 
+    Recurrent models (``rnn``, ``lstm``, ``gru``), whose packed sequences Torch-Pruning cannot
+    trace, go to glassnet's own unit pruner instead (``glassnet.compress.recurrent.recurrent_prune``:
+    hidden units of every layer and direction, and embedding dimensions).
+
     Raises:
-        ConfigError: Torch-Pruning is missing or cannot trace this architecture (e.g. packed
-            recurrent layers).
+        ConfigError: Torch-Pruning is missing or cannot trace this architecture.
     """
     amount = check_amount(amount)
     _check_steps(steps)
+    if recurrent.is_recurrent(model):
+        return recurrent.recurrent_prune(model, amount, steps=steps, fine_tune=fine_tune)
     tp = require("torch_pruning")
     pruned = copy.deepcopy(model).eval()
     output = _output_layer(pruned)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from glassnet.compress.export import INPUT_NAME
+from glassnet.compress.export import INPUT_NAME, compact_onnx
 from glassnet.compress.optional import require
 from glassnet.errors import ConfigError
 from glassnet.runs import atomic_write
@@ -39,6 +39,18 @@ def resolve_methods(quantize: str | list[str] | tuple[str, ...] | None) -> list[
             if method not in methods:
                 methods.append(method)
     return methods
+
+
+def calibration_sample(inputs: torch.Tensor, count: int = CALIBRATION_EXAMPLES, seed: int = 0) -> torch.Tensor:
+    """Up to ``count`` inputs drawn at random (seeded) from all of ``inputs``.
+
+    The first rows of a split may all be one class (a split can be stored grouped by label), and
+    activation ranges calibrated on one class clip the others.
+    """
+    if len(inputs) <= count:
+        return inputs
+    chosen = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))[:count]
+    return inputs[torch.sort(chosen).values]
 
 
 def dynamic_quantize(model: nn.Module) -> nn.Module:
@@ -67,7 +79,8 @@ def dynamic_quantize(model: nn.Module) -> nn.Module:
 
 def static_quantize(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
     """A copy of ``model`` with int8 weights and activations (FX graph mode post-training
-    quantisation for the x86 backend), calibrated on ``calibration`` inputs.
+    quantisation for the x86 backend), calibrated on up to 512 of the ``calibration`` inputs drawn
+    at random (``calibration_sample``).
 
     Raises:
         ConfigError: the model has no convolution (use dynamic quantisation) or cannot be traced.
@@ -80,13 +93,14 @@ def static_quantize(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
             f"static int8 quantisation is for convolutional models; {type(model).__name__} has no convolution "
             "(use torch-dynamic or ort-static)"
         )
+    calibration = calibration_sample(calibration)
     example = calibration[:1].cpu()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), get_default_qconfig_mapping("x86"), (example,))
             with torch.inference_mode():
-                for begin in range(0, min(len(calibration), CALIBRATION_EXAMPLES), 64):
+                for begin in range(0, len(calibration), 64):
                     prepared(calibration[begin : begin + 64].cpu())
             return convert_fx(prepared)
     except Exception as exc:  # FX tracing raises many error types for dynamic control flow
@@ -102,7 +116,8 @@ def ort_quantize(
     """Quantise an exported ONNX model to int8 with ONNX Runtime's quantiser.
 
     ``ort-static`` writes a QDQ model with per-channel int8 weights and uint8 activations whose
-    ranges are calibrated (min-max) on ``calibration`` inputs; ``ort-dynamic`` quantises weights
+    ranges are calibrated (min-max) on up to 512 of the ``calibration`` inputs drawn at random
+    (``calibration_sample``); ``ort-dynamic`` quantises weights
     only and the activations at run time (no calibration).
     """
     require("onnx")
@@ -119,7 +134,7 @@ def ort_quantize(
             if method == "ort-static":
                 if calibration is None or len(calibration) == 0:
                     raise ConfigError("ort-static quantisation needs calibration inputs (the training split)")
-                reader = _CalibrationReader(calibration[:CALIBRATION_EXAMPLES])
+                reader = _CalibrationReader(calibration_sample(calibration))
 
                 def write(tmp: str) -> None:
                     quantization.quantize_static(
@@ -140,6 +155,7 @@ def ort_quantize(
             else:
                 raise ConfigError(f"unknown ONNX Runtime quantisation method {method!r}; use ort-static or ort-dynamic")
             atomic_write(out_path, write)
+            compact_onnx(out_path)  # the quantiser writes value_info, notes and long names back
     finally:
         prepared.unlink(missing_ok=True)
 

@@ -4,7 +4,7 @@ A structurally pruned model has narrower layers than ``create_model(name, spec, 
 builds, so ``model.json`` alone cannot rebuild it. The format here is one safetensors file: the
 weights (their shapes record every layer's new size) and, in the header metadata, the registered
 name, hyper-parameters and ``DataSpec``. Loading builds the registered architecture, narrows each
-layer to the stored shapes and loads the weights strictly. Nothing is unpickled.
+layer to the stored shapes (recurrent layers included) and loads the weights strictly. Nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -108,3 +108,8 @@ def _update_sizes(module: nn.Module) -> None:
         module.normalized_shape = tuple(module.weight.shape)
     elif isinstance(module, nn.Embedding):
         module.num_embeddings, module.embedding_dim = module.weight.shape
+    elif isinstance(module, nn.RNNBase):
+        # every layer and direction shares one hidden size; the first layer's input width is the input size
+        module.hidden_size = module.weight_hh_l0.shape[1]
+        module.input_size = module.weight_ih_l0.shape[1]
+        module._init_flat_weights()  # the cuDNN / CPU kernels read the replaced tensors from this list
