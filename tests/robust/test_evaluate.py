@@ -169,6 +169,21 @@ def test_inputs_as_a_pair_of_tensors_with_a_limit(image_model, quadrants):
     assert result.examples == 10 and result.eps == [0.1]
 
 
+def test_a_limit_samples_across_a_split_sorted_by_class(image_model, quadrants):
+    """A split stored class by class (as the sentiment corpus is) must not give ``limit`` examples of one class."""
+    from glassnet.robust.evaluate import _examples
+
+    x, y = quadrants.test.tensors
+    order = y.argsort(stable=True)
+    inputs, targets, _, _ = _examples((x[order], y[order]), None, 10, None)
+    assert len(inputs) == 10 and len(targets.unique()) > 1
+    again, _, _, _ = _examples((x[order], y[order]), None, 10, None)
+    assert torch.equal(inputs, again)  # the same sample every call
+    dataset = torch.utils.data.Subset(quadrants.test, order.tolist())
+    _, from_dataset, _, _ = _examples(dataset, None, 10, None)
+    assert torch.equal(from_dataset, targets)
+
+
 def test_text_models_are_attacked_in_embedding_space():
     torch.manual_seed(0)
     vocab = ["<pad>", "<unk>", *[f"w{i}" for i in range(30)]]

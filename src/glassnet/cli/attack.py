@@ -24,7 +24,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--eps", nargs="+", type=float, metavar="E", help="budgets (default: 0.01 0.02 0.05 0.1 for linf)")
     p.add_argument("--norm", default="linf", choices=["linf", "l2"], help="perturbation norm (default: linf)")
-    p.add_argument("--limit", type=int, default=1000, help="attack the first N examples of the split (default: 1000)")
+    p.add_argument("--limit", type=int, default=1000, help="attack N sampled examples (default: 1000)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--no-worst-case", action="store_true", help="skip the AutoAttack-style worst case")
     p.add_argument("--apgd-steps", type=int, default=100, help="iterations of each APGD run (default: 100)")

@@ -161,7 +161,7 @@ def robustness(
         worst_case: also run the AutoAttack-style worst case (APGD-CE, APGD-DLR targeted, Square; for
             text models APGD-CE and APGD-DLR targeted in embedding space, ``worst_case["space"]``).
         spec: the model's data spec (taken from ``data`` when it is a bundle).
-        limit: attack only the first ``limit`` examples.
+        limit: attack only ``limit`` examples, a sample drawn with a fixed seed (the same every call).
         batch_size: examples per attack batch.
         seed: seeds the random starts and the Square attack.
         options: per-attack keyword arguments, e.g. ``{"pgd": {"steps": 50, "restarts": 2}}``.
@@ -295,6 +295,7 @@ def robustness(
 def _examples(
     data: Any, spec: DataSpec | None, limit: int | None, reference: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, DataSpec | None, torch.Tensor | None]:
+    _check_limit(limit)
     if isinstance(data, DataBundle):
         spec = spec or data.spec
         if reference is None and isinstance(data.train, TensorDataset):
@@ -305,17 +306,16 @@ def _examples(
     elif isinstance(data, TensorDataset):
         inputs, targets = data.tensors[0], data.tensors[1]
     elif isinstance(data, Dataset):
-        pairs = [data[i] for i in range(len(data) if limit is None else min(limit, len(data)))]
+        pairs = [data[int(i)] for i in _sample(len(data), limit)]
         inputs = torch.stack([torch.as_tensor(p[0]) for p in pairs]) if pairs else torch.empty(0)
         targets = torch.as_tensor([int(p[1]) for p in pairs])
     else:
         raise DataError(
             f"data must be a DataBundle, a Dataset or an (inputs, classes) pair. Received: {type(data).__name__}"
         )
-    if limit is not None:
-        if not isinstance(limit, int) or limit < 1:
-            raise ConfigError(f"limit must be an integer >= 1. Received: limit={limit!r}")
-        inputs, targets = inputs[:limit], targets[:limit]
+    if limit is not None and len(inputs) > limit:
+        chosen = _sample(len(inputs), limit)
+        inputs, targets = inputs[chosen], targets[chosen]
     if len(inputs) == 0:
         raise DataError("no examples to attack: the data is empty")
     if spec is not None and spec.task != "classify":
@@ -325,6 +325,23 @@ def _examples(
     if len(targets) != len(inputs):
         raise DataError(f"{len(inputs)} inputs but {len(targets)} targets; they must match")
     return inputs.float() if torch.is_floating_point(inputs) else inputs, targets.long(), spec, reference
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ConfigError(f"limit must be an integer >= 1. Received: limit={limit!r}")
+
+
+def _sample(size: int, limit: int | None) -> torch.Tensor:
+    """``limit`` of ``size`` example indices, drawn with a fixed seed and kept in order.
+
+    Not the first ``limit``: data files are often sorted by class (the sentiment corpus is), and
+    the first rows of such a split would all be one class.
+    """
+    if limit is None or limit >= size:
+        return torch.arange(size)
+    generator = torch.Generator().manual_seed(0)
+    return torch.randperm(size, generator=generator)[:limit].sort().values
 
 
 def _eps_list(eps: Sequence[float] | float | None, norm: str, text: bool) -> list[float]:

@@ -45,7 +45,7 @@ def attack_run(
         eps: budgets (see ``robustness`` for the defaults and units).
         norm: ``linf`` or ``l2``.
         worst_case: run the AutoAttack-style worst case as well.
-        limit: attack the first ``limit`` examples of the split (None: all).
+        limit: attack ``limit`` examples of the split, sampled with a fixed seed (None: all).
         split: ``test``, ``val`` or ``train``.
         seed: random starts and the Square attack.
         options: per-attack keyword arguments.
