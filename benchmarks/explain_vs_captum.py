@@ -1,9 +1,12 @@
 """Throughput and peak memory of glassnet.explain against calling Captum directly with its defaults.
 
 Same model (the Fashion-MNIST-sized CNN, 1 x 28 x 28, channels 16/32, untrained: speed and memory do not
-depend on the weights), same inputs and the same method arguments; each measurement runs in a fresh
-subprocess, so its peak resident memory (ru_maxrss) belongs to that one call. Printed: examples/s,
-the peak memory the call added above the process after set-up, and the ratios glassnet / Captum.
+depend on the weights), same inputs and the same method arguments, targets included (both get the
+predicted classes computed before the clock starts); each measurement runs in a fresh subprocess, so
+its peak resident memory (ru_maxrss) belongs to that one call. Both libraries make the same warm-up
+call first. Printed: examples/s, the peak memory the call added above the process after set-up, the
+ratios glassnet / Captum, and the load average (the machine may be shared: the two libraries
+alternate, repeat after repeat, so that load hits both alike).
 
     .venv/bin/python benchmarks/explain_vs_captum.py --n 64 --repeats 3
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -39,7 +43,7 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def child(case: str, library: str, n: int, memory_mb: float) -> None:
+def child(case: str, library: str, n: int, memory_mb: float, threads: int) -> None:
     import torch
     from captum.attr import GradientShap, IntegratedGradients, NoiseTunnel, Occlusion, Saliency  # noqa: F401
 
@@ -47,7 +51,7 @@ def child(case: str, library: str, n: int, memory_mb: float) -> None:
     from glassnet.explain import explain
     from glassnet.models import create_model
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     spec = DataSpec(modality="image", input_shape=(1, 28, 28), task="classify", num_outputs=10)
     model = create_model("cnn", spec, channels=[16, 32], hidden=64).eval()
@@ -61,15 +65,27 @@ def child(case: str, library: str, n: int, memory_mb: float) -> None:
     if library == "captum":
         eval(CASES[case], {**globals(), **locals()})
     else:
-        explain(model, x, case, memory_mb=memory_mb, **GLASSNET[case])
+        explain(model, x, case, target=t, memory_mb=memory_mb, **GLASSNET[case])
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": elapsed, "peak_added_mb": peak - before}))
 
 
-def measure(case: str, library: str, n: int, memory_mb: float) -> dict[str, float]:
+def measure(case: str, library: str, n: int, memory_mb: float, threads: int) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", case, library, "--n", str(n), "--memory-mb", str(memory_mb)],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            case,
+            library,
+            "--n",
+            str(n),
+            "--memory-mb",
+            str(memory_mb),
+            "--threads",
+            str(threads),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -83,26 +99,33 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-mb", type=float, default=512.0, help="glassnet's budget per pass (its default)")
     parser.add_argument("--cases", nargs="*", default=list(CASES))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per call (1 on a shared machine)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.n, args.memory_mb)
+        child(args.child[0], args.child[1], args.n, args.memory_mb, args.threads)
         return
-    print(f"{args.n} examples, 1x28x28 CNN, glassnet budget {args.memory_mb:g} MB, median of {args.repeats}")
+    print(
+        f"{args.n} examples, 1x28x28 CNN, glassnet budget {args.memory_mb:g} MB, {args.threads} threads, "
+        f"median of {args.repeats}"
+    )
+    print("load average at start: " + " ".join(f"{v:.1f}" for v in os.getloadavg()))
     print(f"{'method':22} {'captum ex/s':>12} {'glassnet ex/s':>14} {'speed ratio':>12} "
           f"{'captum MB':>10} {'glassnet MB':>12} {'memory ratio':>13}")  # fmt: skip
     for case in args.cases:
         runs: dict[str, list[dict[str, float]]] = {"captum": [], "glassnet": []}
         for _ in range(args.repeats):  # alternate, so load on the machine hits both alike
             for library in runs:
-                runs[library].append(measure(case, library, args.n, args.memory_mb))
+                runs[library].append(measure(case, library, args.n, args.memory_mb, args.threads))
         speed = {k: args.n / statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
         memory = {k: statistics.median(r["peak_added_mb"] for r in v) for k, v in runs.items()}
         print(
             f"{case:22} {speed['captum']:12.1f} {speed['glassnet']:14.1f} {speed['glassnet'] / speed['captum']:12.2f} "
             f"{memory['captum']:10.1f} {memory['glassnet']:12.1f} "
-            f"{memory['glassnet'] / max(memory['captum'], 1e-9):13.2f}"
+            f"{memory['glassnet'] / max(memory['captum'], 1e-9):13.2f}",
+            flush=True,
         )
+    print("load average at end: " + " ".join(f"{v:.1f}" for v in os.getloadavg()))
 
 
 if __name__ == "__main__":

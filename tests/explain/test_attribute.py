@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -21,6 +23,7 @@ from torch import nn
 
 from glassnet.errors import ConfigError, DataError, UnknownNameError
 from glassnet.explain import METHODS, explain
+from glassnet.explain.attribute import completeness_errors
 from glassnet.explain.budget import plan
 
 TINY_MB = 0.25  # about 15 model rows per pass on the tiny CNN: forces many chunks
@@ -143,6 +146,19 @@ def test_completeness_raises_the_steps_until_it_holds(tiny_cnn):
     assert torch.allclose(totals, difference, rtol=0.011, atol=1e-3)
 
 
+def test_completeness_of_a_near_zero_difference_is_judged_against_the_batch_scale():
+    # a spectrogram whose class score barely moves from the baseline (difference -0.006) failed at
+    # 1,600 steps: 6e-5 of float rounding is 1% of it; it is now measured against a tenth of the median
+    difference = torch.tensor([2.9, 2.4, 3.5, -0.006])
+    totals = difference + torch.tensor([0.01, -0.01, 0.02, 6e-5])
+    errors = completeness_errors(totals, difference)
+    assert errors[3] < 0.001  # 6e-5 against 0.1 x median 2.9 (was 0.01: 6e-5 / 0.006)
+    assert torch.allclose(errors[:3], torch.tensor([0.01 / 2.9, 0.01 / 2.4, 0.02 / 3.5]))
+    assert completeness_errors(torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0]))[1] > 999  # floor 1e-3
+    # a large error on a small difference is still caught: 0.05 off a difference of 0.05
+    assert completeness_errors(torch.tensor([3.0, 0.1]), torch.tensor([3.0, 0.05]))[1] > 0.1
+
+
 def test_without_auto_steps_the_error_is_reported_not_fixed(tiny_cnn):
     model, x = tiny_cnn
     report = explain(model, x, "ig", n_steps=2, auto_steps=False).completeness
@@ -217,3 +233,47 @@ def test_model_mode_and_global_random_state_are_left_alone(tiny_cnn):
     explain(model, x, "gradient_shap")
     assert model.training
     assert torch.equal(torch.rand(1), expected)
+
+
+def test_the_budget_probe_is_reused_and_its_output_is_the_first_prediction(tiny_cnn):
+    model, x = tiny_cnn
+    model = copy.deepcopy(model)  # a model no earlier test has probed
+    rows: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: rows.append(len(args[0])))
+    first = explain(model, x, "saliency")
+    assert rows == [1, len(x) - 1, len(x)]  # probe (also example 0's prediction), the others, the attribution
+    rows.clear()
+    again = explain(model, x, "saliency")
+    assert rows == [len(x), len(x)]  # same architecture and input shape: no probe
+    assert again.budget == first.budget and torch.equal(again.target, first.target)
+    rows.clear()
+    explain(model, x, "saliency", target=2)
+    assert rows == [len(x)]  # given targets need no prediction pass
+    small = explain(model, x, "saliency", target=2, memory_mb=0.05)  # another budget: sized from the same probe
+    assert small.budget.bytes_per_row == first.budget.bytes_per_row
+    assert small.budget.rows_per_pass < first.budget.rows_per_pass
+
+
+def test_perturbation_passes_on_a_cpu_hold_no_more_rows_than_the_cap_with_a_large_budget(tiny_cnn):
+    """On a CPU, occlusion with a large budget runs Captum's one-position-per-pass once the examples fill the cap."""
+    from glassnet.explain.budget import CPU_PERTURBATION_ROWS
+
+    model, x = tiny_cnn
+    many = x.repeat(CPU_PERTURBATION_ROWS // len(x) + 1, *([1] * (x.dim() - 1)))[: CPU_PERTURBATION_ROWS + 3]
+    counted = RowCounter(model)
+    result = explain(counted, many, "occlusion", memory_mb=4096)
+    assert result.budget.rows_per_pass > 4 * len(many)  # the budget alone would allow several positions per pass
+    assert counted.largest_no_grad == len(many)  # one window position per pass, as Captum's default
+    counted.largest_no_grad = 0
+    explain(counted, x[:2], "occlusion", memory_mb=4096)
+    assert 2 < counted.largest_no_grad <= CPU_PERTURBATION_ROWS  # few examples: positions share a pass, up to the cap
+
+
+def test_perturbations_per_pass_fills_the_budget_off_the_cpu():
+    from glassnet.explain.budget import CPU_PERTURBATION_ROWS, Budget
+
+    budget = Budget(memory_mb=512, bytes_per_row=1000, rows_per_pass=10_000)
+    assert budget.perturbations_per_pass(100, "cpu") == 1
+    assert budget.perturbations_per_pass(2, "cpu") == CPU_PERTURBATION_ROWS // 2
+    assert budget.perturbations_per_pass(100, "meta") == 100  # elsewhere (GPUs) the budget decides
+    assert budget.perturbations_per_pass(1, "meta", limit=7) == 7

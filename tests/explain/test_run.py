@@ -89,3 +89,36 @@ def test_time_series_run_attributes_time_steps(tmp_path):
     assert len(steps) == 24 and result["views"]["per_channel"][0]["channel"] == "SUNACTIVITY"
     assert result["target"] == "output 0" and "explain_examples" in result["figures"]
     assert result["summary"]["layer"]  # Grad-CAM found the last Conv1d block by itself
+
+
+TEXT_CHECKS = {
+    "faithfulness": {
+        "deletion_beats_random": True,
+        "insertion_beats_random": True,
+        "deletion_auc": 0.2,
+        "random_deletion_auc": 0.4,
+        "insertion_auc": 0.7,
+        "random_insertion_auc": 0.4,
+    },
+    "randomisation": {
+        "rank_correlation": 0.07,
+        "raw_rank_correlation": 0.78,
+        "abs_rank_correlation": 0.78,
+        "example_share": 0.148,
+        "min_example_share": 0.05,
+        "threshold": 0.5,
+        "passed": True,
+    },
+}
+
+
+def test_report_and_warnings_explain_the_text_randomisation_test():
+    from glassnet.explain.run import _warnings
+    from glassnet.report.explain import _trust_table
+
+    page = _trust_table(TEXT_CHECKS)
+    assert "after removing the position profile (before: 0.78)" in page and "15% of the explanation" in page
+    assert _warnings(TEXT_CHECKS, "saliency") == []
+    flat = {**TEXT_CHECKS, "randomisation": {**TEXT_CHECKS["randomisation"], "example_share": 0.01, "passed": False}}
+    (warning,) = _warnings(flat, "saliency")
+    assert "only 1% of the explanation varies between texts" in warning and "position" in warning

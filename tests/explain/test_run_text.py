@@ -49,3 +49,13 @@ def test_text_run_attributes_tokens_and_highlights_them(text_run):
 def test_text_masking_method(text_run):
     result = explain_run(text_run, "occlusion", n=8, checks=False)
     assert result["views"]["top_tokens"][0]["token"] == "excellent"
+
+
+def test_text_saliency_passes_the_randomisation_test_once_positions_are_factored_out(text_run):
+    result = explain_run(text_run, "saliency", n=32)
+    rand = result["trust"]["randomisation"]
+    # the raw correlation is kept for the record; the verdict compares what varies between texts
+    assert {"raw_rank_correlation", "example_share", "min_example_share"} <= set(rand)
+    assert rand["passed"] and rand["rank_correlation"] < rand["threshold"], rand
+    assert rand["example_share"] >= rand["min_example_share"]
+    assert not [w for w in result["warnings"] if "random weights" in w or "position" in w]

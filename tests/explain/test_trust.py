@@ -82,3 +82,52 @@ def test_rank_correlation_handles_ties_and_masks():
     assert trust.rank_correlation(a, a).item() == 1.0
     valid = torch.tensor([[True, True, False, False]])
     assert trust.rank_correlation(a, -a, valid).item() == -1.0
+
+
+def _texts(n: int = 24, length: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Valid-token masks of texts with random lengths (padding at the end), and each token's index."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(4, length + 1, (n,), generator=g)
+    steps = torch.arange(length).expand(n, length)
+    return steps < lengths[:, None], steps
+
+
+def test_text_randomisation_fails_attributions_that_depend_on_position_only():
+    valid, steps = _texts()
+    last = torch.where(valid, steps, torch.full_like(steps, -1)).max(dim=1).values[:, None]
+    from_end = (last - steps).float()
+    trained = torch.exp(-0.3 * from_end) * valid  # a recurrence fading with the distance to the end
+    randomised = (12.0 - steps.float()) * valid  # another profile, falling from the start
+    result = trust.randomisation_test(trained, randomised, "text", valid=valid)
+    assert result["example_share"] < 1e-6  # nothing is left once the position profile is removed
+    assert not result["passed"]
+    # and without the removal the two profiles would have passed as "different"
+    assert trust.randomisation_test(trained, randomised, "text", valid=valid, positional=False)["passed"]
+
+
+def test_text_randomisation_fails_the_same_attributions_for_both_models():
+    valid, steps = _texts()
+    torch.manual_seed(0)
+    same = (torch.randn(valid.shape) + 0.2 * steps) * valid
+    result = trust.randomisation_test(same, 3 * same, "text", valid=valid)
+    assert result["rank_correlation"] > 0.99 and not result["passed"]
+
+
+def test_text_randomisation_compares_what_varies_beyond_position():
+    valid, steps = _texts()
+    torch.manual_seed(0)
+    profile = torch.exp(-0.3 * (11 - steps.float()))
+    trained = (profile + 0.6 * torch.rand(valid.shape)) * valid  # the shared profile plus what the text adds
+    randomised = (profile + 0.02 * torch.rand(valid.shape)) * valid  # the profile and noise
+    result = trust.randomisation_test(trained, randomised, "text", valid=valid)
+    assert result["raw_rank_correlation"] > 0.35  # the raw comparison is dominated by the shared profile
+    assert abs(result["rank_correlation"]) < 0.3 and result["example_share"] > 0.25 and result["passed"]
+
+
+def test_position_residuals_remove_profiles_anchored_at_either_end():
+    valid, steps = _texts(seed=1)
+    last = torch.where(valid, steps, torch.full_like(steps, -1)).max(dim=1).values[:, None]
+    values = (torch.log1p(steps.float()) + 0.7 * (last - steps).float()) * valid
+    residual, share = trust.position_residuals(values, valid)
+    assert residual[valid].abs().max() < 1e-4 and share < 1e-6
+    assert torch.all(residual[~valid] == 0)

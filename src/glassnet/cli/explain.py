@@ -70,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
         )
         if "rank_correlation" in trust.get("randomisation", {}):
             r = trust["randomisation"]
-            print(f"sanity:   randomised-model correlation {r['rank_correlation']:.2f} (passes below {r['threshold']})")
+            line = f"sanity:   randomised-model correlation {r['rank_correlation']:.2f} (passes below {r['threshold']})"
+            if "example_share" in r:
+                line += f"; position profile removed, {r['example_share']:.0%} of the explanation left"
+            print(line)
         if "completeness" in trust:
             c = trust["completeness"]
             print(

@@ -19,11 +19,14 @@ from torch import nn
 
 from glassnet.errors import ConfigError, DataError, UnknownNameError
 from glassnet.explain import model_checks as checks
-from glassnet.explain.budget import BACKWARD_FACTOR, DEFAULT_MEMORY_MB, Budget, plan
+from glassnet.explain.budget import DEFAULT_MEMORY_MB, Budget, cached_probe, plan
 from glassnet.explain.methods import ALIASES, METHODS
 
 MODALITIES = ("image", "tabular", "text", "sequence", "audio")
 STEP_TOLERANCE = 0.01  # integrated gradients: |sum of attributions - output difference| <= 1% of the difference
+# ... or of this share of the batch's median |difference|, when an example's difference is smaller: the
+# relative error of a near-zero difference measures float rounding, not how well the integral is computed
+DIFFERENCE_FLOOR = 0.1
 MAX_STEPS = 1600
 TEXT_PAD, TEXT_UNK = 0, 1
 
@@ -166,8 +169,9 @@ def explain(
     inputs = inputs.to(device)
     with _eval_mode(model), _seeded(seed), _quiet_captum():
         start = time.perf_counter()
-        budget = plan(model, inputs[:1], memory_mb)
-        targets = _targets(model, inputs, target, budget.rows_per_pass * BACKWARD_FACTOR)
+        measured, output_shape, first = cached_probe(model, inputs[:1])  # first: example 0's output, if run now
+        budget = plan(model, inputs[:1], memory_mb, activation=measured)
+        targets = _targets(model, inputs, target, budget.rows_without_gradients, output_shape, first)
         job = _Job(model, inputs, targets, name, modality, budget, baselines, layer, n_steps, auto_steps)
         job.n_samples, job.stdevs, job.window, job.feature_mask = n_samples, stdevs, window, feature_mask
         values = _RUNNERS[name](job)
@@ -212,6 +216,7 @@ class _Job:
         self.feature_mask: torch.Tensor | None = None
         self.used: dict[str, Any] = {}
         self.completeness: dict[str, Any] | None = None
+        self.difference_scale: float | None = None  # median |f(x) - f(baseline)|, for completeness
         self.layer_name: str | None = None
         self._embedding: nn.Embedding | None = None
 
@@ -366,6 +371,7 @@ def _integrated_gradients(job: _Job) -> torch.Tensor:
     )
     job.completeness = {
         "tolerance": STEP_TOLERANCE,
+        "difference_floor": round(max(1e-3, DIFFERENCE_FLOOR * (job.difference_scale or 0.0)), 6),
         "steps_start": job.n_steps,
         "steps_max_used": int(steps.max()),
         "examples_raised": int((steps > job.n_steps).sum()),
@@ -377,10 +383,10 @@ def _integrated_gradients(job: _Job) -> torch.Tensor:
 
 
 def _completeness_errors(job: _Job, values: torch.Tensor, which: torch.Tensor | None = None) -> torch.Tensor:
-    """``|sum(attributions) - (f(x) - f(baseline))| / |f(x) - f(baseline)|`` per example."""
+    """``|sum(attributions) - (f(x) - f(baseline))|`` relative to the difference (``completeness_errors``)."""
     index = torch.arange(len(values)) if which is None else which
     x, t = job.inputs[index], job.targets[index]
-    batch = job.budget.rows_per_pass * BACKWARD_FACTOR
+    batch = job.budget.rows_without_gradients
     with torch.no_grad():
         top = _pick(_predict(job.model, x, batch), t)
         if job.text:
@@ -390,7 +396,19 @@ def _completeness_errors(job: _Job, values: torch.Tensor, which: torch.Tensor | 
             bottom = _pick(_predict(job.model, job.reference()[index], batch), t)
     difference = (top - bottom).cpu()
     totals = values[index].flatten(1).sum(dim=1).cpu()
-    return (totals - difference).abs() / difference.abs().clamp_min(1e-3)
+    if job.difference_scale is None:  # fixed on the first call (all examples), reused for the raised ones
+        job.difference_scale = float(difference.abs().median())
+    return completeness_errors(totals, difference, job.difference_scale)
+
+
+def completeness_errors(totals: torch.Tensor, difference: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """``|total - difference| / max(|difference|, DIFFERENCE_FLOOR * scale, 1e-3)`` per example.
+
+    ``scale`` is the typical ``|f(x) - f(baseline)|`` of the batch (default: the median of ``difference``).
+    """
+    typical = float(difference.abs().median()) if scale is None else scale
+    floor = max(1e-3, DIFFERENCE_FLOOR * typical)
+    return (totals - difference).abs() / difference.abs().clamp_min(floor)
 
 
 @contextlib.contextmanager
@@ -544,7 +562,7 @@ def _occlusion(job: _Job) -> torch.Tensor:
     job.used.update(window=window, strides=strides)
 
     def run(x: torch.Tensor, t: torch.Tensor, part: slice) -> torch.Tensor:
-        per_eval = max(1, job.budget.rows_per_pass // len(x))
+        per_eval = job.budget.perturbations_per_pass(len(x), x.device)
         job.used.setdefault("perturbations_per_eval", per_eval)
         base = job.masking_reference(part)
         if job.text:
@@ -573,7 +591,7 @@ def _feature_ablation(job: _Job) -> torch.Tensor:
     method = FeatureAblation(job.model)
 
     def run(x: torch.Tensor, t: torch.Tensor, part: slice) -> torch.Tensor:
-        per_eval = max(1, job.budget.rows_per_pass // len(x))
+        per_eval = job.budget.perturbations_per_pass(len(x), x.device)
         job.used.setdefault("perturbations_per_eval", per_eval)
         return method.attribute(
             x, baselines=job.masking_reference(part), target=t, feature_mask=mask, perturbations_per_eval=per_eval
@@ -590,7 +608,7 @@ def _feature_permutation(job: _Job) -> torch.Tensor:
     if len(job.inputs) < 2:
         raise DataError("feature_permutation shuffles values between examples; give it at least 2 examples")
     mask = job.default_mask()
-    per_eval = max(1, job.budget.rows_per_pass // len(job.inputs))
+    per_eval = job.budget.perturbations_per_pass(len(job.inputs), job.inputs.device)
     job.used.update(perturbations_per_eval=per_eval, examples_per_chunk=len(job.inputs))
     with torch.no_grad():
         return FeaturePermutation(job.model).attribute(
@@ -607,7 +625,7 @@ def _surrogate(kind: str) -> Callable[[_Job], torch.Tensor]:
         method = Lime(job.model) if kind == "lime" else KernelShap(job.model)
         samples = job.n_samples or 200
         mask = job.default_mask()
-        per_eval = max(1, min(samples, job.budget.rows_per_pass))
+        per_eval = job.budget.perturbations_per_pass(1, job.inputs.device, limit=samples)
         job.used.update(n_samples=samples, perturbations_per_eval=per_eval, examples_per_chunk=1)
         out = []
         with torch.no_grad():
@@ -681,14 +699,31 @@ def _pick(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return outputs.gather(1, targets.reshape(-1, 1).to(outputs.device)).squeeze(1)
 
 
-def _targets(model: nn.Module, inputs: torch.Tensor, target: Any, batch: int) -> torch.Tensor:
-    """One output index per example: given, or the predicted class."""
-    with torch.no_grad():
-        outputs = model(inputs[:1]) if target is not None else _predict(model, inputs, batch)
-    outputs = outputs.reshape(len(outputs), -1)
-    width = outputs.shape[1]
+def _targets(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: Any,
+    batch: int,
+    output_shape: tuple[int, ...],
+    first: torch.Tensor | None,
+) -> torch.Tensor:
+    """One output index per example: given, or the predicted class.
+
+    ``output_shape``: one example's output shape; ``first``: the first example's output when the
+    budget's probe just computed it (it is not computed twice).
+    """
+    width = math.prod(output_shape)
     if target is None:
-        return outputs.argmax(dim=1) if width > 1 else torch.zeros(len(inputs), dtype=torch.long, device=inputs.device)
+        if width == 1:
+            return torch.zeros(len(inputs), dtype=torch.long, device=inputs.device)
+        with torch.no_grad():
+            if first is None:
+                outputs = _predict(model, inputs, batch)
+            elif len(inputs) > 1:
+                outputs = torch.cat([first, _predict(model, inputs[1:], batch)])
+            else:
+                outputs = first
+        return outputs.reshape(len(outputs), -1).argmax(dim=1)
     chosen = torch.as_tensor(target, device=inputs.device).long().reshape(-1)
     if len(chosen) == 1:
         chosen = chosen.expand(len(inputs)).clone()

@@ -17,7 +17,7 @@ from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError, DataError
 from glassnet.explain import pictures, trust
 from glassnet.explain.attribute import TEXT_PAD, TEXT_UNK, Attributions, explain, resolve_method
-from glassnet.explain.budget import BACKWARD_FACTOR, DEFAULT_MEMORY_MB
+from glassnet.explain.budget import DEFAULT_MEMORY_MB
 from glassnet.explain.methods import METHODS
 from glassnet.models import load_model
 from glassnet.runs import RunDir
@@ -111,7 +111,7 @@ def explain_run(
         result["warnings"] = _warnings(result["trust"], name)
     result["global"] = _global_views(model, spec, attributions, labels[chosen], outputs, labels)
     result["highest_loss"], worst = _highest_loss(
-        model, spec, inputs, labels, outputs, name, baseline, memory_mb, layer, seed
+        model, spec, inputs, labels, outputs, name, baseline, memory_mb, layer, seed, options
     )
     result["views"] = _modality_views(spec, attributions, labels[chosen])
     result["figures"] = _figures(run, spec, attributions, labels[chosen], result)
@@ -217,7 +217,7 @@ def _trust(
     x, targets, name = attributions.inputs, attributions.target, attributions.method
     masked = _masking_baseline(spec, x, baseline)
     valid = _valid_units(spec, x, masked)
-    batch = max(1, attributions.budget.rows_per_pass * BACKWARD_FACTOR)
+    batch = max(1, attributions.budget.rows_without_gradients)
     out: dict[str, Any] = {
         "faithfulness": trust.deletion_insertion(
             model, x, attributions.values, targets, masked, spec.modality, valid=valid, batch=batch, seed=seed
@@ -306,7 +306,13 @@ def _warnings(checks: dict[str, Any], name: str) -> list[str]:
             f"{infid['random_infidelity']:.4g}"
         )
     rand = checks.get("randomisation", {})
-    if "passed" in rand and not rand["passed"]:
+    if "example_share" in rand and rand["example_share"] < rand["min_example_share"]:
+        out.append(
+            f"{label}: only {rand['example_share']:.0%} of the explanation varies between texts beyond what the "
+            f"position of a token explains (at least {rand['min_example_share']:.0%} needed); it shows the "
+            "architecture's profile over positions more than the text"
+        )
+    elif "passed" in rand and not rand["passed"]:
         out.append(
             f"{label}: the attributions of a model with random weights look like the trained model's "
             f"(rank correlation {rand['rank_correlation']:.2f} >= {rand['threshold']}); they show the input "
@@ -369,8 +375,10 @@ def _highest_loss(
     memory_mb: float,
     layer: str | None,
     seed: int,
+    options: dict[str, Any],
 ) -> tuple[list[dict[str, Any]], Attributions]:
-    """The test examples with the largest loss, explained for the class the model predicted."""
+    """The test examples with the largest loss, explained for the class the model predicted (with the
+    same method options as the main explanation: ``n_steps``, ``n_samples`` ...)."""
     if spec.task != "classify":
         errors = (outputs.reshape(len(outputs), -1) - labels.reshape(len(labels), -1).float()).pow(2).mean(dim=1)
     else:
@@ -378,7 +386,7 @@ def _highest_loss(
     worst = errors.argsort(descending=True)[: min(HIGHEST_LOSS, len(errors))]
     x = inputs[worst]
     kwargs = dict(baselines=baseline, modality=spec.modality, memory_mb=memory_mb, layer=layer, seed=seed)
-    predicted = explain(model, x, method, **kwargs)
+    predicted = explain(model, x, method, **kwargs, **options)
     out = []
     for k, i in enumerate(worst.tolist()):
         entry: dict[str, Any] = {"index": i, "loss": round(float(errors[i]), 4)}

@@ -11,7 +11,10 @@ and sanity (model randomisation). Each returns plain numbers and whether the met
   slightly; reported, smaller is steadier.
 - Model randomisation (Adebayo et al. 2018): attributions of a model whose weights are re-drawn at
   random must differ from the trained model's; a high rank correlation means the method shows the
-  input, not what the model learned.
+  input, not what the model learned. On text the profile over token positions that every example
+  shares is removed from each model's attributions first (``position_residuals``): a recurrent
+  network's gradients fade with the distance to the end of the text whatever its weights, and that
+  architecture-given profile would otherwise decide the correlation.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from torch import nn
 DELETION_STEPS = 10
 RANDOM_ORDERS = 3
 RANDOMISATION_THRESHOLD = 0.5  # mean rank correlation trained vs randomised model above which the test fails
+# text: at least this share of the trained model's attribution variance must vary between examples beyond
+# what the token's position explains; below it the explanation is (nearly) the same map for every text
+MIN_EXAMPLE_SHARE = 0.05
+POSITION_FIT_ROUNDS = 25
 
 
 def output_scores(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch: int) -> torch.Tensor:
@@ -290,6 +297,44 @@ def _ranks(values: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(rankdata(values.double().cpu().numpy()), dtype=torch.float64)
 
 
+def position_residuals(values: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Remove from ``N x L`` attributions what the position of a token alone predicts; return the
+    residuals and the share of the variance (over ``valid`` units) left in them.
+
+    The position profile is fitted over the batch as ``start[p] + end[q]``, ``p`` the token's index
+    from the start of its text and ``q`` from its end (the last valid unit), by alternating means
+    (backfitting, least squares): texts are padded at the end and packed recurrences run to each
+    text's last token, so the profile a network's architecture imposes is anchored at both ends.
+    """
+    a = values.double().reshape(len(values), -1)
+    valid = valid.reshape(a.shape).bool()
+    n, length = a.shape
+    if not bool(valid.any()):
+        return values.clone(), 0.0
+    steps = torch.arange(length, device=a.device).expand(n, length)
+    last = torch.where(valid, steps, torch.full_like(steps, -1)).max(dim=1).values
+    back = (last[:, None] - steps).clamp(0, length - 1)
+    start = torch.zeros(length, dtype=a.dtype, device=a.device)
+    end = torch.zeros(length, dtype=a.dtype, device=a.device)
+    for _ in range(POSITION_FIT_ROUNDS):
+        start = _group_mean(a - end[back], steps, valid, length)
+        end = _group_mean(a - start[steps], back, valid, length)
+    residual = torch.where(valid, a - start[steps] - end[back], torch.zeros_like(a))
+    total = float(a[valid].var()) if int(valid.sum()) > 1 else 0.0
+    left = float(residual[valid].var()) if int(valid.sum()) > 1 else 0.0
+    share = left / total if total > 0 else 0.0
+    return residual.to(values.dtype).reshape(values.shape), share
+
+
+def _group_mean(values: torch.Tensor, groups: torch.Tensor, valid: torch.Tensor, size: int) -> torch.Tensor:
+    """Mean of ``values`` per group id (over ``valid`` entries; 0 for empty groups)."""
+    sums = torch.zeros(size, dtype=values.dtype, device=values.device).index_add_(0, groups[valid], values[valid])
+    counts = torch.zeros(size, dtype=values.dtype, device=values.device).index_add_(
+        0, groups[valid], torch.ones_like(values[valid])
+    )
+    return sums / counts.clamp_min(1)
+
+
 def randomisation_test(
     trained: torch.Tensor,
     randomised: torch.Tensor,
@@ -297,6 +342,7 @@ def randomisation_test(
     valid: torch.Tensor | None = None,
     threshold: float = RANDOMISATION_THRESHOLD,
     scale: torch.Tensor | None = None,
+    positional: bool | None = None,
 ) -> dict[str, Any]:
     """Compare a trained and a randomised model's attributions, unit by unit.
 
@@ -309,20 +355,44 @@ def randomisation_test(
     the correlation of the magnitudes alone is reported beside it, since methods that multiply by
     the input keep part of their magnitude pattern from the input itself (Adebayo et al. 2018).
 
+    ``positional`` (default: on for text) removes, from each model's attributions separately, the
+    profile over token positions that all examples share (``position_residuals``) before ranking.
+    What a network's architecture does to every input alike, such as a recurrence whose gradients
+    fade with the distance to the end of the text, says nothing about what it learned, and it is
+    there in the randomised model too. Removing it cannot make a method pass by itself: the
+    trained model's explanation must keep at least ``MIN_EXAMPLE_SHARE`` of its variance after
+    the removal (an explanation that depends on position only has none left), and attributions
+    that are the same for both models keep their correlation of 1.
+
     Returns:
         ``rank_correlation`` (mean Spearman correlation per example), ``abs_rank_correlation``,
-        ``threshold`` and ``passed`` (correlation below the threshold).
+        ``threshold`` and ``passed`` (correlation below the threshold); with ``positional`` also
+        ``raw_rank_correlation`` (before the removal), ``example_share`` and ``min_example_share``.
     """
     if scale is not None:
         trained, randomised = trained * scale, randomised * scale
     a, b = unit_view(trained, modality), unit_view(randomised, modality)
+    positional = modality == "text" if positional is None else positional
+    result: dict[str, Any] = {}
+    passed = True
+    if positional:
+        mask = torch.ones_like(a, dtype=torch.bool) if valid is None else valid.reshape(a.shape).to(a.device)
+        result["raw_rank_correlation"] = round(_mean(rank_correlation(a, b, valid)), 4)
+        magnitude = _mean(rank_correlation(a.abs(), b.abs(), valid))
+        a, share = position_residuals(a, mask)
+        b, _ = position_residuals(b, mask)
+        result["example_share"] = round(share, 4)
+        result["min_example_share"] = MIN_EXAMPLE_SHARE
+        passed = share >= MIN_EXAMPLE_SHARE
+    else:
+        magnitude = _mean(rank_correlation(a.abs(), b.abs(), valid))
     signed = _mean(rank_correlation(a, b, valid))
-    magnitude = _mean(rank_correlation(a.abs(), b.abs(), valid))
     return {
         "rank_correlation": round(signed, 4),
         "abs_rank_correlation": round(magnitude, 4),
         "threshold": threshold,
-        "passed": bool(signed < threshold),
+        "passed": bool(passed and signed < threshold),
+        **result,
     }
 
 

@@ -98,10 +98,14 @@ def _trust_table(checks: dict[str, Any]) -> str:
         rows.append(["max-sensitivity", "reported", f"{sens['max_sensitivity']:.3f}", _CHECKS["sensitivity"]])
     rand = checks.get("randomisation", {})
     if "rank_correlation" in rand:
-        rows.append(
-            ["model randomisation", _verdict(rand["passed"]), f"correlation {rand['rank_correlation']:.2f} "
-             f"(must be below {rand['threshold']})", _CHECKS["randomisation"]]
-        )  # fmt: skip
+        figure = f"correlation {rand['rank_correlation']:.2f} (must be below {rand['threshold']})"
+        if "example_share" in rand:  # text: compared after removing the profile over token positions
+            figure += (
+                f"; after removing the position profile (before: {rand['raw_rank_correlation']:.2f}), "
+                f"{rand['example_share']:.0%} of the explanation varies between texts "
+                f"(must be at least {rand['min_example_share']:.0%})"
+            )
+        rows.append(["model randomisation", _verdict(rand["passed"]), figure, _CHECKS["randomisation"]])
     complete = checks.get("completeness")
     if complete:
         rows.append(
