@@ -17,6 +17,48 @@ def blobs(n: int = 240, features: int = 6, classes: int = 3, seed: int = 0) -> t
     return (50 + 10 * x).astype(np.float32), y
 
 
+def key_token_bundle(n: int, length: int = 12, vocab: int = 30, min_length: int = 3, seed: int = 0) -> DataBundle:
+    """Texts of random word ids padded at the end (``min_length`` to ``length`` real tokens); class 1 when
+    token 5 occurs, else 0. Split 70/15/15 in order."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from glassnet.data import DataSpec
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(6, vocab, size=(n, length))
+    lengths = rng.integers(min_length, length + 1, size=n)
+    y = np.arange(n) % 2
+    for i in range(n):
+        if y[i]:
+            ids[i, rng.integers(0, lengths[i])] = 5
+        ids[i, lengths[i] :] = 0
+    words = ["<pad>", "<unk>", *[f"w{i}" for i in range(2, vocab)]]
+    spec = DataSpec(
+        modality="text",
+        input_shape=(length,),
+        task="classify",
+        num_outputs=2,
+        class_names=("without", "with"),
+        name="tokens",
+        extra={"vocab": words, "vocab_size": vocab, "pad_index": 0, "unk_index": 1},
+    )
+    x, t = torch.as_tensor(ids), torch.as_tensor(y)
+    cut1, cut2 = int(0.7 * n), int(0.85 * n)
+    return DataBundle(
+        train=TensorDataset(x[:cut1], t[:cut1]),
+        val=TensorDataset(x[cut1:cut2], t[cut1:cut2]),
+        test=TensorDataset(x[cut2:], t[cut2:]),
+        spec=spec,
+    )
+
+
+@pytest.fixture(scope="session")
+def make_key_token_bundle():
+    """``key_token_bundle(n, ...)``: the generated key-token text task (see the function)."""
+    return key_token_bundle
+
+
 @pytest.fixture
 def tabular_bundle() -> DataBundle:
     x, y = blobs()

@@ -71,45 +71,10 @@ def exported_run(tmp_path_factory):
     return out
 
 
-def token_bundle(n: int = 480, length: int = 12, vocab: int = 30, seed: int = 0):
-    """Texts of random tokens padded at the end; class 1 when token 5 occurs (no downloads)."""
-    import numpy as np
-    import torch
-    from torch.utils.data import TensorDataset
-
-    from glassnet.data import DataBundle, DataSpec
-
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(6, vocab, size=(n, length))
-    lengths = rng.integers(3, length + 1, size=n)
-    y = np.arange(n) % 2
-    for i in range(n):
-        if y[i]:
-            ids[i, rng.integers(0, lengths[i])] = 5
-        ids[i, lengths[i] :] = 0
-    words = ["<pad>", "<unk>", *[f"w{i}" for i in range(2, vocab)]]
-    spec = DataSpec(
-        modality="text",
-        input_shape=(length,),
-        task="classify",
-        num_outputs=2,
-        class_names=("without", "with"),
-        name="tokens",
-        extra={"vocab": words, "pad_index": 0, "unk_index": 1},
-    )
-    x, t = torch.as_tensor(ids), torch.as_tensor(y)
-    cut1, cut2 = int(0.7 * n), int(0.85 * n)
-    return DataBundle(
-        train=TensorDataset(x[:cut1], t[:cut1]),
-        val=TensorDataset(x[cut1:cut2], t[cut1:cut2]),
-        test=TensorDataset(x[cut2:], t[cut2:]),
-        spec=spec,
-    )
-
-
 @pytest.fixture(scope="session")
-def tokens():
-    return token_bundle()
+def tokens(make_key_token_bundle):
+    """Texts of random tokens padded at the end; class 1 when token 5 occurs (no downloads)."""
+    return make_key_token_bundle(480)
 
 
 @pytest.fixture(scope="session")

@@ -64,3 +64,28 @@ def digits_model():
     gn.Trainer(task="classify", max_epochs=10, batch_size=64, seed=0).fit(model, bundle.train)
     x, y = bundle.test.tensors
     return model.eval(), x[:128], y[:128]
+
+
+def _random_text_model(classes: int = 2):
+    """An untrained GRU over 12 word ids (the last 3 padding) and the classes it predicts for 40 random texts."""
+    torch.manual_seed(0)
+    vocab = ["<pad>", "<unk>", *[f"w{i}" for i in range(30)]]
+    spec = gn.DataSpec(
+        modality="text",
+        input_shape=(12,),
+        task="classify",
+        num_outputs=classes,
+        extra={"vocab": vocab, "tokenizer": "word", "lowercase": True, "pad_index": 0, "max_length": 12},
+    )
+    model = gn.create_model("gru", spec).eval()
+    tokens = torch.randint(2, 32, (40, 12))
+    tokens[:, 9:] = 0  # padding
+    with torch.no_grad():
+        y = model(tokens).argmax(1)  # the model is right by construction
+    return model, spec, tokens, y
+
+
+@pytest.fixture
+def make_text_model():
+    """``make_text_model(classes)`` -> ``(model, spec, tokens, y)``: a fresh random text classifier."""
+    return _random_text_model

@@ -12,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-import glassnet as gn
 from glassnet.robust import apgd_ce, apgd_dlr, embedding_pgd, pgd
 from glassnet.robust.attacks import (
     _ascent,
@@ -193,20 +192,6 @@ def test_embedding_pgd_equals_the_full_batch_loop(text_model):
     assert 0 < fooled < 1, "the case must mix fooled and standing examples"
 
 
-@pytest.fixture(scope="module")
-def text_model():
-    torch.manual_seed(0)
-    vocab = ["<pad>", "<unk>", *[f"w{i}" for i in range(30)]]
-    spec = gn.DataSpec(
-        modality="text",
-        input_shape=(12,),
-        task="classify",
-        num_outputs=2,
-        extra={"vocab": vocab, "tokenizer": "word", "lowercase": True, "pad_index": 0, "max_length": 12},
-    )
-    model = gn.create_model("gru", spec).eval()
-    tokens = torch.randint(2, 32, (40, 12))
-    tokens[:, 9:] = 0
-    with torch.no_grad():
-        y = model(tokens).argmax(1)
-    return model, spec, tokens, y
+@pytest.fixture
+def text_model(make_text_model):
+    return make_text_model(2)

@@ -130,14 +130,14 @@ def examples_eps(examples):
     return torch.tensor([r["eps"] for r in examples["records"]])
 
 
-def test_bf16_attacks_are_recorded_and_judged_in_fp32(image_model, quadrants):
+def test_bf16_attacks_are_recorded_and_judged_in_fp32(image_model, quadrants, make_text_model):
     fp32 = robustness(image_model, quadrants, eps=[0.3], attack=["pgd"], **FAST)
     bf16 = robustness(image_model, quadrants, eps=[0.3], attack=["pgd"], precision="bf16", **FAST)
     assert fp32.precision == "fp32" and bf16.to_dict()["precision"] == "bf16"
     assert bf16.clean_accuracy == fp32.clean_accuracy  # judged in fp32
     assert abs(bf16.robust_accuracy[0.3] - fp32.robust_accuracy[0.3]) <= 0.1
     assert bf16.robust_accuracy[0.3] < bf16.clean_accuracy
-    model, spec, tokens, y = _text_model()
+    model, spec, tokens, y = make_text_model(4)
     text = robustness(model, (tokens, y), spec=spec, eps=[0.02], apgd_steps=5, precision="bf16")
     assert text.precision == "bf16" and text.worst_case["accuracy"][0] <= text.clean_accuracy
     with pytest.raises(ConfigError, match="precision must be one of fp32, bf16"):
@@ -184,21 +184,8 @@ def test_a_limit_samples_across_a_split_sorted_by_class(image_model, quadrants):
     assert torch.equal(from_dataset, targets)
 
 
-def test_text_models_are_attacked_in_embedding_space():
-    torch.manual_seed(0)
-    vocab = ["<pad>", "<unk>", *[f"w{i}" for i in range(30)]]
-    spec = gn.DataSpec(
-        modality="text",
-        input_shape=(12,),
-        task="classify",
-        num_outputs=2,
-        extra={"vocab": vocab, "tokenizer": "word", "lowercase": True, "pad_index": 0, "max_length": 12},
-    )
-    model = gn.create_model("gru", spec).eval()
-    tokens = torch.randint(2, 32, (40, 12))
-    tokens[:, 9:] = 0  # padding
-    with torch.no_grad():
-        y = model(tokens).argmax(1)  # the model is right by construction
+def test_text_models_are_attacked_in_embedding_space(make_text_model):
+    model, spec, tokens, y = make_text_model(2)
     delta = embedding_pgd(model, tokens, y, eps=0.5, steps=5)
     assert (delta[:, 9:] == 0).all(), "padding is never perturbed"
     scale = model.embedding.weight[1:].norm(dim=1).mean()
@@ -216,26 +203,8 @@ def test_text_models_are_attacked_in_embedding_space():
         robustness(model, (tokens, y), spec=spec, attack="square")
 
 
-def _text_model(classes=4):
-    torch.manual_seed(0)
-    vocab = ["<pad>", "<unk>", *[f"w{i}" for i in range(30)]]
-    spec = gn.DataSpec(
-        modality="text",
-        input_shape=(12,),
-        task="classify",
-        num_outputs=classes,
-        extra={"vocab": vocab, "tokenizer": "word", "lowercase": True, "pad_index": 0, "max_length": 12},
-    )
-    model = gn.create_model("gru", spec).eval()
-    tokens = torch.randint(2, 32, (40, 12))
-    tokens[:, 9:] = 0
-    with torch.no_grad():
-        y = model(tokens).argmax(1)
-    return model, spec, tokens, y
-
-
-def test_embedding_apgd_stays_in_the_per_token_ball_and_beats_pgd():
-    model, spec, tokens, y = _text_model()
+def test_embedding_apgd_stays_in_the_per_token_ball_and_beats_pgd(make_text_model):
+    model, spec, tokens, y = make_text_model(4)
     scale = model.embedding.weight[1:].norm(dim=1).mean()
 
     def fooled(delta):
@@ -251,8 +220,8 @@ def test_embedding_apgd_stays_in_the_per_token_ball_and_beats_pgd():
         assert fooled(delta) >= fooled(pgd_delta)  # measured 0.475 and 0.5 against PGD's 0.425
 
 
-def test_text_worst_case_is_no_better_than_its_components():
-    model, spec, tokens, y = _text_model()
+def test_text_worst_case_is_no_better_than_its_components(make_text_model):
+    model, spec, tokens, y = make_text_model(4)
     result = robustness(model, (tokens, y), spec=spec, eps=[0.01, 0.02], apgd_steps=20, target_classes=2)
     worst = result.worst_case
     for i in range(2):
@@ -269,8 +238,8 @@ def test_text_worst_case_is_no_better_than_its_components():
     [({"loss": "hinge"}, "loss must be ce or dlr"), ({"target_classes": 2}, "target_classes needs loss='dlr'"),
      ({"eps": 0.0}, "eps must be a finite number > 0"), ({"steps": 0}, "steps must be an integer >= 1")],
 )  # fmt: skip
-def test_embedding_apgd_rejects_bad_arguments(kwargs, message):
-    model, spec, tokens, y = _text_model()
+def test_embedding_apgd_rejects_bad_arguments(kwargs, message, make_text_model):
+    model, spec, tokens, y = make_text_model(4)
     with pytest.raises(ConfigError, match=message):
         embedding_apgd(model, tokens[:4], y[:4], **{"eps": 0.1, **kwargs})
 
