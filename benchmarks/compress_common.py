@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from glassnet.cli.compress import print_table
 from glassnet.compress import compress_run
 from glassnet.config import RunConfig
 from glassnet.pipeline import train
+from glassnet.stages.compress import print_variants as print_table
 
 
 def arguments(description: str, epochs: int) -> argparse.Namespace:

@@ -6,7 +6,7 @@ Needs the four IDX files in ``$GLASSNET_DATA/fashion-mnist`` (or ``--data DIR``)
 with NumPy here, so the figures do not depend on any other glassnet loader.
 
 (a) In memory: the time to read the IDX files into float32 tensors in [0, 1], and the samples/s of
-    one shuffled epoch of the 60,000 training images through ``Trainer._batches`` (the path the
+    one shuffled epoch of the 60,000 training images through the Trainer's batch source (the path the
     Trainer takes for in-memory tensors: direct indexing, no DataLoader).
 (b) Streaming: the first ``--n`` training images are written as PNG class folders into a temporary
     folder (not timed); then the time of ``load_image_folder(..., in_memory=False)`` (header scan,
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import math
 import os
 import statistics
 import sys
@@ -39,6 +40,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 import glassnet as gn
 from glassnet.data.images import load_image_folder
+from glassnet.train.sources import as_source
 
 CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
 
@@ -92,12 +94,14 @@ def median_rate(data: Dataset, batch_size: int, workers: int, repeats: int) -> t
 
 
 def epoch_rate(data: Dataset, batch_size: int, workers: int) -> float:
-    """Samples/s of one shuffled epoch through the Trainer's batching (DataLoader unless tensors)."""
+    """Samples/s of one shuffled epoch through the Trainer's batch source (a DataLoader unless tensors)."""
     trainer = gn.Trainer(batch_size=batch_size, num_workers=workers, device="cpu")
-    generator = torch.Generator().manual_seed(0)
+    source = as_source(data, workers)
+    source.bind(trainer)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
     seen = 0
     start = time.perf_counter()
-    for inputs, _ in trainer._batches(data, batch_size, shuffle=True, generator=generator):
+    for inputs, _ in source.batches(order, batch_size, 0, math.ceil(len(data) / batch_size)):
         seen += len(inputs)
     return seen / (time.perf_counter() - start)
 

@@ -19,8 +19,8 @@ import time
 import torch
 
 import glassnet as gn
-from glassnet.robust import robustness
-from glassnet.robust.training import adversarial_step
+from glassnet.robustness import robustness
+from glassnet.train.steps.adversarial import adversarial_step
 
 
 class EpochClock(gn.Callback):

@@ -31,10 +31,11 @@ import numpy as np
 import torch
 
 import glassnet as gn
-from glassnet.robust import pgd
-from glassnet.robust.attacks import _ascent, _gradient, _random_start, _view, ce_loss, project, succeeded
-from glassnet.robust.evaluate import _attacker, _frozen
-from glassnet.robust.training import adversarial_step
+from glassnet.robustness import pgd
+from glassnet.robustness.attacks import _gradient, ce_loss, succeeded
+from glassnet.robustness.evaluate import _attacker, _frozen
+from glassnet.train.perturbation import ascent, per_example, project, random_start
+from glassnet.train.steps.adversarial import adversarial_step
 
 STEPS, BATCH = 10, 128
 
@@ -61,17 +62,17 @@ def trained_model(examples: int, kind: str):
 
 def full_batch_pgd(model, x, y, eps, steps, size):
     """The same PGD without dropping fooled examples: every example through every step (as the peers)."""
-    current = _random_start(x, eps, "linf", None)
+    current = random_start(x, eps, "linf", None)
     adv, hit = current.clone(), torch.zeros(len(x), dtype=torch.bool)
     for _ in range(steps):
         _, logits, grad = _gradient(model, current, y, None, ce_loss)
         fooled = succeeded(logits, y) & ~hit
-        adv, hit = torch.where(_view(fooled, adv), current, adv), hit | fooled
-        current = project(current + size * _ascent(grad, "linf"), x, eps, "linf").detach()
+        adv, hit = torch.where(per_example(fooled, adv), current, adv), hit | fooled
+        current = project(current + size * ascent(grad, "linf"), x, eps, "linf").detach()
     with torch.no_grad():
         fooled = succeeded(model(current), y) & ~hit
-    adv, hit = torch.where(_view(fooled, adv), current, adv), hit | fooled
-    return torch.where(_view(hit, adv), adv, current)
+    adv, hit = torch.where(per_example(fooled, adv), current, adv), hit | fooled
+    return torch.where(per_example(hit, adv), adv, current)
 
 
 def glassnet_pgd(model, x, y, eps, precision: str = "fp32", attack=None):

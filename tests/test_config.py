@@ -44,7 +44,10 @@ def test_file_values_are_overridden_by_the_command_line(tmp_path):
         (["momentum=-1"], r"momentum must be in \[0, 1\)"),
         (["monitor=loss"], "monitor must name a validation metric"),
         (["device=tpu"], "device must be one of"),
-        (["training.lr=1"], "only model.<arg>, data.<arg>, augment.<op> and adversarial.<option> take a dot"),
+        (
+            ["training.lr=1"],
+            "only model.<arg>, data.<arg>, augment.<op>, step.<option> and adversarial.<option> take a dot",
+        ),
         (["num_workers=-1"], "num_workers must be >= 0"),
         (["lr"], "not of the form key=value"),
         (["batch_size=true"], "batch_size must be of type int"),

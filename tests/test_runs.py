@@ -48,7 +48,7 @@ def test_results_round_trip_and_absent_stage_is_none(tmp_path):
 def test_corrupt_result_names_the_file(tmp_path):
     run = RunDir(tmp_path)
     run.results_dir.mkdir()
-    run.result("train").write_text("{")
+    run.result_file("train").write_text("{")
     with pytest.raises(RunError, match="train.json"):
         run.read_result("train")
 

@@ -1,7 +1,5 @@
 """glassnet: train a neural network on your data, then open the box (explain, attack, compress, report)."""
 
-__version__ = "0.1.0"
-
 import inspect  # noqa: E402
 import sys  # noqa: E402
 import types  # noqa: E402
@@ -21,10 +19,11 @@ from glassnet.errors import (  # noqa: E402
 )
 from glassnet.explain import explain as _explain  # noqa: E402
 from glassnet.models import create_model, list_models, load_model, register_model, save_model  # noqa: E402
-from glassnet.pipeline import Run, demo, evaluate, load, predict  # noqa: E402
+from glassnet.pipeline import demo, evaluate, load, predict  # noqa: E402
 from glassnet.pipeline import train as _train_run  # noqa: E402
 from glassnet.report import report  # noqa: E402
-from glassnet.robust import robustness  # noqa: E402
+from glassnet.robustness import robustness as _robustness  # noqa: E402
+from glassnet.stages import Stage, get_stage, list_stages, register_stage, run_stage  # noqa: E402
 from glassnet.train import (  # noqa: E402
     EMA,
     BestModel,
@@ -43,6 +42,10 @@ from glassnet.train import (  # noqa: E402
     find_lr,
     seed_everything,
 )
+from glassnet.train.run import Run  # noqa: E402
+from glassnet.train.sources import BatchSource, EnvironmentSource, SampleSource  # noqa: E402
+from glassnet.train.steps import Step, register_step  # noqa: E402
+from glassnet.version import __version__
 
 
 class _StageModule(types.ModuleType):
@@ -66,11 +69,14 @@ def _make_callable(package: str, function: Callable[..., Any]) -> None:
 _make_callable("glassnet.train", _train_run)
 _make_callable("glassnet.compress", _compress)
 _make_callable("glassnet.explain", _explain)
+_make_callable("glassnet.robustness", _robustness)
 train = sys.modules["glassnet.train"]
 compress = sys.modules["glassnet.compress"]
 explain = sys.modules["glassnet.explain"]
+robustness = sys.modules["glassnet.robustness"]
 
 __all__ = [
+    "BatchSource",
     "BestModel",
     "CSVLogger",
     "Callback",
@@ -81,6 +87,7 @@ __all__ = [
     "DataSpec",
     "EMA",
     "EarlyStopping",
+    "EnvironmentSource",
     "FitResult",
     "GlassnetError",
     "GradientClipping",
@@ -90,6 +97,9 @@ __all__ = [
     "Run",
     "RunConfig",
     "RunError",
+    "SampleSource",
+    "Stage",
+    "Step",
     "TerminateOnNaN",
     "TensorBoardLogger",
     "TimeLimit",
@@ -102,6 +112,8 @@ __all__ = [
     "evaluate",
     "explain",
     "find_lr",
+    "get_stage",
+    "list_stages",
     "list_datasets",
     "list_models",
     "load",
@@ -111,8 +123,11 @@ __all__ = [
     "predict",
     "register_dataset",
     "register_model",
+    "register_stage",
+    "register_step",
     "report",
     "robustness",
+    "run_stage",
     "save_model",
     "seed_everything",
     "train",

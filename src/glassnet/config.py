@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class RunConfig:
         compile: ``torch.compile`` the training step (falls back to eager with a warning).
         terminate_on_nan: stop at the first NaN or infinite loss and record where it happened.
         time_limit: stop training after this many seconds (a resumable checkpoint is kept); 0: no limit.
+        max_steps: stop training after this many optimiser steps, even mid-epoch; 0: the epochs decide.
         checkpoint_every: write the resumable state ``checkpoints/last.pt`` every N optimiser steps
             as well as at every epoch end; 0: at epoch ends only.
         save_top_k: keep the weights of the k best epochs on ``monitor`` in ``checkpoints/``
@@ -70,9 +71,11 @@ class RunConfig:
             a classification dataset: the class names (or indices) to train on; the test split keeps
             every class and the run reports how well the reconstruction error detects the others
             (AUROC, threshold, precision, recall). Empty: train on every class (plain reconstruction).
-        adversarial: adversarial training, e.g. ``{"method": "pgd", "eps": 0.1}``
-            (``adversarial.method=trades``, or ``glassnet train --adversarial pgd``); empty for none.
-            The methods and their options are documented in docs/robust.md.
+        step: the training step (the learning scheme), by registered name and options, e.g.
+            ``{"name": "adversarial", "method": "pgd", "eps": 0.1}`` (``step.name=adversarial
+            step.eps=0.1``); empty: the task's own step (``supervised`` for most tasks). The
+            ``adversarial.<option>`` keys and ``glassnet train --adversarial METHOD`` are short for the
+            ``adversarial`` step (docs/robustness.md); ``distillation`` takes ``step.teacher=RUN``.
         class_weights: loss weights of a classification (``classify``) or multi-label dataset:
             ``balanced`` (rare classes weigh more, counted on the training split) or one number per
             class (per label for multi-label, where they weigh the positive examples); None: equal.
@@ -99,7 +102,7 @@ class RunConfig:
     device: str = "auto"
     num_workers: int = 0
     normal_classes: list[str | int] = field(default_factory=list)
-    adversarial: dict[str, Any] = field(default_factory=dict)
+    step: dict[str, Any] = field(default_factory=dict)
     class_weights: str | list[float] | None = None
     label_smoothing: float = 0.0
     loggers: list[str] = field(default_factory=list)
@@ -117,8 +120,12 @@ class RunConfig:
     time_limit: float = 0.0
     checkpoint_every: int = 0
     save_top_k: int = 0
+    max_steps: int = 0
+    adversarial: InitVar[dict[str, Any] | None] = None  # older spelling of the adversarial step's options
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, adversarial: dict[str, Any] | None = None) -> None:
+        if adversarial:
+            self.step = _legacy_adversarial({"adversarial": adversarial, "step": self.step}, "adversarial=")["step"]
         self.validate()
 
     def validate(self) -> None:
@@ -128,7 +135,7 @@ class RunConfig:
         _check_type(self, "model_args", dict)
         _check_type(self, "data_args", dict)
         _check_type(self, "augment", dict)
-        _check_type(self, "adversarial", dict)
+        _check_type(self, "step", dict)
         for name in ("epochs", "batch_size", "early_stopping", "seed", "num_workers"):
             _check_type(self, name, int)
         for name in ("lr", "weight_decay", "momentum"):
@@ -175,6 +182,7 @@ class RunConfig:
         """Build a config from a mapping, rejecting unknown keys with a suggestion."""
         if not isinstance(values, dict):
             raise ConfigError(f"{source} must be a mapping of key: value, not {type(values).__name__}")
+        values = _legacy_adversarial(values, source)
         known = [f.name for f in dataclasses.fields(cls)]
         for key in values:
             if key not in known:
@@ -189,21 +197,49 @@ class RunConfig:
         values["model_args"] = dict(values["model_args"])
         values["data_args"] = dict(values["data_args"])
         values["augment"] = dict(values["augment"])
-        values["adversarial"] = dict(values["adversarial"])
-        nested = {"model": "model_args", "data": "data_args", "augment": "augment", "adversarial": "adversarial"}
+        values["step"] = dict(values["step"])
+        nested = {
+            "model": "model_args",
+            "data": "data_args",
+            "augment": "augment",
+            "step": "step",
+            "adversarial": "step",
+        }
         for key, value in overrides.items():
             prefix, _, sub = key.partition(".")
             if sub and prefix in nested:
                 values[nested[prefix]][sub] = value
+                if prefix == "adversarial":  # adversarial.X is short for the adversarial step's option X
+                    values["step"]["name"] = "adversarial"
             elif sub:
                 raise ConfigError(
-                    f"unknown configuration key {key!r}: only model.<arg>, data.<arg>, augment.<op> and "
-                    "adversarial.<option> take a dot "
+                    f"unknown configuration key {key!r}: only model.<arg>, data.<arg>, augment.<op>, step.<option> "
+                    "and adversarial.<option> take a dot "
                     "(e.g. model.width=64, data.val_fraction=0.2, augment.hflip=0.5, adversarial.eps=0.1)"
                 )
+            elif key == "adversarial":
+                values.update(_legacy_adversarial({"adversarial": value, "step": values["step"]}, "override"))
             else:
                 values[key] = value
         return RunConfig.from_dict(values, source="override")
+
+
+def _legacy_adversarial(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Read the older ``adversarial: {method: ..., ...}`` key as the ``adversarial`` step."""
+    if "adversarial" not in values:
+        return values
+    values = dict(values)
+    legacy = values.pop("adversarial")
+    if not isinstance(legacy, dict):
+        raise ConfigError(f"adversarial must be a mapping of options, e.g. {{method: pgd, eps: 0.1}} ({source})")
+    if legacy:
+        step = values.get("step") or {}
+        if step and step.get("name") not in (None, "adversarial"):
+            raise ConfigError(
+                f"{source} sets both adversarial options and step.name={step.get('name')!r}; a run has one step"
+            )
+        values["step"] = {**step, "name": "adversarial", **legacy}
+    return values
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -297,7 +333,7 @@ def _check_normal_classes(value: Any) -> None:
 
 def _check_engine(config: RunConfig) -> None:
     """The training-engine keys: schedules, accumulation, clipping, EMA, precision, checkpoints."""
-    for name in ("plateau_patience", "accumulate", "checkpoint_every", "save_top_k"):
+    for name in ("plateau_patience", "accumulate", "checkpoint_every", "save_top_k", "max_steps"):
         _check_type(config, name, int)
     for name in ("plateau_factor", "clip_grad_norm", "clip_grad_value", "ema", "time_limit"):
         _check_type(config, name, float)
@@ -316,7 +352,7 @@ def _check_engine(config: RunConfig) -> None:
         )
     if not 0 < config.plateau_factor < 1:
         raise ConfigError(f"plateau_factor must be in (0, 1). Received: plateau_factor={config.plateau_factor}")
-    for name in ("plateau_patience", "checkpoint_every", "save_top_k"):
+    for name in ("plateau_patience", "checkpoint_every", "save_top_k", "max_steps"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} must be >= 0. Received: {name}={getattr(config, name)}")
     if config.accumulate < 1:

@@ -37,7 +37,7 @@ class RunDir:
         return f"RunDir({str(self.path)!r})"
 
     @property
-    def config(self) -> Path:
+    def config_file(self) -> Path:
         return self.path / CONFIG_FILE
 
     @property
@@ -64,7 +64,7 @@ class RunDir:
     def figures_dir(self) -> Path:
         return self.path / FIGURES_DIR
 
-    def result(self, stage: str) -> Path:
+    def result_file(self, stage: str) -> Path:
         """Path of ``results/<stage>.json``."""
         return self.results_dir / f"{stage}.json"
 
@@ -93,7 +93,7 @@ class RunDir:
 
     def read_result(self, stage: str) -> dict[str, Any] | None:
         """Return ``results/<stage>.json`` as a dict, or None when the stage has not run."""
-        path = self.result(stage)
+        path = self.result_file(stage)
         if not path.is_file():
             return None
         try:
@@ -103,7 +103,7 @@ class RunDir:
 
     def write_result(self, stage: str, data: dict[str, Any]) -> Path:
         """Write ``results/<stage>.json`` atomically and return its path."""
-        path = self.result(stage)
+        path = self.result_file(stage)
         write_json(path, data)
         return path
 

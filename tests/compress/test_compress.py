@@ -131,7 +131,7 @@ def test_cli_compress_prints_the_table_and_onnx_check(exported_run, capsys):
     assert saved["onnx"]["passed"] and saved["onnx"]["max_abs_diff"] < 1e-4
     assert saved["onnx"]["file"] == "compressed/model.onnx"
     assert (exported_run / "compressed" / "model.int8.onnx").is_file()
-    from glassnet.cli.compress import print_table
+    from glassnet.stages.compress import print_variants as print_table
 
     print_table(saved)
     out = capsys.readouterr().out

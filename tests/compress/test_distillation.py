@@ -18,20 +18,20 @@ def test_alpha_zero_is_the_plain_task_loss(digits_cnn, digits):
     student = create_model("mlp", digits.spec, width=16).eval()  # eval: dropout would differ between calls
     step = DistillationStep(digits_cnn, alpha=0.0)
     task = get_task("classify")
-    assert torch.allclose(step.training_step(student, x, y, task), task.loss(student(x), y))
+    assert torch.allclose(step.training_step(student, (x, y), task), task.loss(student(x), y))
 
 
 def test_soft_loss_is_zero_for_a_student_that_copies_the_teacher(digits_cnn, digits):
     x, y = digits.train.tensors[0][:32], digits.train.tensors[1][:32]
     step = DistillationStep(digits_cnn, temperature=3.0, alpha=1.0)
-    assert float(step.training_step(digits_cnn, x, y, get_task("classify")).detach()) == pytest.approx(0.0, abs=1e-6)
+    assert float(step.training_step(digits_cnn, (x, y), get_task("classify")).detach()) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_soft_loss_matches_hinton_formula(digits_cnn, digits):
     x, y = digits.train.tensors[0][:16], digits.train.tensors[1][:16]
     student = create_model("mlp", digits.spec, width=16).eval()
     t = 2.0
-    loss = DistillationStep(digits_cnn, temperature=t, alpha=1.0).training_step(student, x, y, get_task("classify"))
+    loss = DistillationStep(digits_cnn, temperature=t, alpha=1.0).training_step(student, (x, y), get_task("classify"))
     p_teacher = F.softmax(digits_cnn(x) / t, dim=1)
     log_student = F.log_softmax(student(x) / t, dim=1)
     expected = (p_teacher * (p_teacher.log() - log_student)).sum(1).mean() * t * t

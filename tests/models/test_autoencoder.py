@@ -11,6 +11,7 @@ from glassnet.data import DataSpec, bundle_from_arrays
 from glassnet.errors import ConfigError, DataError
 from glassnet.models import create_model, load_model, save_model
 from glassnet.models.autoencoder import anomaly_scores
+from glassnet.models.outputs import VariationalOutput, prediction
 from glassnet.train import Trainer
 from glassnet.train.reconstruction import Reconstruction, evaluate_reconstruction, reconstruction_bundle
 from glassnet.train.tasks import get_task
@@ -61,10 +62,11 @@ def test_contract_forward_backward_finite_round_trip(name, hparams, spec, tmp_pa
     torch.manual_seed(0)
     model = create_model(name, spec, **hparams)
     x = torch.rand(4, *spec.input_shape)
-    out = model(x)
+    outputs = model(x)
+    out = prediction(outputs)
     assert out.shape == x.shape
     assert torch.isfinite(out).all()
-    get_task("reconstruct").loss(out, x).backward()
+    get_task("reconstruct").loss(outputs, x).backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
@@ -73,7 +75,7 @@ def test_contract_forward_backward_finite_round_trip(name, hparams, spec, tmp_pa
     loaded, loaded_spec = load_model(tmp_path)
     assert loaded_spec == spec and loaded.glassnet_arch["name"] == name
     model.eval()
-    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    torch.testing.assert_close(prediction(loaded(x)), prediction(model(x)), rtol=0, atol=0)
 
 
 def test_reconstructions_are_in_natural_units():
@@ -103,16 +105,18 @@ def test_vae_kl_is_positive_in_training_and_enters_the_loss_and_elbo():
     model = create_model("vae", spec, decoder_std=0.5).train()
     x = 1.0 + 2.0 * torch.randn(8, 5)
     out = model(x)
+    assert isinstance(out, VariationalOutput)  # a structured output, no tensor attributes
     assert out.kl.shape == (8,) and (out.kl > 0).all()
     assert torch.equal(model.kl, out.kl.detach())
-    assert out.decoder_var == pytest.approx((0.5 * 2.0) ** 2)
+    assert float(out.decoder_var) == pytest.approx((0.5 * 2.0) ** 2)
     task = get_task("reconstruct")
-    mse = torch.nn.functional.mse_loss(out, x)
+    mse = torch.nn.functional.mse_loss(out.reconstruction, x)
     expected = mse + 2 * out.decoder_var * out.kl.mean() / 5
     torch.testing.assert_close(task.loss(out, x), expected)
     metrics = task.metrics(out, x)
-    log_likelihood = -((out - x) ** 2).sum(dim=1) / (2 * out.decoder_var) - 2.5 * math.log(
-        2 * math.pi * out.decoder_var
+    variance = float(out.decoder_var)
+    log_likelihood = -((out.reconstruction - x) ** 2).sum(dim=1) / (2 * variance) - 2.5 * math.log(
+        2 * math.pi * variance
     )
     assert metrics["elbo"] == pytest.approx((log_likelihood - out.kl).mean().item(), rel=1e-5)
     assert metrics["kl"] == pytest.approx(out.kl.mean().item())

@@ -62,7 +62,7 @@ def test_gru_learns_sentiment(tmp_path):
     import glassnet as gn
 
     config = gn.RunConfig(data="sentiment", model="gru", epochs=2, monitor="val/macro_f1", model_args={"hidden": 64})
-    result = json.loads(gn.train(config, out=tmp_path / "run").result("train").read_text())
+    result = json.loads(gn.train(config, out=tmp_path / "run").result_file("train").read_text())
     assert result["test"]["macro_f1"] >= 0.66
 
 
@@ -80,5 +80,5 @@ def test_lstm_forecaster_beats_persistence_on_sunspots_by_20_percent(tmp_path):
     config = gn.RunConfig(
         data="sunspots", model="lstm", epochs=60, batch_size=32, model_args={"hidden": 32, "bidirectional": False}
     )
-    test = json.loads(gn.train(config, out=tmp_path / "run").result("train").read_text())["test"]
+    test = json.loads(gn.train(config, out=tmp_path / "run").result_file("train").read_text())["test"]
     assert test["rmse"] <= 0.8 * persistence

@@ -11,6 +11,7 @@ from glassnet.errors import ConfigError, DataError
 from glassnet.models import create_model, load_model, save_model
 from glassnet.train import Trainer, get_task
 from glassnet.train import seq2seq as seq2seq_train
+from glassnet.train.steps import make_step
 
 
 def make_spec(max_target_length=6):
@@ -208,10 +209,10 @@ def test_the_task_trains_with_teacher_forcing():
             calls.append(targets)
             return one_hot_logits(targets, 6).requires_grad_()
 
-    step = get_task("seq2seq").make_step()
+    step = make_step(get_task("seq2seq").default_step)
     assert isinstance(step, seq2seq_train.TeacherForcingStep)
     targets = torch.tensor([[4, 3, 0]])
-    loss = step.training_step(Recorder(), torch.ones(1, 2, dtype=torch.long), targets, get_task("seq2seq"))
+    loss = step.training_step(Recorder(), (torch.ones(1, 2, dtype=torch.long), targets), get_task("seq2seq"))
     assert calls[0] is targets and loss.item() < 1e-3
 
 

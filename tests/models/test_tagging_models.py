@@ -167,8 +167,8 @@ def test_decode_gives_one_tag_per_step():
 @pytest.mark.parametrize(
     "outputs,targets,fragment",
     [
-        (torch.zeros(2, 5), torch.zeros(2, dtype=torch.long), "N x T x K logits"),
-        (torch.zeros(2, 4, 3), torch.zeros(2, 5, dtype=torch.long), "N x T x K logits"),
+        (torch.zeros(2, 5), torch.zeros(2, dtype=torch.long), "N x T x V logits"),
+        (torch.zeros(2, 4, 3), torch.zeros(2, 5, dtype=torch.long), "N x T x V logits"),
         (torch.zeros(1, 2, 3), torch.tensor([[0, 3]]), "tag ids must be in 0..2"),
         (torch.zeros(1, 2, 3), torch.full((1, 2), IGNORE_INDEX), "every target is padding"),
     ],

@@ -109,7 +109,7 @@ def test_a_bigru_truecases_real_text_far_better_than_the_sentence_start_rule():
 
 
 def test_predicted_tags_at_padding_are_not_shown():
-    from glassnet.pipeline.tagging import tag_records
+    from glassnet.train.tagging import tag_records
 
     bundle = gn.load_dataset("truecase-generated", n=30, max_length=200)
     x, y = bundle.test.tensors[0][:2], bundle.test.tensors[1][:2]

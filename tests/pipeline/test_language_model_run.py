@@ -17,7 +17,7 @@ def test_a_language_model_run_stores_perplexity_and_a_text_sample(tmp_path):
         model_args={"d_model": 16, "heads": 2, "layers": 1},
     )
     run = gn.train(config, out=tmp_path / "lm")
-    result = json.loads(run.result("train").read_text())
+    result = json.loads(run.result_file("train").read_text())
     assert {"perplexity", "bits_per_char"} <= set(result["test"])
     assert result["sample"]["text"].startswith("the ") and len(result["sample"]["text"]) == 204
     html = gn.report(run.path).read_text()

@@ -12,7 +12,7 @@ import glassnet.models.autoencoder  # noqa: F401  (registers the autoencoders un
 from glassnet.cli.main import main
 from glassnet.config import RunConfig
 from glassnet.errors import ConfigError
-from glassnet.report import reconstruction as reconstruction_figures
+from glassnet.figures import reconstruction as reconstruction_figures
 from glassnet.train.reconstruction import evaluate_reconstruction, reconstruction_bundle
 
 

@@ -95,7 +95,7 @@ def test_default_run_dir_never_reuses_a_directory(tmp_path):
 
 def test_regression_run_reports_mae_and_rmse(tmp_path):
     run = gn.train(RunConfig(data="diabetes", model="mlp", epochs=2), out=tmp_path / "reg")
-    result = json.loads(run.result("train").read_text())
+    result = json.loads(run.result_file("train").read_text())
     assert {"mae", "rmse"} <= set(result["test"]) and "confusion_matrix" not in result["test"]
     assert (run.figures_dir / "predicted_vs_true.png").is_file()
     prediction = gn.load(run.path).predict(torch.zeros(2, 10)).prediction
@@ -123,7 +123,7 @@ def _with_spec(bundle, **changes):
 
 
 def test_a_text_run_refuses_data_encoded_with_another_vocabulary():
-    from glassnet.pipeline.training import check_compatible
+    from glassnet.train.run import check_compatible
 
     bundle = gn.load_dataset("digits")
     spec = dataclasses_replace_extra(bundle.spec, {"vocab": ["<pad>", "<unk>", "good", "bad"]})
@@ -133,7 +133,7 @@ def test_a_text_run_refuses_data_encoded_with_another_vocabulary():
 
 
 def test_data_whose_classes_differ_is_refused():
-    from glassnet.pipeline.training import check_compatible
+    from glassnet.train.run import check_compatible
 
     bundle = gn.load_dataset("digits")
     reordered = list(reversed(bundle.spec.class_names))

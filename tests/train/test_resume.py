@@ -12,7 +12,18 @@ from safetensors.torch import load_file
 
 from glassnet.errors import CheckpointError
 from glassnet.models import create_model
-from glassnet.train import EMA, BestModel, Callback, EarlyStopping, GradientClipping, Trainer, seed_everything
+from glassnet.train import (
+    EMA,
+    BestModel,
+    Callback,
+    EarlyStopping,
+    GradientClipping,
+    SampleSource,
+    Step,
+    Task,
+    Trainer,
+    seed_everything,
+)
 from glassnet.train.checkpoint import load_checkpoint, save_checkpoint
 
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -161,3 +172,50 @@ def test_sigkilled_run_resumes_bitwise_equal_to_an_uninterrupted_run(tmp_path):
     assert results[0]["test"] == results[1]["test"] and results[1]["training"]["resumed"] is True
     logged = [(tmp_path / run / "metrics.jsonl").read_text().splitlines() for run in ("full", "killed")]
     assert [json.loads(line)["val/loss"] for line in logged[0]] == [json.loads(line)["val/loss"] for line in logged[1]]
+
+
+class Centre(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.centre = torch.nn.Parameter(torch.zeros(2))
+
+
+class MeanMatching(Step):
+    def training_step(self, model, batch, task):
+        (points,) = batch
+        return (points - model.centre).pow(2).sum(dim=1).mean()
+
+
+class Points(Task):
+    name = "points-resume"
+    monitor_modes = {"loss": "min"}
+
+
+def sample_points(n, generator):
+    return (torch.randn(n, 2, generator=generator) + torch.tensor([3.0, -2.0]),)
+
+
+def test_a_resumed_sample_stream_continues_the_same_samples(tmp_path):
+    def fit(directory, extra=(), resume=False):
+        torch.manual_seed(0)
+        model = Centre()
+        trainer = Trainer(
+            task=Points(),
+            step=MeanMatching(),
+            max_steps=30,
+            eval_every=10,
+            lr=0.05,
+            checkpoint_dir=directory,
+            checkpoint_every=4,
+            callbacks=list(extra),
+        )
+        result = trainer.fit(model, SampleSource(sample_points), resume_from=directory / "last.pt" if resume else None)
+        return model, result
+
+    whole, full = fit(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "b", [Interrupt(15)])  # mid-period 2; the checkpoint of step 12 is on disk
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["global_step"] == 12
+    resumed, result = fit(tmp_path / "b", resume=True)
+    assert torch.equal(whole.centre, resumed.centre)
+    assert [h["train/loss"] for h in result.history] == [h["train/loss"] for h in full.history]

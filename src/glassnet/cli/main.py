@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from glassnet.stages import list_stages, print_table
+
 EXIT_USAGE = 2
 
 
@@ -26,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="glassnet",
-        description="Train a neural network, then open the box: evaluate, predict and report.",
+        description="Train a neural network, then open the box: evaluate, predict, explain, attack, compress, report.",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
     parser.add_argument("--version", action="version", version=_version())
@@ -87,9 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve from the ONNX export with ONNX Runtime (default file: RUN/compressed/model.onnx)",
     )
 
-    report = commands.add_parser("report", parents=[common], help="(re)write a run's report.html")
-    report.add_argument("run", help="run directory")
-
     commands.add_parser("datasets", parents=[common], help="list the built-in datasets")
     models = commands.add_parser(
         "models", parents=[common], help="list the registered models, or describe one built for a dataset"
@@ -104,25 +103,38 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "overrides", nargs="*", metavar="model.key=value", help="hyper-parameters for --describe, e.g. model.width=64"
     )
-    for module in _stage_modules():
-        module.add_parser(commands, common)
+    for stage in list_stages():
+        sub = commands.add_parser(
+            stage.name,
+            aliases=list(stage.aliases),
+            parents=[common],
+            help=stage.help,
+            description=stage.description or stage.help,
+        )
+        sub.add_argument("run", help="run directory")
+        stage.arguments(sub)
+        if stage.refreshes_report:
+            sub.add_argument(
+                "--report",
+                action="store_true",
+                help="write report.html afterwards (an existing one is always rewritten)",
+            )
+        sub.set_defaults(func=_stage_command, stage=stage)
     return parser
 
 
-# Audit stages each bring their own subcommand: a module ``glassnet.cli.<stage>`` with
-# ``add_parser(commands, common)`` (registering one subcommand whose ``func`` default is its handler).
-STAGE_COMMANDS = ("explain", "attack", "compress")
+def _stage_command(args: argparse.Namespace) -> int:
+    """Run a registered stage on RUN, print its result, and keep an existing report.html current."""
+    from glassnet.report import report
+    from glassnet.runs import RunDir
 
-
-def _stage_modules() -> list[Any]:
-    import importlib
-    import importlib.util
-
-    modules = []
-    for name in STAGE_COMMANDS:
-        if importlib.util.find_spec(f"glassnet.cli.{name}") is not None:
-            modules.append(importlib.import_module(f"glassnet.cli.{name}"))
-    return modules
+    stage = args.stage
+    result = stage.run(args.run, **stage.options(args))
+    if stage.show is not None:
+        stage.show(result, args)
+    if stage.refreshes_report and (getattr(args, "report", False) or RunDir(args.run).report.is_file()):
+        print(f"report:   {report(args.run)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,7 +239,7 @@ def _find_lr(config: Any, args: argparse.Namespace) -> int:
         print(f"suggested lr: {result.suggestion:.3g}  (loss lowest at lr {result.min_loss_lr:.3g})")
         print(f"train with:   glassnet train --data {config.data} --model {config.model} lr={result.suggestion:.3g}")
     print(f"figure:       {run.figure('lr_finder')}")
-    print(f"written:      {run.result('lr_finder')}")
+    print(f"written:      {run.result_file('lr_finder')}")
     return 0
 
 
@@ -257,17 +269,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--limit must be >= 1. Received: --limit {args.limit}")
     records = predict(args.run, inputs=args.inputs, data=args.data, split=args.split, limit=args.limit, onnx=args.onnx)
     columns = list(records[0])
-    _print_table(columns, [[r[c] for c in columns] for r in records])
+    print_table(columns, [[r[c] for c in columns] for r in records])
     if args.output:
         _write_predictions(Path(args.output), records)
         print(f"written:  {args.output}")
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from glassnet.report import report
-
-    print(f"report:   {report(args.run)}")
     return 0
 
 
@@ -275,7 +280,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from glassnet.data import list_datasets
 
     rows = [[d.name, d.task, d.modality, d.size, d.source] for d in list_datasets()]
-    _print_table(["name", "task", "modality", "size", "source"], rows)
+    print_table(["name", "task", "modality", "size", "source"], rows)
     return 0
 
 
@@ -297,7 +302,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         if spec is not None:
             rows[-1].insert(1, _parameter_count(name, spec))
     header = ["name", "modalities", "tasks", "description"]
-    _print_table(header if spec is None else ["name", "parameters", *header[1:]], rows)
+    print_table(header if spec is None else ["name", "parameters", *header[1:]], rows)
     return 0
 
 
@@ -326,7 +331,7 @@ def _describe_model(args: argparse.Namespace) -> int:
         [r["name"], r["type"], shape, f"{r['parameters']:,}", f"{r['flops']:,}"]
         for r, shape in zip(info["layers"], shapes)
     ]
-    _print_table(["layer", "type", "output shape", "parameters", "FLOPs"], rows)
+    print_table(["layer", "type", "output shape", "parameters", "FLOPs"], rows)
     _print_totals(info)
     return 0
 
@@ -383,55 +388,30 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
-    "report": cmd_report,
     "datasets": cmd_datasets,
     "models": cmd_models,
 }
 
 
 def _print_audit(run: Any) -> None:
-    """One line per audit stage that ran: its headline figure."""
-    explained = run.read_result("explain")
-    if explained:
-        warnings = len(explained.get("warnings") or [])
-        print(f"explain:  {explained.get('method')}, {warnings} trust-check warning(s) -> results/explain.json")
-    robust = run.read_result("robustness")
-    if robust and robust.get("robust_accuracy"):
-        eps, accuracy = max(robust["robust_accuracy"].items(), key=lambda item: float(item[0]))
-        print(f"attack:   worst-case accuracy {accuracy:.4f} at L-inf eps {eps} -> results/robustness.json")
-    compressed = run.read_result("compress")
-    if compressed and compressed.get("variants"):
-        best = max(compressed["variants"], key=lambda v: v.get("latency_speedup") or 0)
-        print(
-            f"compress: fastest variant {best['name']}: {best['latency_speedup']:.2f}x batch-1 speed, "
-            f"{best['size_ratio']:.2f}x smaller, accuracy {best['accuracy']:.4f} -> results/compress.json"
-        )
+    """One line per stage that has a result in the run: its headline."""
+    for stage in list_stages():
+        result = run.read_result(stage.name) if stage.headline is not None else None
+        line = stage.headline(result) if result else None
+        if line:
+            print(f"{stage.name + ':':<9} {line}")
 
 
 def _print_outcome(run_dir: Path, seconds: float) -> None:
     from glassnet.train.distributed import is_global_zero
+    from glassnet.train.tasks import get_task
 
     if not is_global_zero():  # under torchrun, rank 0 writes the run and speaks for all
         return
     result = json.loads((run_dir / "results" / "train.json").read_text())
-    test = result["test"]
-    shown = ", ".join(
-        f"{k} {test[k]:.4f}"
-        for k in ("accuracy", "subset_accuracy", "micro_f1", "macro_f1", "mae", "rmse", "auroc", "elbo")
-        if k in test
-    )
     print(f"run:      {run_dir}")
-    print(f"test:     {shown}")
+    print(f"test:     {get_task(result['task']).headline(result['test'])}")
     print(f"time:     {seconds:.1f} s")
-
-
-def _print_table(header: list[str], rows: list[list[Any]]) -> None:
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for n, row in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def _write_predictions(path: Path, records: list[dict[str, Any]]) -> None:
@@ -454,7 +434,7 @@ def _write_predictions(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def _version() -> str:
-    from glassnet import __version__
+    from glassnet.version import __version__
 
     return f"glassnet {__version__}"
 

@@ -13,9 +13,10 @@ from typing import IO, Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset
 
 from glassnet.compress import distillation, export, pruning, quantization, recurrent
+from glassnet.compress.checks import check_amount
 from glassnet.compress.measure import (
     LOWER_IS_BETTER,
     PRIMARY_METRIC,
@@ -28,8 +29,8 @@ from glassnet.compress.measure import (
     torch_forward,
 )
 from glassnet.compress.storage import save_compressed
-from glassnet.data.bundle import DataBundle
-from glassnet.errors import ConfigError, GlassnetError
+from glassnet.data.bundle import DataBundle, split_tensors
+from glassnet.errors import ConfigError, DataError, GlassnetError
 from glassnet.models.serialization import save_model
 from glassnet.train import BestModel, Trainer
 from glassnet.train.tasks import get_task
@@ -202,7 +203,7 @@ class Plan:
 
     def __post_init__(self) -> None:
         if self.prune is not None:
-            pruning.check_amount(self.prune)
+            check_amount(self.prune)
         if self.prune_method not in pruning.METHODS:
             raise ConfigError(
                 f"prune_method must be one of {', '.join(pruning.METHODS)}. "
@@ -250,6 +251,27 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def variant_cells(record: dict[str, Any], metric: str) -> list[str]:
+    """A variant of ``compress.json`` as table cells: name, size, parameters, the metric (and its change),
+    latency p50 and p95, batch-64 throughput, and the size, batch-1 and batch-64 ratios to fp32."""
+    value, change = record.get(metric), record.get(f"{metric}_change")
+    shown = "n/a" if value is None else f"{value:.4f}"
+    if change is not None and record["name"] != "fp32":
+        shown += f" ({change:+.4f})"
+    return [
+        record["name"],
+        f"{record['size_bytes'] / 1024:,.1f} KiB",
+        f"{record['parameters']:,}",
+        shown,
+        f"{record['latency_ms_p50']:.3f}",
+        f"{record['latency_ms_p95']:.3f}",
+        f"{record['throughput']:,.0f}",
+        f"{record['size_ratio']:.2f}x",
+        f"{record['latency_speedup']:.2f}x",
+        f"{record['throughput_speedup']:.2f}x",
+    ]
 
 
 def _run_plan(
@@ -324,19 +346,9 @@ def _run_plan(
 
 
 def _tensors(dataset: Dataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        x, y = dataset.tensors
-    else:
-        items = [dataset[i] for i in range(len(dataset))]
-        if not items:
-            x, y = torch.empty(0), torch.empty(0)
-        else:
-            x = torch.stack([torch.as_tensor(a) for a, _ in items])
-            y = torch.stack([torch.as_tensor(b) for _, b in items])
-    if len(x) == 0:
-        from glassnet.errors import DataError
-
+    if len(dataset) == 0:
         raise DataError(f"the {split} split is empty; compression measures on test and calibrates on train")
+    x, y = split_tensors(dataset)
     return x.cpu(), y.cpu()
 
 

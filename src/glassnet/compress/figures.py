@@ -6,16 +6,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from glassnet.runs import atomic_write
+from glassnet.figures import pyplot, save_figure
 
 
 def size_tradeoff(variants: Sequence[dict[str, Any]], metric: str, path: str | os.PathLike[str]) -> None:
     """Scatter of file size (log scale) against ``metric``, with batch-1 speed-up in the labels."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import ScalarFormatter
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for k, v in enumerate(variants):
@@ -44,5 +42,4 @@ def size_tradeoff(variants: Sequence[dict[str, Any]], metric: str, path: str | o
     )
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3, which="both")
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    plt.close(fig)
+    save_figure(fig, path)

@@ -11,19 +11,13 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from glassnet.compress import recurrent
+from glassnet.compress.checks import check_amount, check_steps
 from glassnet.compress.optional import require
 from glassnet.errors import ConfigError
 
 METHODS = ("structured", "global", "layer")
 
 FineTune = Callable[[nn.Module], None]
-
-
-def check_amount(amount: float) -> float:
-    """Raise ``ConfigError`` unless ``0 < amount < 1``."""
-    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 < amount < 1:
-        raise ConfigError(f"the pruning fraction must be in (0, 1), e.g. 0.5. Received: prune={amount!r}")
-    return float(amount)
 
 
 def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
@@ -62,7 +56,7 @@ def magnitude_prune(
     amount = check_amount(amount)
     if scope not in ("global", "layer"):
         raise ConfigError(f"scope must be global or layer. Received: scope={scope!r}")
-    _check_steps(steps)
+    check_steps(steps)
     pruned = copy.deepcopy(model)
     weights = prunable_weights(pruned)
     if not weights:
@@ -113,7 +107,7 @@ def channel_prune(
         ConfigError: Torch-Pruning is missing or cannot trace this architecture.
     """
     amount = check_amount(amount)
-    _check_steps(steps)
+    check_steps(steps)
     if recurrent.is_recurrent(model):
         return recurrent.recurrent_prune(model, amount, steps=steps, fine_tune=fine_tune)
     tp = require("torch_pruning")
@@ -154,11 +148,6 @@ def _output_layer(model: nn.Module) -> nn.Module:
     if not layers:
         raise ConfigError(f"{type(model).__name__} has no linear or convolution layer for structured pruning")
     return layers[-1]
-
-
-def _check_steps(steps: int) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"prune_steps must be a positive integer. Received: prune_steps={steps!r}")
 
 
 def sparsity(model: nn.Module) -> float:

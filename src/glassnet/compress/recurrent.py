@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from glassnet.compress.checks import check_amount, check_steps
 from glassnet.errors import ConfigError
 from glassnet.models.recurrent import RecurrentNet
 
@@ -63,10 +64,8 @@ def recurrent_prune(
         ConfigError: the model is not a glassnet recurrent network, uses LSTM projections, the
             fraction or steps are invalid, or too few units are left to remove any.
     """
-    from glassnet.compress.pruning import _check_steps, check_amount  # pruning imports this module
-
     amount = check_amount(amount)
-    _check_steps(steps)
+    check_steps(steps)
     if not is_recurrent(model):
         raise ConfigError(
             f"recurrent unit pruning is for glassnet's rnn / lstm / gru models. Received: {type(model).__name__}"

@@ -8,24 +8,22 @@ from typing import IO, Any
 
 from glassnet.compress.core import CompressResult, compress
 from glassnet.compress.figures import size_tradeoff
-from glassnet.config import RunConfig, read_yaml
-from glassnet.data import DataBundle, load_dataset
-from glassnet.errors import ConfigError, RunError
-from glassnet.models import load_model
-from glassnet.runs import RunDir
+from glassnet.data import DataBundle
+from glassnet.errors import ConfigError
+from glassnet.train.run import Run
 
 COMPRESSED_DIR = "compressed"
 FIGURE = "compress_tradeoff"
 
 
 def compress_run(
-    run_dir: str | os.PathLike[str], data: DataBundle | None = None, progress: IO[str] | None = None, **options: Any
+    run: Run | str | os.PathLike[str], data: DataBundle | None = None, progress: IO[str] | None = None, **options: Any
 ) -> CompressResult:
     """Compress a trained run: variants go to ``RUN/compressed/``, figures to
     ``RUN/results/compress.json`` and ``RUN/figures/compress_tradeoff.png``.
 
     Args:
-        run_dir: the run directory.
+        run: the ``Run``, or its directory.
         data: the data to fine-tune, calibrate and measure on; by default the run's own dataset,
             re-loaded with the same split options (so its test split is the run's test split).
         progress: stream for progress lines (None is silent).
@@ -36,10 +34,10 @@ def compress_run(
         RunError: the run has no trained model or no config.yaml (and no ``data`` was given).
         ConfigError: an option is invalid, or the data does not fit the model.
     """
-    run = RunDir(run_dir)
-    model, spec = load_model(run.path)
+    run = Run.open(run)
+    model, spec = run.model, run.spec
     if data is None:
-        data = _run_data(run)
+        data = run.data()
     if tuple(data.spec.input_shape) != tuple(spec.input_shape) or data.spec.num_outputs != spec.num_outputs:
         raise ConfigError(
             f"the data ({data.spec.name or 'given'}: inputs {data.spec.input_shape}, {data.spec.num_outputs} outputs) "
@@ -62,10 +60,3 @@ def compress_run(
     run.write_result("compress", result.to_dict())
     size_tradeoff(result.variants, result.metric, run.figure(FIGURE))
     return result
-
-
-def _run_data(run: RunDir) -> DataBundle:
-    if not run.config.is_file():
-        raise RunError(f"'{run.path}' has no config.yaml to say which data it was trained on; pass data=")
-    config = RunConfig.from_dict(read_yaml(run.config), source=str(run.config))
-    return load_dataset(config.data, **config.data_args)

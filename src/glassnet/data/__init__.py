@@ -1,4 +1,4 @@
-"""Data layer: ``DataSpec``, ``DataBundle``, splits, built-in datasets and user-file formats.
+"""Data layer: ``DataSpec``, ``DataBundle``, ``Modality``, splits, built-in datasets and user-file formats.
 
 Importing the loader modules registers their datasets and formats. ``load_dataset(path)`` takes
 the first format whose detection claims the path; the tabular format is a fallback for any CSV,
@@ -17,7 +17,8 @@ from glassnet.data import tabular as _tabular  # noqa: F401  (any other CSV: the
 from glassnet.data import tagging as _tagging  # noqa: F401  (truecase, truecase-generated)
 from glassnet.data import text as _text  # noqa: F401  (text CSV; sentiment, 20newsgroups)
 from glassnet.data import timeseries as _timeseries  # noqa: F401  (time-series CSV; sunspots, co2, ecg)
-from glassnet.data.bundle import DataBundle, bundle_from_arrays, bundle_from_splits
+from glassnet.data.bundle import DataBundle, bundle_from_arrays, bundle_from_splits, split_targets, split_tensors
+from glassnet.data.modality import MODALITIES, Modality, get_modality, register_modality
 from glassnet.data.registry import (
     DatasetInfo,
     FormatInfo,
@@ -35,12 +36,18 @@ __all__ = [
     "DataSpec",
     "DatasetInfo",
     "FormatInfo",
+    "MODALITIES",
+    "Modality",
     "bundle_from_arrays",
     "bundle_from_splits",
+    "get_modality",
     "list_datasets",
     "list_formats",
     "load_dataset",
     "register_dataset",
     "register_format",
+    "register_modality",
+    "split_targets",
+    "split_tensors",
     "stratified_split",
 ]

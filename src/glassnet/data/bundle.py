@@ -64,6 +64,31 @@ class DataBundle:
 Split = tuple[Any, Any]
 
 
+def split_tensors(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's inputs and targets as two tensors (in memory already, or read item by item).
+
+    Raises:
+        DataError: the split is empty.
+    """
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[0], dataset.tensors[1]
+    if len(dataset) == 0:
+        from glassnet.errors import DataError
+
+        raise DataError("the split is empty")
+    pairs = [dataset[i] for i in range(len(dataset))]
+    return torch.stack([torch.as_tensor(p[0]) for p in pairs]), torch.stack([torch.as_tensor(p[1]) for p in pairs])
+
+
+def split_targets(dataset: Dataset) -> torch.Tensor:
+    """A split's targets, without decoding its inputs where the dataset can say them."""
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1]
+    if isinstance(getattr(dataset, "targets", None), torch.Tensor):
+        return dataset.targets
+    return torch.stack([torch.as_tensor(dataset[i][1]) for i in range(len(dataset))])
+
+
 def bundle_from_arrays(
     x: np.ndarray,
     y: np.ndarray,

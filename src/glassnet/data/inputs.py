@@ -11,10 +11,12 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from glassnet.data.modality import get_modality
 from glassnet.data.spec import DataSpec
 from glassnet.errors import DataError
 
@@ -51,12 +53,26 @@ def read_inputs(paths: list[str | os.PathLike[str]], spec: DataSpec) -> tuple[to
         x, names = reader(path, spec)
         if not np.isfinite(x).all():
             raise DataError(f"'{path}' contains NaN or infinite values")
-        batches.append(x.astype(np.int64 if spec.modality == "text" else np.float32))
+        batches.append(x.astype(np.float32 if get_modality(spec.modality).continuous else np.int64))
         labels.extend(names)
     return torch.from_numpy(np.concatenate(batches)), labels
 
 
 Reader = Callable[[Path, DataSpec], tuple[np.ndarray, list[str]]]
+_READERS: dict[str, Callable[[DataSpec], dict[str, Reader]]] = {}
+
+
+def register_readers(modality: str) -> Callable[[Callable[[DataSpec], dict[str, Reader]]], Any]:
+    """Register ``readers(spec) -> {suffix: reader}``: the input files a model of ``modality`` predicts on.
+
+    ``.npy`` batches are read for every modality; a new modality registers its own file types here.
+    """
+
+    def decorate(readers: Callable[[DataSpec], dict[str, Reader]]) -> Callable[[DataSpec], dict[str, Reader]]:
+        _READERS[modality] = readers
+        return readers
+
+    return decorate
 
 
 def _reader(path: Path, spec: DataSpec) -> Reader:
@@ -64,18 +80,8 @@ def _reader(path: Path, spec: DataSpec) -> Reader:
     name = path.name.lower()
     suffix = ".csv" if name.endswith(".csv.gz") else path.suffix.lower()
     readers: dict[str, Reader] = {".npy": _read_npy_batch}
-    if spec.modality == "tabular":
-        readers[".csv"] = _read_table if spec.extra.get("tabular") else _read_csv
-        if spec.extra.get("tabular"):
-            readers[".tsv"] = readers[".txt"] = _read_table
-    elif spec.modality == "image":
-        readers.update(dict.fromkeys(IMAGE_SUFFIXES, _read_image_file))
-    elif spec.modality == "text":
-        readers[".txt"] = readers[".csv"] = _read_texts
-    elif spec.modality == "sequence":
-        readers[".csv"] = _read_window
-    elif spec.modality == "audio":
-        readers[".wav"] = _read_wav
+    if spec.modality in _READERS:
+        readers.update(_READERS[spec.modality](spec))
     if suffix not in readers:
         raise DataError(
             f"cannot read '{path}' for a model of {spec.modality} data: unknown file type {suffix or '(none)'}; "
@@ -211,3 +217,30 @@ def _read_image(path: Path, spec: DataSpec) -> np.ndarray:
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"cannot read image '{path}': {exc}") from exc
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+@register_readers("tabular")
+def _tabular_readers(spec: DataSpec) -> dict[str, Reader]:
+    if spec.extra.get("tabular"):  # trained on a CSV file: raw columns by name, encoded by its recipe
+        return dict.fromkeys((".csv", ".tsv", ".txt"), _read_table)
+    return {".csv": _read_csv}
+
+
+@register_readers("image")
+def _image_readers(spec: DataSpec) -> dict[str, Reader]:
+    return dict.fromkeys(IMAGE_SUFFIXES, _read_image_file)
+
+
+@register_readers("text")
+def _text_readers(spec: DataSpec) -> dict[str, Reader]:
+    return {".txt": _read_texts, ".csv": _read_texts}
+
+
+@register_readers("sequence")
+def _sequence_readers(spec: DataSpec) -> dict[str, Reader]:
+    return {".csv": _read_window}
+
+
+@register_readers("audio")
+def _audio_readers(spec: DataSpec) -> dict[str, Reader]:
+    return {".wav": _read_wav}

@@ -6,9 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from glassnet.data.modality import MODALITIES  # the registered modalities (a live view)
 from glassnet.errors import DataError
 
-MODALITIES = ("image", "tabular", "text", "sequence", "audio")
 TASKS = ("classify", "multilabel", "regress", "forecast", "reconstruct", "seq2seq", "language_model", "tag")
 
 
@@ -21,7 +21,8 @@ class DataSpec:
     layer, so explanations and attacks work on the same inputs as the user.
 
     Attributes:
-        modality: one of ``image``, ``tabular``, ``text``, ``sequence``, ``audio``.
+        modality: a registered modality (``glassnet.data.modality.MODALITIES``): ``image``,
+            ``tabular``, ``text``, ``sequence``, ``audio`` and any registered since.
         input_shape: shape of one example, e.g. ``(1, 8, 8)`` (channels first) or ``(30,)``.
         task: one of ``classify``, ``multilabel``, ``regress``, ``forecast``, ``reconstruct``,
             ``seq2seq``, ``language_model``, ``tag`` (one class per time step).

@@ -26,13 +26,14 @@ import torch
 
 from glassnet.data.bundle import DataBundle, bundle_from_splits
 from glassnet.data.locate import require_data
+from glassnet.data.modality import TEXT_PAD, TEXT_UNK
 from glassnet.data.registry import register_dataset, register_format
 from glassnet.data.spec import DataSpec
 from glassnet.data.splits import stratified_split
 from glassnet.errors import ConfigError, DataError, closest, unknown_name_message
 
 PAD, UNK = "<pad>", "<unk>"
-PAD_INDEX, UNK_INDEX = 0, 1
+PAD_INDEX, UNK_INDEX = TEXT_PAD, TEXT_UNK  # one definition of the special token ids, in glassnet.data.modality
 TOKENIZERS = ("word", "char")
 REQUIRED_COLUMNS = ("label", "text")
 # The default maximum length covers 95 % of the training texts, within these bounds.

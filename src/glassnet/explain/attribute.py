@@ -17,18 +17,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from glassnet.data.modality import MODALITIES, TEXT_PAD, get_modality
 from glassnet.errors import ConfigError, DataError, UnknownNameError
 from glassnet.explain import model_checks as checks
 from glassnet.explain.budget import DEFAULT_MEMORY_MB, Budget, cached_probe, plan
 from glassnet.explain.methods import ALIASES, METHODS
+from glassnet.models.outputs import batched_outputs
 
-MODALITIES = ("image", "tabular", "text", "sequence", "audio")
 STEP_TOLERANCE = 0.01  # integrated gradients: |sum of attributions - output difference| <= 1% of the difference
 # ... or of this share of the batch's median |difference|, when an example's difference is smaller: the
 # relative error of a near-zero difference measures float rounding, not how well the integral is computed
 DIFFERENCE_FLOOR = 0.1
 MAX_STEPS = 1600
-TEXT_PAD, TEXT_UNK = 0, 1
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Attributions:
         inputs: the explained inputs.
         target: the explained output index of each example (``N``).
         method: the method's name.
-        modality: ``image``, ``tabular``, ``text``, ``sequence`` or ``audio``.
+        modality: a registered modality: ``image``, ``tabular``, ``text``, ``sequence``, ``audio`` ...
         budget: how the work was split into passes.
         options: the arguments the method ran with (e.g. ``n_steps``, ``window``).
         completeness: integrated gradients only: steps used and the worst relative error of
@@ -62,10 +62,9 @@ class Attributions:
     time_s: float = 0.0
 
     def per_unit(self) -> torch.Tensor:
-        """Scores per display unit: per pixel for images and spectrograms (channels summed), else ``values``."""
-        if self.modality in ("image", "audio") and self.values.dim() == 4:
-            return self.values.sum(dim=1)
-        return self.values
+        """Scores per display unit (``Modality.per_unit``): per pixel for images and spectrograms (channels
+        summed), else ``values``."""
+        return get_modality(self.modality).per_unit(self.values)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready facts about the run (not the values)."""
@@ -132,7 +131,8 @@ def explain(
         baselines: the reference input ("absence of signal"): a tensor broadcastable to one
             example or a number; default zeros (black images), and ``<unk>`` tokens for masking
             methods on text. GradientSHAP draws from several reference rows when given a batch.
-        modality: how to group inputs for windows, masks and pictures (default: from the shape).
+        modality: a registered modality (``glassnet.data.modality``); it groups inputs for windows,
+            masks and pictures (default: from the shape).
         memory_mb: memory budget of one forward and backward pass; sets Captum's internal batch
             sizes (``internal_batch_size``, ``nt_samples_batch_size``, ``perturbations_per_eval``)
             and how many examples run per chunk.
@@ -209,7 +209,9 @@ class _Job:
         self.model, self.inputs, self.targets = model, inputs, targets
         self.method, self.modality, self.budget = method, modality, budget
         self.baselines, self.layer, self.n_steps, self.auto_steps = baselines, layer, n_steps, auto_steps
-        self.text = modality == "text"
+        self.kind = get_modality(modality)
+        # inputs that cannot move by small amounts are token ids: gradients go through the embedding
+        self.text = not self.kind.continuous
         self.n_samples: int | None = None
         self.stdevs: float | None = None
         self.window: Sequence[int] | None = None
@@ -244,11 +246,9 @@ class _Job:
         return base.expand_as(x).contiguous()
 
     def masking_reference(self, part: slice) -> torch.Tensor:
-        """The baseline of masking methods: on text, real tokens become ``<unk>`` and padding stays."""
-        if self.text:
-            x = self.inputs[part]
-            return torch.where(x == TEXT_PAD, torch.full_like(x, TEXT_PAD), torch.full_like(x, TEXT_UNK))
-        return self.reference(part)
+        """The baseline of masking methods (``Modality.masking_baseline``): on text, real tokens become
+        ``<unk>`` and padding stays; elsewhere the baseline."""
+        return self.kind.masking_baseline(self.inputs[part], self.reference(part))
 
     def embedding(self) -> nn.Embedding:
         """The text model's token embedding, or the refusal that says why token methods cannot run."""
@@ -278,19 +278,9 @@ class _Job:
                     f"Received: {tuple(mask.shape)}"
                 )
             return mask if mask.dim() == self.inputs.dim() else mask.unsqueeze(0)
-        shape = self.inputs.shape[1:]
-        if self.modality in ("image", "audio") and len(shape) == 3:
-            channels, height, width = shape
-            block = max(1, math.ceil(min(height, width) / 8))
-            rows = torch.arange(height, device=self.inputs.device) // block
-            cols = torch.arange(width, device=self.inputs.device) // block
-            ids = rows[:, None] * (int(cols.max()) + 1) + cols[None, :]
-            self.used["block"] = block
-            return ids.expand(channels, height, width).unsqueeze(0)
-        if self.modality == "sequence" and len(shape) == 2:
-            steps, channels = shape
-            return torch.arange(steps, device=self.inputs.device)[:, None].expand(steps, channels).unsqueeze(0)
-        return torch.arange(math.prod(shape), device=self.inputs.device).reshape(1, *shape)
+        mask, used = self.kind.feature_mask(tuple(self.inputs.shape[1:]), self.inputs.device)
+        self.used.update(used)
+        return mask
 
     def default_window(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Occlusion's window and strides."""
@@ -302,13 +292,7 @@ class _Job:
                     f"window must have one size per input axis {shape}, each in range. Received: {window}"
                 )
             return window, tuple(max(1, w // 2) for w in window)
-        if self.modality in ("image", "audio") and len(shape) == 3:
-            side = max(2, round(min(shape[1:]) / 7))
-            return (shape[0], side, side), (shape[0], max(1, side // 2), max(1, side // 2))
-        if self.modality == "sequence" and len(shape) == 2:
-            side = max(1, shape[0] // 16)
-            return (side, shape[1]), (max(1, side // 2), shape[1])
-        return tuple(1 for _ in shape), tuple(1 for _ in shape)
+        return self.kind.occlusion_window(shape)
 
 
 # --- runners, one per method -------------------------------------------------------------------
@@ -735,7 +719,7 @@ def _targets(
 
 
 def _predict(model: nn.Module, inputs: torch.Tensor, batch: int) -> torch.Tensor:
-    return torch.cat([model(inputs[i : i + batch]) for i in range(0, len(inputs), batch)])
+    return batched_outputs(model, inputs, batch, device=inputs.device, to_cpu=False)
 
 
 def _as_batch(inputs: Any) -> torch.Tensor:

@@ -1,32 +1,95 @@
 """Pictures of attributions, one kind per modality: heat-map overlays (images, spectrograms), signed bar
-charts (tables), coloured time axes (series), highlighted tokens (text, as HTML), and the trust curves."""
+charts (tables), coloured time axes (series), highlighted tokens (text, as HTML), and the trust curves.
+
+A modality names the kind of picture that draws its explanations (``Modality.picture``); the kinds are
+registered here (``register_picture``), so the data layer never imports the drawing code, and a new
+modality either names a kind that exists or registers its own.
+"""
 
 from __future__ import annotations
 
 import html
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from glassnet.runs import atomic_write
+from glassnet.errors import UnknownNameError
+from glassnet.explain.methods import METHODS
+from glassnet.figures import pyplot, save_figure
+
+if TYPE_CHECKING:
+    from glassnet.data.spec import DataSpec
+    from glassnet.explain.attribute import Attributions
 
 POSITIVE, NEGATIVE = "#c0392b", "#2166ac"
+SERIES_SHOWN = 4  # spectrograms and series are wide: fewer of them fit a readable figure
+
+Figure = Callable[[str], "str | os.PathLike[str]"]  # a figure's name -> the path of its PNG (``RunDir.figure``)
+Drawer = Callable[["Attributions", "DataSpec", Sequence[str], Figure], list[str]]
+WorstDrawer = Callable[["Attributions", Sequence[str], Figure], list[str]]
 
 
-def _pyplot() -> Any:
-    import matplotlib
+@dataclass(frozen=True)
+class PictureKind:
+    """How one kind of picture draws an explanation.
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    Attributes:
+        examples: ``(attributions, spec, titles, figure) -> names written``: the explained examples
+            (one title per example shown) and any per-class views.
+        highest_loss: ``(attributions, titles, figure) -> names written``: the test examples with the
+            highest loss, or None when the kind has no such picture.
+    """
 
-    return plt
+    examples: Drawer
+    highest_loss: WorstDrawer | None = None
 
 
-def _save(fig: Any, path: str | os.PathLike[str]) -> None:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
-    _pyplot().close(fig)
+_KINDS: dict[str, PictureKind] = {}
+
+
+def register_picture(kind: str, examples: Drawer, highest_loss: WorstDrawer | None = None) -> None:
+    """Register the drawers of a picture kind (the name a ``Modality.picture`` gives).
+
+    Raises:
+        ValueError: the kind is registered already.
+    """
+    if kind in _KINDS:
+        raise ValueError(f"picture kind {kind!r} is registered twice")
+    _KINDS[kind] = PictureKind(examples, highest_loss)
+
+
+def draw_examples(
+    kind: str | None, attributions: Attributions, spec: DataSpec, titles: Sequence[str], figure: Figure
+) -> list[str]:
+    """Draw the explained examples with the picture ``kind``; return the figure names written (none for None).
+
+    Raises:
+        UnknownNameError: ``kind`` is not a registered picture kind.
+    """
+    if kind is None:
+        return []
+    return _kind(kind).examples(attributions, spec, titles, figure)
+
+
+def draw_highest_loss(kind: str | None, attributions: Attributions, titles: Sequence[str], figure: Figure) -> list[str]:
+    """Draw the highest-loss examples where the picture ``kind`` has such a picture; return the names written.
+
+    Raises:
+        UnknownNameError: ``kind`` is not a registered picture kind.
+    """
+    if kind is None:
+        return []
+    drawer = _kind(kind).highest_loss
+    return [] if drawer is None else drawer(attributions, titles, figure)
+
+
+def _kind(kind: str) -> PictureKind:
+    if kind not in _KINDS:
+        raise UnknownNameError("picture kind", kind, _KINDS)
+    return _KINDS[kind]
 
 
 def _limit(values: np.ndarray) -> float:
@@ -50,7 +113,7 @@ def image_overlays(
     columns: int = 4,
 ) -> None:
     """Each input beside its attribution map (red: supports the class, blue: against it)."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(images)
     rows = max(1, int(np.ceil(n / columns)))
     fig, axes = plt.subplots(rows, columns * 2, figsize=(columns * 2 * 1.5, rows * 1.75), squeeze=False)
@@ -65,12 +128,12 @@ def image_overlays(
         _show_input(right, images[k])
         right.imshow(heat[k], cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.65, interpolation="bilinear")
         right.set_title("attribution", fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def heat_grid(heat: np.ndarray, titles: Sequence[str], path: str | os.PathLike[str], columns: int = 6) -> None:
     """Attribution maps alone (per-class means)."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(heat)
     rows = max(1, int(np.ceil(n / columns)))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.5, rows * 1.7), squeeze=False)
@@ -81,14 +144,14 @@ def heat_grid(heat: np.ndarray, titles: Sequence[str], path: str | os.PathLike[s
         limit = _limit(heat[k])
         ax.imshow(heat[k], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="bilinear")
         ax.set_title(titles[k], fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def spectrogram_overlays(
     spectrograms: np.ndarray, heat: np.ndarray, titles: Sequence[str], path: str | os.PathLike[str]
 ) -> None:
     """Spectrograms (mel bands up, frames across) with their attribution as a translucent overlay."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(spectrograms)
     fig, axes = plt.subplots(n, 2, figsize=(8, 1.9 * n), squeeze=False)
     for k in range(n):
@@ -100,7 +163,7 @@ def spectrogram_overlays(
         axes[k, 1].set(title="attribution")
     for ax in axes[-1]:
         ax.set_xlabel("frame")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def series_overlays(
@@ -111,7 +174,7 @@ def series_overlays(
     channel_names: Sequence[str] = (),
 ) -> None:
     """Time series (``T x C``) over a background coloured by each time step's attribution."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(series)
     fig, axes = plt.subplots(n, 1, figsize=(8, 1.8 * n), squeeze=False)
     for k in range(n):
@@ -134,14 +197,14 @@ def series_overlays(
         if channel_names and k == 0:
             ax.legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("time step")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def feature_bars(
     names: Sequence[str], values: np.ndarray, title: str, path: str | os.PathLike[str], top: int = 15
 ) -> None:
     """Signed horizontal bars of the features with the largest magnitude (red pushes towards the class)."""
-    plt = _pyplot()
+    plt = pyplot()
     order = np.argsort(-np.abs(values))[:top][::-1]
     fig, ax = plt.subplots(figsize=(6, 0.32 * len(order) + 1))
     ax.barh(
@@ -152,12 +215,12 @@ def feature_bars(
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set(title=title, xlabel="attribution (towards the explained class)")
     ax.tick_params(axis="y", labelsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def curves(faithfulness: dict[str, Any], title: str, path: str | os.PathLike[str]) -> None:
     """Deletion and insertion curves of the method against random orderings."""
-    plt = _pyplot()
+    plt = pyplot()
     x = faithfulness["fractions"]
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     for ax, key, label in ((axes[0], "deletion", "Deletion (lower is better)"), (axes[1], "insertion", "Insertion")):
@@ -173,7 +236,7 @@ def curves(faithfulness: dict[str, Any], title: str, path: str | os.PathLike[str
         ax.set_ylabel("score of the explained class")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def token_html(tokens: Sequence[str], scores: Sequence[float], limit: float | None = None) -> str:
@@ -189,3 +252,73 @@ def token_html(tokens: Sequence[str], scores: Sequence[float], limit: float | No
             f'padding:1px 2px;border-radius:3px">{html.escape(token)}</span>'
         )
     return " ".join(spans)
+
+
+# --- the picture kinds of the built-in modalities ------------------------------------------------
+
+
+def _image_examples(attributions: Attributions, spec: DataSpec, titles: Sequence[str], figure: Figure) -> list[str]:
+    """Overlays of the first examples, and each predicted class's mean map (classification)."""
+    x = attributions.inputs.numpy()
+    if x.ndim != 4:
+        return []
+    shown = len(titles)
+    heat = attributions.per_unit().numpy()
+    image_overlays(x[:shown], heat[:shown], titles, figure("explain_examples"))
+    written = ["explain_examples"]
+    if spec.task == "classify":
+        names = list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
+        classes = [c for c in range(spec.num_outputs) if bool((attributions.target == c).any())]
+        means = np.stack([heat[(attributions.target == c).numpy()].mean(axis=0) for c in classes])
+        heat_grid(means, [f"predicted {names[c]}" for c in classes], figure("explain_classes"))
+        written.append("explain_classes")
+    return written
+
+
+def _image_highest_loss(attributions: Attributions, titles: Sequence[str], figure: Figure) -> list[str]:
+    """Overlays of the highest-loss examples, three to a row."""
+    if attributions.values.dim() != 4:
+        return []
+    image_overlays(
+        attributions.inputs.numpy(), attributions.per_unit().numpy(), titles, figure("explain_highest_loss"), columns=3
+    )
+    return ["explain_highest_loss"]
+
+
+def _spectrogram_examples(
+    attributions: Attributions, spec: DataSpec, titles: Sequence[str], figure: Figure
+) -> list[str]:
+    """Overlays of the first spectrograms."""
+    x = attributions.inputs.numpy()
+    if x.ndim != 4:
+        return []
+    shown = min(SERIES_SHOWN, len(titles))
+    heat = attributions.per_unit().numpy()
+    spectrogram_overlays(x[:shown], heat[:shown], titles, figure("explain_examples"))
+    return ["explain_examples"]
+
+
+def _series_examples(attributions: Attributions, spec: DataSpec, titles: Sequence[str], figure: Figure) -> list[str]:
+    """The first series over their attribution per time step (channels summed)."""
+    x = attributions.inputs.numpy()
+    if x.ndim != 3:
+        return []
+    shown = min(SERIES_SHOWN, len(titles))
+    per_step = attributions.values.sum(dim=2).numpy()
+    series_overlays(x[:shown], per_step[:shown], titles, figure("explain_examples"), spec.feature_names)
+    return ["explain_examples"]
+
+
+def _feature_examples(attributions: Attributions, spec: DataSpec, titles: Sequence[str], figure: Figure) -> list[str]:
+    """The mean attribution per feature over the explained examples, as signed bars."""
+    names = list(spec.feature_names) or [f"x{i}" for i in range(attributions.values[0].numel())]
+    mean = attributions.values.flatten(1).mean(dim=0).numpy()
+    label = METHODS[attributions.method].label
+    feature_bars(names, mean, f"{label}: mean attribution per feature", figure("explain_features"))
+    return ["explain_features"]
+
+
+register_picture("image", _image_examples, _image_highest_loss)
+register_picture("spectrogram", _spectrogram_examples)
+register_picture("series", _series_examples)
+register_picture("features", _feature_examples)

@@ -7,20 +7,19 @@ import time
 from collections import Counter
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from glassnet.config import RunConfig, read_yaml
-from glassnet.data import load_dataset
+from glassnet.data.modality import get_modality
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError, DataError
 from glassnet.explain import pictures, trust
-from glassnet.explain.attribute import TEXT_PAD, TEXT_UNK, Attributions, explain, resolve_method
+from glassnet.explain.attribute import Attributions, explain, resolve_method
 from glassnet.explain.budget import DEFAULT_MEMORY_MB
 from glassnet.explain.methods import METHODS
-from glassnet.models import load_model
+from glassnet.models.outputs import batched_outputs, prediction
 from glassnet.runs import RunDir
+from glassnet.train.run import Run
 
 DEFAULT_EXAMPLES = 64
 SHOWN = 8  # examples drawn in the pictures
@@ -36,7 +35,7 @@ LOCAL_METHODS = ("saliency", "smoothgrad", "grad_cam")
 
 
 def explain_run(
-    run_dir: str | os.PathLike[str],
+    run: Run | str | os.PathLike[str],
     method: str = "integrated_gradients",
     n: int = DEFAULT_EXAMPLES,
     *,
@@ -56,7 +55,7 @@ def explain_run(
     examples with the highest loss, explained.
 
     Args:
-        run_dir: a trained run (classification or regression).
+        run: a trained run (classification or regression), or its directory.
         method: an attribution method (see ``glassnet.explain.METHODS``).
         n: how many test examples to explain.
         memory_mb: memory budget of one forward and backward pass.
@@ -75,9 +74,8 @@ def explain_run(
     name = resolve_method(method)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ConfigError(f"n must be a positive integer. Received: n={n!r}")
-    run = RunDir(run_dir)
-    run.require_model()
-    model, spec = load_model(run.path)
+    run = Run.open(run)
+    model, spec = run.model, run.spec
     if spec.task not in TASKS:
         raise ConfigError(
             f"explain attributes a classifier's or regressor's outputs; this run's task is {spec.task!r}. "
@@ -85,8 +83,8 @@ def explain_run(
         )
     model.eval()
     started = time.perf_counter()
-    inputs, labels = _test_split(run, spec)
-    outputs = _outputs(model, inputs)
+    inputs, labels = _test_split(run)
+    outputs = prediction(batched_outputs(model, inputs))
     chosen = _choose(labels, n, spec)
     x = inputs[chosen]
     baseline = default_baseline(spec, x)
@@ -113,17 +111,14 @@ def explain_run(
     result["highest_loss"], worst = _highest_loss(
         model, spec, inputs, labels, outputs, name, baseline, memory_mb, layer, seed, options
     )
-    result["views"] = _modality_views(spec, attributions, labels[chosen])
+    kind = get_modality(spec.modality)
+    result["views"] = kind.explanation_views(spec, attributions.inputs, attributions.values, SHOWN)
     result["figures"] = _figures(run, spec, attributions, labels[chosen], result)
-    if spec.modality == "image" and worst.values.dim() == 4:
-        titles = [
-            f"{e.get('predicted', '')} ({e.get('confidence', 0):.0%})\ntrue {e.get('true', '')}"
-            for e in result["highest_loss"]
-        ]
-        pictures.image_overlays(
-            worst.inputs.numpy(), worst.per_unit().numpy(), titles, run.figure("explain_highest_loss"), columns=3
-        )
-        result["figures"].append("explain_highest_loss")
+    titles = [
+        f"{e.get('predicted', '')} ({e.get('confidence', 0):.0%})\ntrue {e.get('true', '')}"
+        for e in result["highest_loss"]
+    ]
+    result["figures"] += pictures.draw_highest_loss(kind.picture, worst, titles, run.figure)
     result["time_s"] = round(time.perf_counter() - started, 3)
     run.write_result("explain", result)
     return result
@@ -132,30 +127,11 @@ def explain_run(
 # --- data --------------------------------------------------------------------------------------
 
 
-def _test_split(run: RunDir, spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    """The run's test split as tensors (from the dataset in config.yaml)."""
-    if run.config.is_file():
-        config = RunConfig.from_dict(read_yaml(run.config), source=str(run.config))
-    else:
-        config = RunConfig(data=spec.name)
-    bundle = load_dataset(config.data, **config.data_args)
-    test = bundle.test
-    if len(test) == 0:
-        raise DataError(f"dataset {config.data!r} has an empty test split; there is nothing to explain")
-    if hasattr(test, "tensors"):
-        x, y = test.tensors[0], test.tensors[1]
-    else:
-        pairs = [test[i] for i in range(len(test))]
-        x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
-        y = torch.stack([torch.as_tensor(p[1]) for p in pairs])
-    if tuple(x.shape[1:]) != spec.input_shape:
-        raise DataError(f"the test inputs {tuple(x.shape[1:])} do not match the model's inputs {spec.input_shape}")
-    return x, y
-
-
-def _outputs(model: nn.Module, inputs: torch.Tensor, batch: int = 512) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(inputs[i : i + batch]).float() for i in range(0, len(inputs), batch)])
+def _test_split(run: Run) -> tuple[torch.Tensor, torch.Tensor]:
+    """The run's test split as tensors (its data rebuilt as trained)."""
+    if len(run.data().test) == 0:
+        raise DataError(f"the data of '{run.path}' has an empty test split; there is nothing to explain")
+    return run.split("test")
 
 
 def _choose(labels: torch.Tensor, n: int, spec: DataSpec) -> torch.Tensor:
@@ -174,33 +150,17 @@ def _choose(labels: torch.Tensor, n: int, spec: DataSpec) -> torch.Tensor:
 
 
 def default_baseline(spec: DataSpec, inputs: torch.Tensor) -> torch.Tensor:
-    """The reference input "with no signal": black images, the training mean of tables, series and
-    spectrograms (natural units), padding for text (masking methods use ``<unk>``)."""
-    shape = (1, *spec.input_shape)
-    if spec.modality == "text":
-        return torch.full(shape, TEXT_PAD, dtype=torch.long)
-    if spec.modality == "image" or spec.input_mean is None:
-        return torch.zeros(shape)
-    mean = torch.tensor(spec.input_mean, dtype=torch.float32)
-    if spec.modality == "tabular":
-        return mean.reshape(shape)
-    if spec.modality == "sequence":
-        return mean.reshape(1, 1, -1).expand(shape).contiguous()
-    return mean.reshape(1, -1, *([1] * (len(shape) - 2))).expand(shape).contiguous()
+    """The reference input "with no signal" (``Modality.baseline``): black images, the training mean of
+    tables, series and spectrograms (natural units), padding for text (masking methods use ``<unk>``).
 
+    Args:
+        spec: the run's data spec.
+        inputs: the examples to be explained (the baseline is one example, broadcast over them).
 
-def _masking_baseline(spec: DataSpec, x: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
-    if spec.modality == "text":
-        return torch.where(x == TEXT_PAD, torch.full_like(x, TEXT_PAD), torch.full_like(x, TEXT_UNK))
-    return baseline.expand_as(x)
-
-
-def _valid_units(spec: DataSpec, x: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
-    """Units that differ from the baseline (``N x U``): the only ones an explanation can say anything about."""
-    differs = x != baseline.expand_as(x)
-    if spec.modality in ("image", "audio") and x.dim() == 4:
-        return differs.any(dim=1).flatten(1)
-    return differs.flatten(1)
+    Returns:
+        A ``1 x input_shape`` tensor.
+    """
+    return get_modality(spec.modality).baseline(spec)
 
 
 # --- trust -------------------------------------------------------------------------------------
@@ -215,19 +175,20 @@ def _trust(
     options: dict[str, Any],
 ) -> dict[str, Any]:
     x, targets, name = attributions.inputs, attributions.target, attributions.method
-    masked = _masking_baseline(spec, x, baseline)
-    valid = _valid_units(spec, x, masked)
+    kind = get_modality(spec.modality)
+    masked = kind.masking_baseline(x, baseline)
+    valid = kind.valid_units(x, masked)  # units equal to the baseline already: nothing to remove or explain
     batch = max(1, attributions.budget.rows_without_gradients)
     out: dict[str, Any] = {
         "faithfulness": trust.deletion_insertion(
             model, x, attributions.values, targets, masked, spec.modality, valid=valid, batch=batch, seed=seed
         )
     }
-    if spec.modality == "text":
-        out["infidelity"] = {"skipped": "token ids cannot be perturbed by small amounts"}
-        out["sensitivity"] = {"skipped": "token ids cannot be perturbed by small amounts"}
+    if not kind.continuous:
+        out["infidelity"] = {"skipped": kind.not_continuous}
+        out["sensitivity"] = {"skipped": kind.not_continuous}
     else:
-        scale = _noise_scale(spec, x)
+        scale = kind.noise_scale(spec, x)
         relative = None if name in LOCAL_METHODS else baseline
         out["infidelity"] = trust.infidelity_scores(
             model, x, attributions.values, targets, 0.1 * scale, baseline=relative, seed=seed
@@ -265,23 +226,18 @@ def _method_options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k != "auto_steps"}
 
 
-def _noise_scale(spec: DataSpec, x: torch.Tensor) -> torch.Tensor:
-    """Perturbation scale in natural units: the spread of images, each column's or channel's training std."""
-    if spec.input_std is None or spec.modality == "image":
-        return torch.tensor(float(x.max() - x.min()) or 1.0)
-    std = torch.tensor(spec.input_std, dtype=torch.float32)
-    if spec.modality == "tabular":
-        return std.reshape(1, *spec.input_shape)
-    if spec.modality == "sequence":
-        return std.reshape(1, 1, -1)
-    return std.reshape(1, -1, *([1] * (len(spec.input_shape) - 1)))
-
-
 def per_unit_scale(spec: DataSpec, x: torch.Tensor) -> torch.Tensor | None:
-    """Each column's or channel's training std (tables, series), so gradients compare per standard deviation."""
-    if spec.modality not in ("tabular", "sequence") or spec.input_std is None:
-        return None
-    return _noise_scale(spec, x)
+    """Each column's or channel's training std (tables, series), so gradients compare per standard deviation
+    (``Modality.per_unit_scale``).
+
+    Args:
+        spec: the run's data spec.
+        x: the explained examples.
+
+    Returns:
+        A scale broadcastable to the attributions, or None where inputs share one unit (images, text, audio).
+    """
+    return get_modality(spec.modality).per_unit_scale(spec, x)
 
 
 def _warnings(checks: dict[str, Any], name: str) -> list[str]:
@@ -398,88 +354,9 @@ def _highest_loss(
                 predicted=names[int(predicted.target[k])],
                 confidence=round(float(probs[int(predicted.target[k])]), 4),
             )
-        entry.update(_example_view(spec, x[k], predicted.values[k]))
+        entry.update(get_modality(spec.modality).example_view(spec, x[k], predicted.values[k]))
         out.append(entry)
     return out, predicted
-
-
-# --- per-modality views ------------------------------------------------------------------------
-
-
-def _tokens(spec: DataSpec, ids: torch.Tensor) -> list[str]:
-    vocab = spec.extra.get("vocab") or []
-    return [vocab[i] if i < len(vocab) else f"<{i}>" for i in ids.tolist()]
-
-
-def _example_view(spec: DataSpec, x: torch.Tensor, values: torch.Tensor) -> dict[str, Any]:
-    """What the report shows of one example: tokens and their scores, or a table's top features."""
-    if spec.modality == "text":
-        keep = x != TEXT_PAD
-        return {
-            "tokens": _tokens(spec, x[keep]),
-            "scores": [round(float(v), 5) for v in values[keep]],
-        }
-    if spec.modality == "tabular":
-        names = list(spec.feature_names) or [f"x{i}" for i in range(values.numel())]
-        flat = values.flatten()
-        order = flat.abs().argsort(descending=True)[:5].tolist()
-        return {
-            "top_features": [
-                {"feature": names[i], "value": float(x.flatten()[i]), "attribution": float(flat[i])} for i in order
-            ]
-        }
-    return {}
-
-
-def _modality_views(spec: DataSpec, attributions: Attributions, labels: torch.Tensor) -> dict[str, Any]:
-    """Tables and profiles: features for tables, time steps and channels for series, bands and frames for audio."""
-    values = attributions.values
-    views: dict[str, Any] = {}
-    if spec.modality == "tabular":
-        names = list(spec.feature_names) or [f"x{i}" for i in range(values[0].numel())]
-        flat = values.flatten(1)
-        mean, mean_abs = flat.mean(dim=0), flat.abs().mean(dim=0)
-        order = mean_abs.argsort(descending=True).tolist()
-        views["features"] = [
-            {
-                "feature": names[i],
-                "mean_attribution": round(float(mean[i]), 6),
-                "mean_abs": round(float(mean_abs[i]), 6),
-            }
-            for i in order
-        ]
-    elif spec.modality == "sequence" and values.dim() == 3:
-        views["per_time_step"] = [round(float(v), 6) for v in values.abs().sum(dim=2).mean(dim=0)]
-        names = list(spec.feature_names) or [f"channel {c}" for c in range(values.shape[2])]
-        per_channel = values.abs().sum(dim=1).mean(dim=0)
-        views["per_channel"] = [
-            {"channel": names[c], "mean_abs": round(float(v), 6)} for c, v in enumerate(per_channel)
-        ]
-    elif spec.modality == "audio" and values.dim() == 4:
-        views["per_frequency_band"] = [round(float(v), 6) for v in values.abs().sum(dim=(1, 3)).mean(dim=0)]
-        views["per_time_step"] = [round(float(v), 6) for v in values.abs().sum(dim=(1, 2)).mean(dim=0)]
-    elif spec.modality == "text":
-        views["examples"] = [
-            {"index": k, **_example_view(spec, attributions.inputs[k], values[k])}
-            for k in range(min(SHOWN, len(values)))
-        ]
-        views["top_tokens"] = _top_tokens(spec, attributions)
-    return views
-
-
-def _top_tokens(spec: DataSpec, attributions: Attributions, top: int = 15) -> list[dict[str, Any]]:
-    """Tokens with the largest mean attribution over the explained examples (at least two occurrences)."""
-    totals: dict[int, list[float]] = {}
-    for ids, values in zip(attributions.inputs, attributions.values, strict=True):
-        for token, value in zip(ids.tolist(), values.tolist(), strict=True):
-            if token not in (TEXT_PAD, TEXT_UNK):
-                totals.setdefault(token, []).append(value)
-    means = [(np.mean(v), t, len(v)) for t, v in totals.items() if len(v) >= 2]
-    means.sort(key=lambda m: -abs(m[0]))
-    return [
-        {"token": _tokens(spec, torch.tensor([t]))[0], "mean_attribution": round(float(m), 5), "count": c}
-        for m, t, c in means[:top]
-    ]
 
 
 # --- figures -----------------------------------------------------------------------------------
@@ -495,36 +372,12 @@ def _titles(spec: DataSpec, attributions: Attributions, labels: torch.Tensor, co
 def _figures(
     run: RunDir, spec: DataSpec, attributions: Attributions, labels: torch.Tensor, result: dict[str, Any]
 ) -> list[str]:
-    """Draw the pictures for the modality; return the figure names written."""
-    written = []
-    shown = min(SHOWN, len(attributions.values))
+    """Draw the modality's picture of the examples (``Modality.picture``) and the trust curves; return the
+    figure names written."""
+    titles = _titles(spec, attributions, labels, min(SHOWN, len(attributions.values)))
+    kind = get_modality(spec.modality).picture
+    written = pictures.draw_examples(kind, attributions, spec, titles, run.figure)
     label = METHODS[attributions.method].label
-    heat = attributions.per_unit().numpy()
-    x = attributions.inputs.numpy()
-    titles = _titles(spec, attributions, labels, shown)
-    if spec.modality == "image" and x.ndim == 4:
-        pictures.image_overlays(x[:shown], heat[:shown], titles, run.figure("explain_examples"))
-        written.append("explain_examples")
-        if spec.task == "classify":
-            names = _class_names(spec)
-            classes = [c for c in range(spec.num_outputs) if bool((attributions.target == c).any())]
-            means = np.stack([heat[(attributions.target == c).numpy()].mean(axis=0) for c in classes])
-            pictures.heat_grid(means, [f"predicted {names[c]}" for c in classes], run.figure("explain_classes"))
-            written.append("explain_classes")
-    elif spec.modality == "audio" and x.ndim == 4:
-        pictures.spectrogram_overlays(x[: min(4, shown)], heat[: min(4, shown)], titles, run.figure("explain_examples"))
-        written.append("explain_examples")
-    elif spec.modality == "sequence" and x.ndim == 3:
-        per_step = attributions.values.sum(dim=2).numpy()
-        pictures.series_overlays(
-            x[: min(4, shown)], per_step[: min(4, shown)], titles, run.figure("explain_examples"), spec.feature_names
-        )
-        written.append("explain_examples")
-    elif spec.modality == "tabular":
-        names = list(spec.feature_names) or [f"x{i}" for i in range(heat[0].size)]
-        mean = attributions.values.flatten(1).mean(dim=0).numpy()
-        pictures.feature_bars(names, mean, f"{label}: mean attribution per feature", run.figure("explain_features"))
-        written.append("explain_features")
     if "trust" in result:
         pictures.curves(result["trust"]["faithfulness"], label, run.figure("explain_curves"))
         written.append("explain_curves")

@@ -27,6 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from glassnet.data.modality import get_modality
+from glassnet.models.outputs import batched_outputs
+
 DELETION_STEPS = 10
 RANDOM_ORDERS = 3
 RANDOMISATION_THRESHOLD = 0.5  # mean rank correlation trained vs randomised model above which the test fails
@@ -38,32 +41,26 @@ POSITION_FIT_ROUNDS = 25
 
 def output_scores(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch: int) -> torch.Tensor:
     """The target's probability (classifiers) or raw output (single-output models), without gradients."""
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(inputs), batch):
-            outputs = model(inputs[start : start + batch])
-            outputs = outputs.reshape(len(outputs), -1)
-            if outputs.shape[1] > 1:
-                outputs = outputs.softmax(dim=1)
-            t = targets[start : start + batch].reshape(-1, 1).to(outputs.device)
-            out.append(outputs.gather(1, t).squeeze(1).float().cpu())
-    return torch.cat(out)
+    outputs = batched_outputs(model, inputs, batch, device=inputs.device).reshape(len(inputs), -1)
+    if outputs.shape[1] > 1:
+        outputs = outputs.softmax(dim=1)
+    return outputs.gather(1, targets.reshape(-1, 1).cpu()).squeeze(1)
 
 
 def unit_view(values: torch.Tensor, modality: str) -> torch.Tensor:
-    """Attributions per unit, ``N x U``: image and spectrogram pixels (channels summed), else every value."""
-    if modality in ("image", "audio") and values.dim() == 4:
-        return values.sum(dim=1).flatten(1)
-    return values.flatten(1)
+    """Attributions per unit, ``N x U``, as the modality groups them (``Modality.unit_view``): image and
+    spectrogram pixels (channels summed), else every value.
+
+    Args:
+        values: attributions, one example per row.
+        modality: a registered modality name.
+    """
+    return get_modality(modality).unit_view(values)
 
 
 def _apply(inputs: torch.Tensor, baseline: torch.Tensor, chosen: torch.Tensor, modality: str) -> torch.Tensor:
     """``inputs`` with the ``chosen`` units (``N x U`` booleans) set to the baseline."""
-    if modality in ("image", "audio") and inputs.dim() == 4:
-        mask = chosen.reshape(len(inputs), 1, *inputs.shape[2:])
-    else:
-        mask = chosen.reshape(inputs.shape)
-    return torch.where(mask.to(inputs.device), baseline, inputs)
+    return get_modality(modality).replace_units(inputs, baseline, chosen)
 
 
 def _curves(
@@ -355,8 +352,9 @@ def randomisation_test(
     the correlation of the magnitudes alone is reported beside it, since methods that multiply by
     the input keep part of their magnitude pattern from the input itself (Adebayo et al. 2018).
 
-    ``positional`` (default: on for text) removes, from each model's attributions separately, the
-    profile over token positions that all examples share (``position_residuals``) before ranking.
+    ``positional`` (default: the modality's ``positional``, on for text) removes, from each model's
+    attributions separately, the profile over token positions that all examples share
+    (``position_residuals``) before ranking.
     What a network's architecture does to every input alike, such as a recurrence whose gradients
     fade with the distance to the end of the text, says nothing about what it learned, and it is
     there in the randomised model too. Removing it cannot make a method pass by itself: the
@@ -372,7 +370,7 @@ def randomisation_test(
     if scale is not None:
         trained, randomised = trained * scale, randomised * scale
     a, b = unit_view(trained, modality), unit_view(randomised, modality)
-    positional = modality == "text" if positional is None else positional
+    positional = get_modality(modality).positional if positional is None else positional
     result: dict[str, Any] = {}
     passed = True
     if positional:

@@ -7,11 +7,11 @@ errors, anomaly scores and VAE samples are all in the units the user gave.
 Denoising is the ``noise`` hyper-parameter of every family: Gaussian noise of that standard
 deviation (in standardised units) is added to the encoder's input in training mode only.
 
-The variational autoencoder needs a KL term in its loss, but the trainer's step only passes the
-model's outputs and the targets to the task. The VAE therefore attaches its per-example KL
-divergence (``kl``, nats) and its Gaussian decoder's variance (``decoder_var``, natural units) as
-attributes of the reconstruction tensor it returns; the ``reconstruct`` task adds the KL term when
-it finds them (see ``glassnet.train.reconstruction``). The last KL is also kept, detached, as
+The variational autoencoder needs a KL term in its loss, so it returns a structured output,
+``VariationalOutput(reconstruction, kl, decoder_var)`` (``glassnet.models.outputs``): the
+reconstruction, the per-example KL divergence from the prior (nats) and its Gaussian decoder's
+variance (natural units). The ``reconstruct`` task reads the fields it needs; everything that only
+wants the reconstruction takes ``prediction(outputs)``. The last KL is also kept, detached, as
 ``model.kl``. In eval mode the VAE decodes the posterior mean, so its reconstructions are
 deterministic.
 """
@@ -28,6 +28,7 @@ from glassnet.data.bundle import statistic_axes
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
 from glassnet.models.layers import Standardize, check_positive, input_layer, make_activation
+from glassnet.models.outputs import VariationalOutput, eval_mode, model_device, prediction
 from glassnet.models.registry import register_model
 
 KINDS = ("dense", "conv")
@@ -145,7 +146,7 @@ class VariationalAutoencoder(Autoencoder):
         """The posterior mean: the VAE's deterministic latent code."""
         return self.posterior(x)[0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> VariationalOutput:
         mean, log_var = self.posterior(x)
         z = mean
         if self.training:  # reparameterisation: the sample stays differentiable in mean and log_var
@@ -153,9 +154,8 @@ class VariationalAutoencoder(Autoencoder):
         kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(dim=1)
         self.kl = kl.detach()
         reconstruction = self.decode(z)
-        reconstruction.kl = kl  # read by the reconstruct task (see the module docstring)
-        reconstruction.decoder_var = self.decoder_var
-        return reconstruction
+        decoder_var = torch.tensor(self.decoder_var, dtype=reconstruction.dtype, device=reconstruction.device)
+        return VariationalOutput(reconstruction, kl, decoder_var)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -166,14 +166,9 @@ class VariationalAutoencoder(Autoencoder):
             generator: optional CPU generator, for reproducible samples.
         """
         check_positive("n", n)
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.latent, generator=generator).to(device)
-        was_training = self.training
-        self.eval()
-        try:
+        z = torch.randn(n, self.latent, generator=generator).to(model_device(self))
+        with eval_mode(self):
             return self.decode(z)
-        finally:
-            self.train(was_training)
 
 
 def anomaly_scores(model: nn.Module, inputs: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
@@ -191,18 +186,13 @@ def anomaly_scores(model: nn.Module, inputs: torch.Tensor, batch_size: int = 102
         A float tensor of ``N`` scores on the CPU; larger means less like the training data.
     """
     check_positive("batch_size", batch_size)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
+    device = model_device(model)
     scores = []
-    try:
-        with torch.inference_mode():
-            for begin in range(0, len(inputs), batch_size):
-                batch = inputs[begin : begin + batch_size].to(device)
-                error = (model(batch).float() - batch.float()).pow(2)
-                scores.append(error.reshape(len(batch), -1).mean(dim=1).cpu())
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.inference_mode():
+        for begin in range(0, len(inputs), batch_size):
+            batch = inputs[begin : begin + batch_size].to(device)
+            error = (prediction(model(batch)).float() - batch.float()).pow(2)
+            scores.append(error.reshape(len(batch), -1).mean(dim=1).cpu())
     return torch.cat(scores) if scores else torch.zeros(0)
 
 

@@ -61,7 +61,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> None:
 
 def save_model(model: nn.Module, spec: DataSpec, run_dir: str | os.PathLike[str]) -> None:
     """Write ``model.json`` and ``model.safetensors`` into ``run_dir``."""
-    from glassnet import __version__
+    from glassnet.version import __version__
 
     run = RunDir(run_dir)
     record = {"format": FORMAT, **to_jsonable(architecture(model)), "spec": spec.to_dict(), "glassnet": __version__}

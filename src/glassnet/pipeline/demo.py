@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from typing import IO
 
 from glassnet.config import RunConfig
 from glassnet.pipeline.training import train
-from glassnet.report import report
-from glassnet.runs import RunDir
+from glassnet.stages import list_stages
+from glassnet.train.run import Run
 
 DEMO_CONFIG = RunConfig(
     data="digits",
@@ -31,51 +30,33 @@ def demo(
     config: RunConfig | None = None,
     progress: IO[str] | None = None,
     audit: bool = True,
-) -> RunDir:
-    """The main job: train a CNN on ``digits``, audit it, and write the report card.
+) -> Run:
+    """The main job: train a CNN on ``digits``, run every registered stage on it, write the report card.
 
-    Training evaluates the model on the held-out test split; the audit then explains its decisions
-    (integrated gradients with the trust checks), attacks it (accuracy against L-inf eps with the
-    AutoAttack-style worst case) and compresses it (int8 variants and an ONNX export, measured
-    against the original), each stage writing ``results/<stage>.json`` and its figures, so the
-    report card shows all of it. ``out`` is replaced if it already holds a demo run: the demo is
-    fully reproducible from its configuration and seed.
+    Training evaluates the model on the held-out test split; the registered stages then run in
+    their order with the options each declares for the demo, sized to take seconds on two CPU cores:
+    explain (integrated gradients with the trust checks), robustness (accuracy against L-inf eps with
+    the AutoAttack-style worst case), compress (int8 variants and an ONNX export, measured against
+    the original) and the report. Each writes ``results/<stage>.json`` and its figures. The data and
+    the model are opened once: every stage gets the ``Run`` that training returned. ``out`` is
+    replaced if it already holds a demo run: the demo is fully reproducible from its configuration
+    and seed.
 
     Args:
         out: the run directory.
         config: the training configuration (default ``DEMO_CONFIG``).
         progress: stream for the progress bar and stage lines (None is silent).
-        audit: run the explain, attack and compress stages after training.
+        audit: run the audit stages after training (the report is written either way).
 
     Returns:
-        The run directory, with ``report.html`` written.
+        The ``Run``, with ``report.html`` written.
     """
     run = train(config or DEMO_CONFIG, out=out, overwrite=True, progress=progress)
-    if audit:
-        _audit(run, progress)
-    report(run.path)
+    for stage in list_stages():
+        if stage.demo is None or (stage.audit and not audit) or not stage.applies_to(run.spec.task):
+            continue
+        options, line = stage.demo(run)
+        if line and progress is not None:
+            print(f"{stage.name}: {line}", file=progress, flush=True)
+        stage.run(run, **options)
     return run
-
-
-def _audit(run: RunDir, progress: IO[str] | None) -> None:
-    """The demo's audit stages, sized to take seconds on two CPU cores."""
-    from glassnet.compress.run import compress_run
-    from glassnet.explain import explain_run
-    from glassnet.robust.stage import attack_run
-
-    _say(progress, "explain: integrated gradients on 32 test digits, with the trust checks")
-    explain_run(run.path, method="integrated_gradients", n=32)
-    _say(progress, "attack: APGD, Square and PGD on 200 test digits, L-inf eps up to 0.1")
-    attack_run(run.path, limit=200, apgd_steps=20, square_queries=200)
-    onnx = all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime", "onnxscript"))
-    if onnx:
-        _say(progress, "compress: int8 quantisation (PyTorch and ONNX Runtime) and an ONNX export")
-        compress_run(run.path, quantize=["int8"], export_format="onnx")
-    else:
-        _say(progress, "compress: PyTorch int8 only (`pip install glassnet[compress]` adds ONNX and ONNX Runtime)")
-        compress_run(run.path, quantize=["torch-dynamic", "torch-static"], export_format=None)
-
-
-def _say(stream: IO[str] | None, line: str) -> None:
-    if stream is not None:
-        print(line, file=stream, flush=True)

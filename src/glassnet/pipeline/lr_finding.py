@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 
 from glassnet.config import RunConfig
+from glassnet.figures import pyplot, save_figure
 from glassnet.models import create_model
-from glassnet.pipeline.training import _targets, default_run_dir, load_training_data, make_trainer
-from glassnet.runs import RunDir, atomic_write
+from glassnet.pipeline.training import default_run_dir, make_trainer
+from glassnet.runs import RunDir
 from glassnet.train import seed_everything
 from glassnet.train.lr_finder import LRFinderResult, find_lr
-from glassnet.train.tasks import make_task
+from glassnet.train.run import load_training_data
 
 
 def find_learning_rate(
@@ -40,11 +41,7 @@ def find_learning_rate(
     bundle = load_training_data(config)
     seed_everything(config.seed)
     model = create_model(config.model, bundle.spec, **config.model_args)
-    trainer, _ = make_trainer(config, bundle.spec)
-    counted = _targets(bundle.train) if config.class_weights == "balanced" else None
-    trainer.task = make_task(
-        bundle.spec.task, config.class_weights, config.label_smoothing, counted, bundle.spec.num_outputs
-    )
+    trainer, _ = make_trainer(config, bundle)
     result = find_lr(trainer, model, bundle, min_lr=min_lr, max_lr=max_lr, num_steps=num_steps)
     run = RunDir(out if out is not None else default_run_dir(config))
     if run.path.exists() and not run.path.is_dir():
@@ -60,11 +57,7 @@ def find_learning_rate(
 
 def plot_lr_finder(result: LRFinderResult, path: str | os.PathLike[str]) -> None:
     """Loss against learning rate (log scale): raw steps, the smoothed curve and the suggestion."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     finite = [(lr, raw, s) for lr, raw, s in zip(result.lrs, result.losses, result.smoothed) if s != float("inf")]
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     if finite:
@@ -78,5 +71,4 @@ def plot_lr_finder(result: LRFinderResult, path: str | os.PathLike[str]) -> None
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="Learning-rate range test")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    plt.close(fig)
+    save_figure(fig, path)

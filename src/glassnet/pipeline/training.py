@@ -1,4 +1,9 @@
-"""The train and evaluate stages over one run directory."""
+"""The train and evaluate stages over one run directory.
+
+``train(config)`` builds the data, the model and a ``Trainer`` from the configuration, fits, and
+writes the run directory; what the results and figures hold beyond the metrics is the task's to say
+(``Task.details``). It returns the ``Run`` with the trained model and its data in memory.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import torch
-from torch.utils.data import Dataset, TensorDataset
 
 from glassnet.config import RunConfig, save_config
-from glassnet.data import DataBundle, DataSpec, load_dataset
-from glassnet.errors import CheckpointError, ConfigError, DataError, RunError
-from glassnet.models import create_model, list_models, model_info, save_model, summarize
-from glassnet.models.autoencoder import anomaly_scores
-from glassnet.report import figures
-from glassnet.report import reconstruction as reconstruction_figures
+from glassnet.data import DataBundle, DataSpec, load_dataset, split_targets
+from glassnet.errors import CheckpointError, ConfigError, RunError
+from glassnet.figures import training as figures
+from glassnet.models import create_model, save_model, summarize
 from glassnet.runs import CHECKPOINTS_DIR, RunDir
 from glassnet.train import (
     EMA,
@@ -37,13 +38,10 @@ from glassnet.train import (
     seed_everything,
 )
 from glassnet.train.checkpoint import LAST
-from glassnet.train.reconstruction import evaluate_reconstruction, reconstruction_bundle
-from glassnet.train.tasks import Classification, MultiLabel, get_task, make_task
-
-GRID_SIZE = 24
-RECONSTRUCTION_EXAMPLES = 8
-VAE_SAMPLES = 32
-THRESHOLD_PERCENTILE = 95
+from glassnet.train.reconstruction import reconstruction_bundle
+from glassnet.train.run import Run, check_compatible, load_training_data
+from glassnet.train.steps import Step, step_from_options
+from glassnet.train.tasks import TaskContext, get_task, make_task
 
 
 def default_run_dir(config: RunConfig, root: str | os.PathLike[str] = "runs") -> Path:
@@ -97,13 +95,15 @@ def clear_stage_outputs(run: RunDir) -> None:
 
 def make_trainer(
     config: RunConfig,
-    spec: DataSpec,
+    bundle: DataBundle,
     run: RunDir | None = None,
     progress: IO[str] | None = None,
     extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[Trainer, BestModel]:
-    """A ``Trainer`` configured from ``config``: augmentation, precision, schedules, best-on-validation
-    selection, the engine's callbacks, logging and (with a run) resumable checkpoints."""
+    """A ``Trainer`` configured from ``config`` for ``bundle``: the task with its loss options (class
+    weights counted on the training split), the step, augmentation, precision, schedules,
+    best-on-validation selection, the engine's callbacks, logging and (with a run) resumable checkpoints."""
+    spec = bundle.spec
     best = BestModel(monitor=config.monitor)
     # EMA first: validation, BestModel and ModelCheckpoint then see (and keep) the averaged weights
     callbacks: list[Any] = [EMA(config.ema)] if config.ema else []
@@ -151,7 +151,11 @@ def make_trainer(
         checkpoint_dir=_checkpoints(run) if run is not None else None,
         checkpoint_every=config.checkpoint_every,
         checkpoint_meta={"config": config.to_dict()},
+        max_steps=config.max_steps or None,
     )
+    counted = split_targets(bundle.train) if config.class_weights == "balanced" else None
+    trainer.task = make_task(spec.task, config.class_weights, config.label_smoothing, counted, spec.num_outputs)
+    trainer.task.mode(config.monitor)
     return trainer, best
 
 
@@ -170,14 +174,9 @@ def _loggers(config: RunConfig, run: RunDir) -> list[Any]:
     return [made[name]() for name in config.loggers]
 
 
-def _training_step(config: RunConfig, spec: DataSpec) -> Any:
-    """The task's own step, or an adversarial-training step around it when ``adversarial`` is set."""
-    augment = _augmentation(config, spec)
-    if not config.adversarial:
-        return get_task(spec.task).make_step(augment)
-    from glassnet.robust.training import adversarial_step
-
-    return adversarial_step(config.adversarial, spec, augment=augment)
+def _training_step(config: RunConfig, spec: DataSpec) -> Step:
+    """The step ``config.step`` names (with its options), or the task's own step."""
+    return step_from_options(config.step, spec, _augmentation(config, spec), get_task(spec.task).default_step)
 
 
 def _augmentation(config: RunConfig, spec: DataSpec) -> Any:
@@ -188,44 +187,6 @@ def _augmentation(config: RunConfig, spec: DataSpec) -> Any:
     return build_augmentation(spec, config.augment)
 
 
-def load_training_data(config: RunConfig) -> DataBundle:
-    """The dataset that ``config`` names, in the form its model trains on.
-
-    A reconstruction model (registered for ``reconstruct`` only) given a classification dataset gets
-    a reconstruction bundle: inputs as targets, trained on ``config.normal_classes`` (every class
-    when empty), with the test split's classes kept in ``info["test_labels"]``.
-
-    Raises:
-        ConfigError: ``normal_classes`` is set for a model or dataset it does not apply to, names a
-            class the dataset lacks, or names every class (leaving nothing to detect).
-    """
-    reconstructs = model_info(config.model).tasks == ("reconstruct",)
-    if config.normal_classes and not reconstructs:
-        raise ConfigError(
-            f"normal_classes={config.normal_classes!r} applies to reconstruction models only "
-            f"({', '.join(_reconstruction_models())}); model {config.model!r} does not reconstruct. "
-            "Choose one of those models or remove normal_classes"
-        )
-    bundle = load_dataset(config.data, **config.data_args)
-    if bundle.spec.task != "classify":
-        if config.normal_classes:
-            raise ConfigError(
-                f"normal_classes={config.normal_classes!r} needs a classification dataset (its classes say what is "
-                f"normal); dataset {bundle.spec.name or config.data!r} is for {bundle.spec.task}"
-            )
-        return bundle
-    if not reconstructs:
-        return bundle
-    bundle = reconstruction_bundle(bundle, config.normal_classes or None)
-    names = bundle.info["class_names"]
-    if config.normal_classes and len(bundle.info["normal_classes"]) == len(names):
-        raise ConfigError(
-            f"normal_classes={config.normal_classes!r} names every class ({', '.join(names)}), so no test example "
-            "is abnormal. Name fewer classes, or leave normal_classes empty for plain reconstruction"
-        )
-    return bundle
-
-
 def train(
     config: RunConfig | None = None,
     out: str | os.PathLike[str] | None = None,
@@ -233,7 +194,7 @@ def train(
     progress: IO[str] | None = None,
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
-) -> RunDir:
+) -> Run:
     """Train a model as ``config`` says and write the run directory.
 
     Writes ``config.yaml``, ``metrics.jsonl``, ``model.json``, ``model.safetensors``,
@@ -260,7 +221,7 @@ def train(
         callbacks: extra callbacks, run after the configured ones.
 
     Returns:
-        The ``RunDir`` written.
+        The ``Run`` written, holding the trained model (CPU, eval mode) and the data it trained on.
 
     Raises:
         CheckpointError: ``resume`` and the checkpoint is missing, corrupt or does not fit.
@@ -277,12 +238,7 @@ def train(
     model = create_model(config.model, bundle.spec, **config.model_args)
     run = RunDir(out if out is not None else default_run_dir(config))
     # every mistake that can be found before training is found before anything is written
-    trainer, best = make_trainer(config, bundle.spec, run, progress, callbacks)
-    counted = _targets(bundle.train) if config.class_weights == "balanced" else None
-    trainer.task = make_task(
-        bundle.spec.task, config.class_weights, config.label_smoothing, counted, bundle.spec.num_outputs
-    )
-    trainer.task.mode(config.monitor)
+    trainer, best = make_trainer(config, bundle, run, progress, callbacks)
     if resume_from is None and distributed.is_global_zero():
         prepare_run_dir(run.path, overwrite)
         shutil.rmtree(_checkpoints(run), ignore_errors=True)  # an overwritten run's states do not resume this one
@@ -291,18 +247,19 @@ def train(
     finally:
         distributed.cleanup()  # rank 0 evaluates the whole test split alone; the others are done
     if not distributed.is_global_zero():
-        return run
+        return Run(run.path)
     if fit.diverged is not None and best.best_epoch is None:
         _restore_last_good(model, trainer, fit.diverged, config)
     # a run being overwritten keeps its previous model and results until training has succeeded
     clear_stage_outputs(run)
-    save_config(config, run.config)
+    save_config(config, run.config_file)
     save_model(model, bundle.spec, run.path)
 
+    task = trainer.task
     results: dict[str, Any] = {
         "task": bundle.spec.task,
-        "test": _metrics(trainer, model, bundle.test),
-        "val": _metrics(trainer, model, bundle.val) if len(bundle.val) else {},
+        "test": _rounded(task.evaluate(trainer, model, bundle, "test")),
+        "val": _rounded(task.evaluate(trainer, model, bundle, "val")) if len(bundle.val) else {},
         "training": {
             "epochs_run": fit.epochs_run,
             "max_epochs": config.epochs,
@@ -318,29 +275,19 @@ def train(
             "stopped_by": _stopped_by(trainer),
             "diverged": fit.diverged,
             "resumed": resume_from is not None,
+            "step": trainer.step.describe(),
             "augment": trainer.step.augment.describe() if trainer.step.augment is not None else {},
-            "adversarial": trainer.step.describe() if config.adversarial else {},
+            "adversarial": trainer.step.describe() if trainer.step.name == "adversarial" else {},
         },
         "data": _data_summary(bundle),
         "model": {"name": config.model, "hparams": model.glassnet_arch["hparams"], **summarize(model, bundle.spec)},
     }
-    if bundle.spec.task == "reconstruct":
-        _reconstruction_details(run, bundle, model, results, config.seed)
-    elif bundle.spec.task == "language_model":
-        from glassnet.train.language_model import sample_text
-
-        results["sample"] = {"prompt": "the ", "temperature": 0.8, "seed": config.seed}
-        results["sample"]["text"] = sample_text(model, bundle.spec, "the ", 200, 0.8, config.seed)
-    elif bundle.spec.task == "tag":  # one class per step: per-tag scores, baselines, example texts
-        from glassnet.pipeline.tagging import tagging_details
-
-        tagging_details(run, bundle, trainer.predict(model, bundle.test), results)
-    elif bundle.spec.task != "seq2seq":  # sequence outputs have no confusion matrix or scatter plot
-        _test_details(run, bundle, trainer.predict(model, bundle.test), results)
+    task.details(TaskContext(run, bundle, model, trainer, results, config.seed))
     if fit.history:
         figures.training_curves(fit.history, run.figure("training_curves"))
     run.write_result("train", results)
-    return run
+    model.cpu().eval()
+    return Run(run.path, model=model, spec=bundle.spec, config=config, bundle=bundle)
 
 
 def _resume_checkpoint(out: str | os.PathLike[str] | None, resume: bool) -> Path | None:
@@ -396,225 +343,34 @@ def _stopped_by(trainer: Trainer) -> str | None:
     return None
 
 
-def evaluate(run_dir: str | os.PathLike[str], data: str | None = None, split: str = "test") -> dict[str, Any]:
-    """Evaluate a saved run on a split of its dataset (or of ``data``); writes ``results/evaluate.json``."""
-    from glassnet.config import read_yaml
-    from glassnet.models import load_model
+def evaluate(run: Run | str | os.PathLike[str], data: str | None = None, split: str = "test") -> dict[str, Any]:
+    """Evaluate a saved run on a split of its own data (or of dataset ``data``); writes ``results/evaluate.json``.
 
-    run = RunDir(run_dir)
-    model, spec = load_model(run.path)
-    config = RunConfig.from_dict(read_yaml(run.config)) if run.config.is_file() else RunConfig(data=spec.name)
-    name = data or config.data
-    bundle = load_dataset(name, **(config.data_args if data is None else {}))
-    if spec.task == "reconstruct" and bundle.spec.task == "classify":
-        bundle = reconstruction_bundle(bundle, config.normal_classes or None)
-    check_compatible(spec, bundle)
-    trainer = Trainer(task=spec.task, device=config.device)
-    metrics = _metrics(trainer, model, bundle.split(split))
-    if split == "test" and _has_anomalies(bundle):
-        metrics.update(anomaly_detection(model, bundle)[0])
+    Args:
+        run: a ``Run`` or a run directory.
+        data: another dataset to score the model on (default: the run's own data, as trained).
+        split: ``train``, ``val`` or ``test``.
+    """
+    run = Run.open(run)
+    spec = run.spec
+    if data is None:
+        bundle, name = run.data(), run.config.data if run.config is not None else spec.name
+    else:
+        bundle, name = load_dataset(data), data
+        if spec.task == "reconstruct" and bundle.spec.task == "classify":
+            bundle = reconstruction_bundle(bundle, run.config.normal_classes or None if run.config else None)
+        check_compatible(spec, bundle)
+    trainer = Trainer(task=spec.task, device=run.config.device if run.config is not None else "auto")
+    metrics = _rounded(trainer.task.evaluate(trainer, run.model, bundle, split))
     result = {"task": spec.task, "data": name, "split": split, "size": len(bundle.split(split)), split: metrics}
     run.write_result("evaluate", result)
     return result
 
 
-def check_compatible(spec: DataSpec, bundle: DataBundle) -> None:
-    """Raise ``DataError`` unless ``bundle`` has the inputs and outputs the model was built for."""
-    other = bundle.spec
-    if (other.input_shape, other.task, other.num_outputs) != (spec.input_shape, spec.task, spec.num_outputs):
-        raise DataError(
-            f"dataset {other.name!r} ({other.task}, inputs {other.input_shape}, {other.num_outputs} outputs) "
-            f"does not match the model ({spec.task}, inputs {spec.input_shape}, {spec.num_outputs} outputs)"
-        )
-    if spec.class_names and other.class_names and list(spec.class_names) != list(other.class_names):
-        raise DataError(
-            f"dataset {other.name!r} has the classes {list(other.class_names)}, but the model was trained on "
-            f"{list(spec.class_names)}: the scores would compare different classes"
-        )
-    mine, theirs = spec.extra.get("vocab"), other.extra.get("vocab")
-    if mine is not None and theirs is not None and list(mine) != list(theirs):
-        raise DataError(
-            f"dataset {other.name!r} was encoded with a different vocabulary ({len(theirs):,} tokens) than the "
-            f"model ({len(mine):,} tokens), so its token ids mean other words; evaluate a text run on the dataset "
-            "and data options it was trained with"
-        )
-
-
-def _metrics(trainer: Trainer, model: torch.nn.Module, data: Dataset) -> dict[str, float]:
-    if trainer.task.name == "reconstruct":  # batch by batch, so a VAE's ELBO and KL survive
-        values = evaluate_reconstruction(model, data, device=trainer.device)
-    else:
-        values = trainer.evaluate(model, data)
-    return {k: round(v, 6) for k, v in values.items()}
-
-
-def _test_details(run: RunDir, bundle: DataBundle, predictions: Any, results: dict[str, Any]) -> None:
-    """Confusion matrix, example predictions and their figures for the report."""
-    spec = bundle.spec
-    targets = _targets(bundle.test)
-    task = get_task(spec.task)
-    if isinstance(task, MultiLabel):
-        names = list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
-        results["test"]["per_label"] = dict(zip(names, task.per_label(predictions.outputs, targets)))
-        return
-    if isinstance(task, Classification):
-        matrix = task.confusion_matrix(predictions.outputs, targets)
-        results["test"]["confusion_matrix"] = matrix
-        names = list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
-        figures.confusion_matrix(matrix, names, run.figure("confusion_matrix"))
-        chosen = _grid_indices(targets, predictions.prediction)
-        results["test"]["examples"] = [
-            {
-                "index": int(i),
-                "true": int(targets[i]),
-                "predicted": int(predictions.prediction[i]),
-                "confidence": round(float(predictions.confidence[i]), 4),
-            }
-            for i in chosen
-        ]
-        if spec.modality == "image":
-            figures.prediction_grid(
-                torch.stack([torch.as_tensor(bundle.test[i][0]) for i in chosen]).numpy(),
-                [int(targets[i]) for i in chosen],
-                [int(predictions.prediction[i]) for i in chosen],
-                [float(predictions.confidence[i]) for i in chosen],
-                names,
-                run.figure("predictions"),
-            )
-    else:
-        figures.predicted_vs_true(targets.numpy(), predictions.prediction.numpy(), run.figure("predicted_vs_true"))
-
-
-def anomaly_detection(model: torch.nn.Module, bundle: DataBundle) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """How well an autoencoder's reconstruction error tells the normal classes from the others.
-
-    On the test split, examples whose class is not in ``bundle.info["normal_classes"]`` are the
-    anomalies. The threshold is the 95th percentile of the scores of the validation split (normal
-    classes only; the training split when there is no validation split), so about one normal
-    example in twenty is flagged; precision and recall are those of ``score > threshold``.
-
-    Args:
-        model: a trained autoencoder.
-        bundle: a reconstruction bundle made with normal classes (``reconstruction_bundle``).
-
-    Returns:
-        ``(metrics, scores, abnormal)``: ``auroc`` (when the test split holds both kinds),
-        ``threshold``, ``precision`` and ``recall``; the test scores; the test examples' abnormal mask.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    labels = torch.as_tensor(bundle.info["test_labels"])
-    abnormal = (~torch.isin(labels, torch.as_tensor(bundle.info["normal_classes"]))).numpy()
-    scores = anomaly_scores(model, bundle.test.tensors[0]).numpy()
-    reference = bundle.val if len(bundle.val) else bundle.train
-    threshold = float(np.percentile(anomaly_scores(model, reference.tensors[0]).numpy(), THRESHOLD_PERCENTILE))
-    flagged = scores > threshold
-    hits = int((flagged & abnormal).sum())
-    metrics: dict[str, float] = {}
-    if abnormal.any() and not abnormal.all():
-        metrics["auroc"] = round(float(roc_auc_score(abnormal, scores)), 6)
-    metrics["threshold"] = float(f"{threshold:.6g}")  # significant digits: scores can be tiny
-    metrics["precision"] = round(hits / max(int(flagged.sum()), 1), 6)
-    metrics["recall"] = round(hits / max(int(abnormal.sum()), 1), 6)
-    return metrics, scores, abnormal
-
-
-def _reconstruction_models() -> list[str]:
-    return [name for name in list_models() if model_info(name).tasks == ("reconstruct",)]
-
-
-def _has_anomalies(bundle: DataBundle) -> bool:
-    """Whether ``bundle`` is a reconstruction bundle trained on some classes only."""
-    return bundle.info.get("normal_classes") is not None and "test_labels" in bundle.info
+def _rounded(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
 def _data_summary(bundle: DataBundle) -> dict[str, Any]:
     """``bundle.summary()`` without the per-example test labels of a reconstruction bundle."""
     return {key: value for key, value in bundle.summary().items() if key != "test_labels"}
-
-
-def _reconstruction_details(
-    run: RunDir, bundle: DataBundle, model: torch.nn.Module, results: dict[str, Any], seed: int
-) -> None:
-    """Anomaly-detection metrics and figures, example reconstructions and VAE samples (drawn with ``seed``)."""
-    inputs = bundle.test.tensors[0]
-    names = bundle.info.get("class_names") or []
-    labels = bundle.info.get("test_labels")
-    scores = abnormal = None
-    if _has_anomalies(bundle):
-        metrics, scores, abnormal = anomaly_detection(model, bundle)
-        results["test"].update(metrics)
-        results["anomaly"] = {
-            "normal_classes": [names[i] for i in bundle.info["normal_classes"]],
-            "threshold_percentile": THRESHOLD_PERCENTILE,
-            "threshold_from": "val" if len(bundle.val) else "train",
-            "test_normal": int((~abnormal).sum()),
-            "test_abnormal": int(abnormal.sum()),
-        }
-        reconstruction_figures.score_histogram(
-            scores[~abnormal], scores[abnormal], metrics["threshold"], run.figure("anomaly_scores")
-        )
-    chosen = _reconstruction_indices(len(inputs), abnormal)
-    titles = [
-        (names[labels[i]] if names and labels else f"test #{i}")
-        + (f"\nscore {scores[i]:.3g}" if scores is not None else "")
-        for i in chosen
-    ]
-    originals, outputs = _display_units(bundle.spec, inputs[chosen], _reconstruct(model, inputs[chosen]))
-    reconstruction_figures.reconstruction_pairs(
-        originals,
-        outputs,
-        bundle.spec.modality,
-        run.figure("reconstructions"),
-        titles=titles,
-        ylabel="standardised value" if bundle.spec.modality == "tabular" else "value",
-    )
-    if callable(getattr(model, "sample", None)) and bundle.spec.modality == "image":
-        generator = torch.Generator().manual_seed(seed)
-        samples = model.sample(VAE_SAMPLES, generator=generator)
-        reconstruction_figures.sample_grid(samples.cpu().numpy(), run.figure("vae_samples"))
-
-
-def _reconstruction_indices(count: int, abnormal: np.ndarray | None) -> list[int]:
-    """The first test examples; half of them normal and half abnormal when there are anomalies."""
-    if abnormal is None:
-        return list(range(min(count, RECONSTRUCTION_EXAMPLES)))
-    half = RECONSTRUCTION_EXAMPLES // 2
-    picked = np.concatenate([np.flatnonzero(~abnormal)[:half], np.flatnonzero(abnormal)[:half]])
-    return sorted(int(i) for i in picked)
-
-
-def _reconstruct(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """Reconstructions on the CPU, in eval mode without gradients (the model's mode is restored)."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            return model(inputs.to(device)).float().cpu()
-    finally:
-        model.train(was_training)
-
-
-def _display_units(spec: DataSpec, originals: torch.Tensor, outputs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Natural units, except table columns, standardised so that columns of any scale share one axis."""
-    if spec.modality == "tabular" and spec.input_mean is not None and spec.input_std is not None:
-        mean, std = torch.tensor(spec.input_mean), torch.tensor(spec.input_std)
-        originals, outputs = (originals - mean) / std, (outputs - mean) / std
-    return originals.numpy(), outputs.numpy()
-
-
-def _targets(data: Dataset) -> torch.Tensor:
-    """The targets of a split without decoding its inputs where the dataset can say them."""
-    if isinstance(data, TensorDataset):
-        return data.tensors[1]
-    if isinstance(getattr(data, "targets", None), torch.Tensor):
-        return data.targets
-    return torch.stack([torch.as_tensor(data[i][1]) for i in range(len(data))])
-
-
-def _grid_indices(targets: torch.Tensor, predicted: torch.Tensor) -> list[int]:
-    """Up to a third of the grid for mistakes, the rest for correct predictions, in test order."""
-    wrong = np.flatnonzero((targets != predicted).numpy())[: GRID_SIZE // 3]
-    right = np.flatnonzero((targets == predicted).numpy())[: GRID_SIZE - len(wrong)]
-    return sorted(int(i) for i in np.concatenate([wrong, right]))

@@ -1,14 +1,16 @@
-"""Presentation layer: the model report card (HTML) and its figures."""
+"""Presentation layer: the model report card (HTML) and its sections.
+
+Every module of this package that defines ``@section`` functions is imported here, so a new
+section is a new module; stages registered in ``glassnet.stages`` may also bring their own.
+"""
 
 import importlib as _importlib
-import importlib.util as _util
+import pkgutil as _pkgutil
 
-from glassnet.report import sections as _sections  # noqa: F401  (registers the train-stage sections)
 from glassnet.report.card import ReportContext, report, section
 
-# each audit stage registers its own sections in glassnet.report.<stage>
-for _stage in ("explain", "robustness", "compress", "tagging", "tasks"):
-    if _util.find_spec(f"glassnet.report.{_stage}") is not None:
-        _importlib.import_module(f"glassnet.report.{_stage}")
+for _module in _pkgutil.iter_modules(__path__):
+    if _module.name != "card":
+        _importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["ReportContext", "report", "section"]

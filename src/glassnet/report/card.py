@@ -93,6 +93,9 @@ def report(run_dir: str | os.PathLike[str]) -> Path:
     Raises:
         RunError: the run has no trained model to report on.
     """
+    from glassnet.stages import list_stages
+
+    list_stages()  # stages may bring report sections of their own
     run = RunDir(run_dir)
     run.require_model()
     if run.read_result("train") is None:
@@ -104,7 +107,7 @@ def report(run_dir: str | os.PathLike[str]) -> Path:
         if body:
             anchor = title.lower().replace(" ", "-")
             parts.append(f'<section id="{anchor}"><h2>{esc(title)}</h2>{body}</section>')
-    from glassnet import __version__
+    from glassnet.version import __version__
 
     page = _PAGE.format(
         title=esc(f"glassnet report: {run.path.name}"),
@@ -119,12 +122,12 @@ def report(run_dir: str | os.PathLike[str]) -> Path:
 
 
 def _read_config(run: RunDir) -> dict[str, Any]:
-    if not run.config.is_file():
+    if not run.config_file.is_file():
         return {}
     import yaml
 
     try:
-        return yaml.safe_load(run.config.read_text()) or {}
+        return yaml.safe_load(run.config_file.read_text()) or {}
     except yaml.YAMLError:
         return {}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from glassnet.compress.core import variant_cells
 from glassnet.report.card import ReportContext, esc, section, table
 
 
@@ -54,21 +55,5 @@ def compression(ctx: ReportContext) -> str | None:
 
 
 def _row(v: dict[str, Any], metric: str) -> list[Any]:
-    value, change = v.get(metric), v.get(f"{metric}_change")
-    shown = "n/a" if value is None else f"{value:.4f}"
-    if change is not None and v["name"] != "fp32":
-        shown += f" ({change:+.4f})"
     verdict = "baseline" if v["name"] == "fp32" else ("slower: " + ", ".join(v["slower"]) if v["slower"] else "faster")
-    return [
-        v["name"],
-        f"{v['size_bytes'] / 1024:,.1f} KiB",
-        f"{v['parameters']:,}",
-        shown,
-        f"{v['latency_ms_p50']:.3f}",
-        f"{v['latency_ms_p95']:.3f}",
-        f"{v['throughput']:,.0f}",
-        f"{v['size_ratio']:.2f}x",
-        f"{v['latency_speedup']:.2f}x",
-        f"{v['throughput_speedup']:.2f}x",
-        verdict,
-    ]
+    return [*variant_cells(v, metric), verdict]

@@ -100,5 +100,5 @@ def _training(result: dict[str, Any]) -> str:
     settings = result.get("adversarial_training")
     if not settings:
         return '<p class="note">The model was trained without adversarial training.</p>'
-    shown = ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)
+    shown = ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None and k != "name")
     return f'<p class="note">Adversarial training: {esc(shown)}.</p>'

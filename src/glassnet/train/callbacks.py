@@ -369,6 +369,8 @@ class TerminateOnNaN(Callback):
 
     def on_batch_end(self, trainer: Trainer, model: nn.Module, batch_size: int) -> None:
         loss = trainer.loss
+        if loss is None:  # a manual-optimisation step that logs no "loss"
+            return
         if self._first is None:
             self._first = torch.full((), -1, dtype=torch.long, device=loss.device)
         # encode (epoch, step) in one integer so that one read says both
@@ -465,13 +467,10 @@ class ProgressBar(Callback):
         now = time.perf_counter()
         if self.interactive and trainer.is_global_zero and now - self.last_draw >= self.refresh_s:
             self.last_draw = now
-            total = trainer.epoch_size or 1
-            done = min((trainer.epoch_seen + self.seen) / total, 1.0)
+            done = min(trainer.period_position / max(trainer.period_batches, 1), 1.0)
             bar = "#" * int(done * self.width)
             rate = self.seen / max(now - self.start, 1e-9) * trainer.world_size
-            self.stream.write(
-                f"\repoch {trainer.epoch}/{trainer.max_epochs} [{bar:<{self.width}}] {done:4.0%} {rate:,.0f} ex/s"
-            )
+            self.stream.write(f"\r{trainer.period_label()} [{bar:<{self.width}}] {done:4.0%} {rate:,.0f} ex/s")
             self.stream.flush()
 
     def on_epoch_end(self, trainer: Trainer, model: nn.Module, logs: dict[str, Any]) -> None:
@@ -483,5 +482,5 @@ class ProgressBar(Callback):
         )
         # in a terminal, overwrite the bar and clear what is left of it
         prefix, clear = ("\r", "\x1b[K") if self.interactive else ("", "")
-        self.stream.write(f"{prefix}epoch {logs['epoch']}/{trainer.max_epochs}  {shown}  {rate:,.0f} ex/s{clear}\n")
+        self.stream.write(f"{prefix}{trainer.period_label()}  {shown}  {rate:,.0f} ex/s{clear}\n")
         self.stream.flush()

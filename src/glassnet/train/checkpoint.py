@@ -18,7 +18,7 @@ import torch
 from glassnet.errors import CheckpointError
 from glassnet.runs import atomic_write
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: named optimisers and schedules, the step's logs, the batch source's state
 LAST = "last.pt"
 
 
@@ -46,8 +46,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"checkpoint '{path}' cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
             "it is corrupt or not a glassnet checkpoint. Delete it to start afresh"
         ) from exc
-    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+    if not isinstance(state, dict) or not isinstance(state.get("format"), int):
         raise CheckpointError(f"'{path}' is not a glassnet training checkpoint (format {FORMAT_VERSION} expected)")
+    if state["format"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"'{path}' is a glassnet training checkpoint of format {state['format']}, written by another version; "
+            f"this version resumes format {FORMAT_VERSION}. Start the run afresh (--overwrite)"
+        )
     return state
 
 

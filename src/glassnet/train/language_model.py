@@ -11,19 +11,18 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError, DataError
-from glassnet.train.tasks import Task, register_task
+from glassnet.train.tasks import TaskContext, TokenTask, register_task
 
 # How a sampled special token (<pad>, <unk>) is shown: one character, so a sample keeps its length.
 REPLACEMENT_CHARACTER = "\ufffd"
 
 
 @register_task
-class LanguageModelling(Task):
+class LanguageModelling(TokenTask):
     """Next-token prediction scored by mean token cross-entropy.
 
     Args:
@@ -32,14 +31,11 @@ class LanguageModelling(Task):
 
     name = "language_model"
     monitor_modes = {"loss": "min", "perplexity": "min", "bits_per_char": "min"}
+    headline_metrics = ("perplexity", "bits_per_char")
 
     def __init__(self, pad_index: int = 0) -> None:
+        super().__init__(ignore_index=pad_index)
         self.pad_index = pad_index
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy (nats) over the non-padding target tokens."""
-        self._check(outputs, targets)
-        return F.cross_entropy(outputs.transpose(1, 2), targets.long(), ignore_index=self.pad_index)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         """``loss`` (nats per token), ``perplexity`` = exp(loss) and ``bits_per_char`` = loss / ln 2.
@@ -47,24 +43,17 @@ class LanguageModelling(Task):
         Raises:
             DataError: the shapes do not match, or every target is padding.
         """
-        self._check(outputs, targets)
+        self.align(outputs, targets)
         if not (targets != self.pad_index).any():
             raise DataError(f"every target is padding (id {self.pad_index}); there is nothing to score")
         loss = self.loss(outputs.float(), targets).item()
         return {"loss": loss, "perplexity": math.exp(loss), "bits_per_char": loss / math.log(2)}
 
-    def decode(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The most likely next token at each position ``N x T`` and its probability."""
-        confidence, prediction = outputs.float().softmax(dim=2).max(dim=2)
-        return {"prediction": prediction, "confidence": confidence}
-
-    @staticmethod
-    def _check(outputs: torch.Tensor, targets: torch.Tensor) -> None:
-        if outputs.ndim != 3 or targets.shape != outputs.shape[:2]:
-            raise DataError(
-                f"language_model needs N x T x V logits and N x T next-token ids. Received: outputs "
-                f"{tuple(outputs.shape)}, targets {tuple(targets.shape)}"
-            )
+    def details(self, context: TaskContext) -> None:
+        """A text sampled after the prompt "the " (temperature 0.8, the run's seed), kept in the results."""
+        sample = {"prompt": "the ", "temperature": 0.8, "seed": context.seed}
+        sample["text"] = sample_text(context.model, context.bundle.spec, "the ", 200, 0.8, context.seed)
+        context.results["sample"] = sample
 
 
 def sample_text(

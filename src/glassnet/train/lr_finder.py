@@ -1,9 +1,10 @@
 """Learning-rate range test (Leslie Smith, WACV 2017): train briefly while the LR grows, suggest one.
 
 The learning rate grows exponentially from ``min_lr`` to ``max_lr`` over ``num_steps`` batches of
-the training data. The loss first barely moves (LR too small), then falls quickly, then blows up
-(LR too large). The suggestion is the LR where the smoothed loss falls fastest against log(LR),
-looked for only before the loss reaches its minimum, so it never lies in the diverging part.
+the training data, trained by the ordinary ``Trainer`` loop with the ``LRFinder`` callback. The
+loss first barely moves (LR too small), then falls quickly, then blows up (LR too large). The
+suggestion is the LR where the smoothed loss falls fastest against log(LR), looked for only before
+the loss reaches its minimum, so it never lies in the diverging part.
 The model, the optimiser (when one is given) and the random number generators are restored
 afterwards: the test changes nothing that a following ``fit`` would see.
 """
@@ -23,8 +24,8 @@ from torch.utils.data import Dataset
 
 from glassnet.data.bundle import DataBundle
 from glassnet.errors import ConfigError, DataError
-from glassnet.train.optim import build_optimizer
-from glassnet.train.precision import autocast, make_scaler
+from glassnet.train.callbacks import Callback
+from glassnet.train.steps import Step
 
 if TYPE_CHECKING:
     from glassnet.train.trainer import Trainer
@@ -81,10 +82,11 @@ def find_lr(
 ) -> LRFinderResult:
     """Run the learning-rate range test on the training data and suggest a peak learning rate.
 
-    Batches come from ``trainer`` (its batch size, seed, device and training step, so augmentation
-    and other learning schemes apply) and the optimiser is the trainer's kind (``adamw`` or
-    ``sgd`` with its weight decay and momentum) unless ``optimizer`` is given. The data is cycled
-    when it has fewer than ``num_steps`` batches.
+    The test is the trainer's own loop (``trainer.replace`` with an ``LRFinder`` callback, a
+    constant schedule, ``max_steps=num_steps`` and no validation), so batches, the training step
+    (augmentation, adversarial training ...), precision and device are those of training. The
+    optimiser is the trainer's kind (``adamw`` or ``sgd`` with its weight decay and momentum)
+    unless ``optimizer`` is given. The data is cycled when it has fewer than ``num_steps`` batches.
 
     Args:
         trainer: supplies the task, the step, the batch size, the optimiser settings and the device.
@@ -110,12 +112,24 @@ def find_lr(
     train = data.train if isinstance(data, DataBundle) else data
     if len(train) == 0:
         raise DataError("the training split is empty: the LR range test needs training batches")
-    model.to(trainer.device)
+    finder = LRFinder(min_lr, max_lr, num_steps, smoothing, diverge_factor)
+    step = trainer.step if optimizer is None else _GivenOptimizer(trainer.step, optimizer)
+    tester = trainer.replace(
+        callbacks=[finder],
+        step=step,
+        lr=min_lr,
+        schedule="none",
+        max_epochs=num_steps,  # enough passes to cycle a small dataset; max_steps ends the test
+        max_steps=num_steps,
+        checkpoint_dir=None,
+        eval_every=None,
+    )
     saved = _Snapshot(model, optimizer)
     try:
-        result = _range_test(trainer, model, train, optimizer, min_lr, max_lr, num_steps, smoothing, diverge_factor)
+        tester.fit(model, train)
     finally:
         saved.restore()
+    result = finder.result
     result.settings = {
         "min_lr": min_lr,
         "max_lr": max_lr,
@@ -128,6 +142,68 @@ def find_lr(
     }
     result.suggestion, result.min_loss_lr = suggest_lr(result.lrs, result.smoothed, skip_start)
     return result
+
+
+class LRFinder(Callback):
+    """The range test as a callback: each optimiser step gets the next learning rate, each loss is recorded.
+
+    The learning rate of step ``i`` is ``min_lr * (max_lr / min_lr) ** (i / (num_steps - 1))``; the
+    run stops (``trainer.should_stop``) when the loss is not finite or its smoothed value exceeds
+    ``diverge_factor`` times its minimum. ``result`` holds the curve (``find_lr`` adds the suggestion).
+    """
+
+    def __init__(
+        self, min_lr: float, max_lr: float, num_steps: int, smoothing: float = 0.1, diverge_factor: float = 4.0
+    ) -> None:
+        self.min_lr, self.max_lr, self.num_steps = min_lr, max_lr, num_steps
+        self.smoothing, self.diverge_factor = smoothing, diverge_factor
+        self.result = LRFinderResult()
+
+    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+        self.result, self.average, self.best = LRFinderResult(), 0.0, math.inf
+
+    def on_before_optimizer_step(self, trainer: Trainer, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        i = len(self.result.lrs)
+        lr = self.min_lr * (self.max_lr / self.min_lr) ** (i / max(self.num_steps - 1, 1))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        self.result.lrs.append(lr)
+
+    def on_batch_end(self, trainer: Trainer, model: nn.Module, batch_size: int) -> None:
+        value = float(trainer.loss)
+        result = self.result
+        result.losses.append(value)
+        if not math.isfinite(value):
+            result.smoothed.append(math.inf)
+            result.stopped = "non-finite loss"
+            trainer.should_stop = True
+            return
+        self.average = (1 - self.smoothing) * self.average + self.smoothing * value
+        smoothed = self.average / (1 - (1 - self.smoothing) ** len(result.losses))  # bias correction
+        result.smoothed.append(smoothed)
+        self.best = min(self.best, smoothed)
+        if smoothed > self.diverge_factor * self.best and len(result.losses) > 1:
+            result.stopped = "diverged"
+            trainer.should_stop = True
+
+
+class _GivenOptimizer(Step):
+    """The trainer's step, trained with an optimiser the caller gave instead of the configured one."""
+
+    def __init__(self, inner: Step, optimizer: torch.optim.Optimizer) -> None:
+        super().__init__(inner.augment)
+        self.inner, self.given = inner, optimizer
+        self.name = inner.name
+
+    def bind(self, trainer: Trainer) -> None:
+        super().bind(trainer)
+        self.inner.bind(trainer)
+
+    def configure_optimizers(self, model: nn.Module) -> torch.optim.Optimizer:
+        return self.given
+
+    def training_step(self, model: nn.Module, batch: Any, task: Any) -> Any:
+        return self.inner.training_step(model, batch, task)
 
 
 def suggest_lr(lrs: list[float], smoothed: list[float], skip_start: int = 5) -> tuple[float | None, float | None]:
@@ -150,72 +226,6 @@ def suggest_lr(lrs: list[float], smoothed: list[float], skip_start: int = 5) -> 
     if slopes[steepest] >= 0:
         return None, min_loss_lr
     return float(lrs[start + steepest]), min_loss_lr
-
-
-def _range_test(
-    trainer: Trainer,
-    model: nn.Module,
-    train: Dataset,
-    optimizer: torch.optim.Optimizer | None,
-    min_lr: float,
-    max_lr: float,
-    num_steps: int,
-    smoothing: float,
-    diverge_factor: float,
-) -> LRFinderResult:
-    if optimizer is None:
-        optimizer = build_optimizer(model, trainer.optimizer_name, min_lr, trainer.weight_decay, trainer.momentum)
-    generator = torch.Generator().manual_seed(trainer.seed)
-    ratio = max_lr / min_lr
-    precision = getattr(trainer, "precision", "fp32")  # the trainer's autocast, so the curve matches training
-    scaler = make_scaler(precision, trainer.device)
-    result = LRFinderResult()
-    average, best = 0.0, math.inf
-    model.train()
-    batches = _cycle(trainer, train, generator)
-    for i in range(num_steps):
-        lr = min_lr * ratio ** (i / max(num_steps - 1, 1))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        inputs, targets = next(batches)
-        with autocast(precision, trainer.device):
-            loss = trainer.step.training_step(model, inputs, targets, trainer.task)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        value = float(loss.detach())
-        result.lrs.append(lr)
-        result.losses.append(value)
-        if not math.isfinite(value):
-            result.smoothed.append(math.inf)
-            result.stopped = "non-finite loss"
-            break
-        average = (1 - smoothing) * average + smoothing * value
-        smoothed = average / (1 - (1 - smoothing) ** (i + 1))  # bias correction of the early average
-        result.smoothed.append(smoothed)
-        best = min(best, smoothed)
-        if smoothed > diverge_factor * best and i > 0:
-            result.stopped = "diverged"
-            break
-    return result
-
-
-def _cycle(trainer: Trainer, train: Dataset, generator: torch.Generator):
-    """Training batches without end: a new shuffle each pass; a lone final example is skipped."""
-    while True:
-        produced = False
-        for inputs, targets in trainer._batches(train, trainer.batch_size, shuffle=True, generator=generator):
-            if len(inputs) == 1 and len(train) > 1:
-                continue  # batch norm cannot train on one example
-            produced = True
-            yield inputs, targets
-        if not produced:
-            raise DataError("the training split yields no batch of two or more examples")
 
 
 class _Snapshot:

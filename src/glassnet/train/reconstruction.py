@@ -1,36 +1,43 @@
-"""The ``reconstruct`` task (loss, metrics, VAE ELBO) and reconstruction bundles made from classification data.
+"""The ``reconstruct`` task (loss, metrics, VAE ELBO, anomaly detection) and reconstruction bundles.
 
-Reconstruction data are ``(x, x)`` pairs: the target is the input, so ``SupervisedStep`` and the
-``Trainer`` train autoencoders unchanged (``task.loss(model(inputs), targets)``).
+Reconstruction data are ``(x, x)`` pairs made from classification data: the target is the input,
+so the ``supervised`` step and the ``Trainer`` train autoencoders unchanged
+(``task.loss(model(inputs), targets)``).
 
-Variational autoencoders add a KL term. The task sees only outputs and targets, so a VAE attaches
-two attributes to the reconstruction tensor it returns (see ``glassnet.models.autoencoder``):
+A variational autoencoder returns a structured output, ``VariationalOutput(reconstruction, kl,
+decoder_var)`` (see ``glassnet.models.outputs``): its per-example KL divergence from the prior
+(nats) and its Gaussian decoder's variance ``s2``. The loss is then ``MSE + 2 * s2 * mean(kl) / D``
+(``D`` values per example), which equals ``2 * s2 / D`` times the negative ELBO plus a constant:
+the VAE objective, scaled so its first term is the same MSE as every other autoencoder's. The
+metrics add ``kl`` and ``elbo`` (nats per example).
 
-- ``kl``: per-example KL divergence of the posterior from the prior, in nats (with gradients);
-- ``decoder_var``: the variance ``s2`` of its Gaussian decoder, in natural units.
-
-The loss is then ``MSE + 2 * s2 * mean(kl) / D`` (``D`` values per example), which equals
-``2 * s2 / D`` times the negative ELBO plus a constant: the VAE objective, scaled so its first term
-is the same MSE as every other autoencoder's. The metrics add ``kl`` and ``elbo`` (nats per
-example) when the outputs carry them. ``Trainer.evaluate`` concatenates per-batch outputs, which
-drops the attributes; ``evaluate_reconstruction`` evaluates batch by batch and keeps them.
+A run trained on some classes only (``normal_classes``) is also an anomaly detector: its test
+metrics add the AUROC of the reconstruction error, a threshold and its precision and recall.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from glassnet.data.bundle import DataBundle, statistic_axes
+from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError, DataError
-from glassnet.train.tasks import Task, register_task
+from glassnet.models.autoencoder import anomaly_scores
+from glassnet.models.outputs import VariationalOutput, batched_outputs, prediction
+from glassnet.train.tasks import Task, TaskContext, register_task
+
+THRESHOLD_PERCENTILE = 95
+RECONSTRUCTION_EXAMPLES = 8
+VAE_SAMPLES = 32
 
 
 @register_task
@@ -38,27 +45,39 @@ class Reconstruction(Task):
     """Reconstruction of the inputs: mean squared error in natural units, plus a VAE's KL term."""
 
     name = "reconstruct"
-    monitor_modes = {"loss": "min", "mae": "min", "kl": "min", "elbo": "max"}
+    monitor_modes = {"loss": "min", "mae": "min", "kl": "min", "elbo": "max", "auroc": "max"}
+    headline_metrics = ("mae", "auroc", "elbo")
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        mse = F.mse_loss(outputs, targets.reshape(outputs.shape))
-        kl = getattr(outputs, "kl", None)
-        if kl is None:
+    def loss(self, outputs: Any, targets: torch.Tensor) -> torch.Tensor:
+        reconstruction = prediction(outputs)
+        mse = F.mse_loss(reconstruction, targets.reshape(reconstruction.shape))
+        if not isinstance(outputs, VariationalOutput):
             return mse
-        values = outputs[0].numel()
-        return mse + 2.0 * outputs.decoder_var * kl.mean() / values
+        values = reconstruction[0].numel()
+        return mse + 2.0 * outputs.decoder_var * outputs.kl.mean() / values
 
-    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-        kl = getattr(outputs, "kl", None)
-        errors = outputs.float() - targets.reshape(outputs.shape).float()
+    def metrics(self, outputs: Any, targets: torch.Tensor) -> dict[str, float]:
+        reconstruction = prediction(outputs)
+        errors = reconstruction.float() - targets.reshape(reconstruction.shape).float()
         result = {"loss": errors.pow(2).mean().item(), "mae": errors.abs().mean().item()}
-        if kl is not None:
-            result["kl"] = kl.float().mean().item()
-            result["elbo"] = elbo(errors, kl, outputs.decoder_var).mean().item()
+        if isinstance(outputs, VariationalOutput):
+            result["kl"] = outputs.kl.float().mean().item()
+            result["elbo"] = elbo(errors, outputs.kl, float(outputs.decoder_var)).mean().item()
         return result
 
-    def decode(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"prediction": outputs.float()}
+    def decode(self, outputs: Any) -> dict[str, torch.Tensor]:
+        return {"prediction": prediction(outputs).float()}
+
+    def evaluate(self, trainer: Any, model: nn.Module, bundle: DataBundle, split: str) -> dict[str, float]:
+        """The metrics, plus the anomaly-detection figures on the test split of a ``normal_classes`` run."""
+        metrics = trainer.evaluate(model, bundle.split(split))
+        if split == "test" and has_anomalies(bundle):
+            metrics.update(anomaly_detection(model, bundle)[0])
+        return metrics
+
+    def details(self, context: TaskContext) -> None:
+        """Anomaly detection (figures and the ``anomaly`` block), example reconstructions, VAE samples."""
+        reconstruction_details(context)
 
 
 def elbo(errors: torch.Tensor, kl: torch.Tensor, decoder_var: float) -> torch.Tensor:
@@ -81,41 +100,119 @@ def elbo(errors: torch.Tensor, kl: torch.Tensor, decoder_var: float) -> torch.Te
 def evaluate_reconstruction(
     model: nn.Module, data: Dataset, batch_size: int = 1024, device: str | torch.device = "cpu"
 ) -> dict[str, float]:
-    """The task's metrics over ``data``, evaluated batch by batch so a VAE's ``kl`` and ``elbo`` survive.
+    """The ``reconstruct`` task's metrics over ``data`` (eval mode, no gradients; a VAE adds ``kl`` and ``elbo``).
 
     Args:
-        model: an autoencoder; it runs in eval mode without gradients (its mode is restored).
+        model: an autoencoder; its mode is restored afterwards.
         data: a dataset of ``(input, target)`` pairs, e.g. a reconstruction bundle's split.
         batch_size: examples per forward pass.
         device: where the model runs.
-
-    Returns:
-        Example-weighted means of ``loss``, ``mae`` and, for VAEs, ``kl`` and ``elbo``.
     """
     if len(data) == 0:
         raise DataError("cannot evaluate on an empty dataset")
-    task, totals, count = Reconstruction(), {}, 0
-    was_training = model.training
-    model.to(device).eval()
-    try:
-        with torch.inference_mode():
-            for inputs, targets in _batches(data, batch_size):
-                batch = task.metrics(model(inputs.to(device)), targets.to(device))
-                for key, value in batch.items():
-                    totals[key] = totals.get(key, 0.0) + value * len(inputs)
-                count += len(inputs)
-    finally:
-        model.train(was_training)
-    return {key: value / count for key, value in totals.items()}
+    from glassnet.data.bundle import split_tensors
+
+    inputs, targets = split_tensors(data)
+    model.to(device)
+    return Reconstruction().metrics(batched_outputs(model, inputs, batch_size, device), targets)
 
 
-def _batches(data: Dataset, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    if isinstance(data, TensorDataset):  # slicing in-memory tensors avoids per-example collation
-        inputs, targets = data.tensors[:2]
-        for begin in range(0, len(inputs), batch_size):
-            yield inputs[begin : begin + batch_size], targets[begin : begin + batch_size]
-        return
-    yield from DataLoader(data, batch_size=batch_size)
+def has_anomalies(bundle: DataBundle) -> bool:
+    """Whether ``bundle`` is a reconstruction bundle trained on some classes only."""
+    return bundle.info.get("normal_classes") is not None and "test_labels" in bundle.info
+
+
+def anomaly_detection(model: nn.Module, bundle: DataBundle) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """How well an autoencoder's reconstruction error tells the normal classes from the others.
+
+    On the test split, examples whose class is not in ``bundle.info["normal_classes"]`` are the
+    anomalies. The threshold is the 95th percentile of the scores of the validation split (normal
+    classes only; the training split when there is no validation split), so about one normal
+    example in twenty is flagged; precision and recall are those of ``score > threshold``.
+
+    Args:
+        model: a trained autoencoder.
+        bundle: a reconstruction bundle made with normal classes (``reconstruction_bundle``).
+
+    Returns:
+        ``(metrics, scores, abnormal)``: ``auroc`` (when the test split holds both kinds),
+        ``threshold``, ``precision`` and ``recall``; the test scores; the test examples' abnormal mask.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    labels = torch.as_tensor(bundle.info["test_labels"])
+    abnormal = (~torch.isin(labels, torch.as_tensor(bundle.info["normal_classes"]))).numpy()
+    scores = anomaly_scores(model, bundle.test.tensors[0]).numpy()
+    reference = bundle.val if len(bundle.val) else bundle.train
+    threshold = float(np.percentile(anomaly_scores(model, reference.tensors[0]).numpy(), THRESHOLD_PERCENTILE))
+    flagged = scores > threshold
+    hits = int((flagged & abnormal).sum())
+    metrics: dict[str, float] = {}
+    if abnormal.any() and not abnormal.all():
+        metrics["auroc"] = round(float(roc_auc_score(abnormal, scores)), 6)
+    metrics["threshold"] = float(f"{threshold:.6g}")  # significant digits: scores can be tiny
+    metrics["precision"] = round(hits / max(int(flagged.sum()), 1), 6)
+    metrics["recall"] = round(hits / max(int(abnormal.sum()), 1), 6)
+    return metrics, scores, abnormal
+
+
+def reconstruction_details(context: TaskContext) -> None:
+    """Anomaly-detection metrics and figures, example reconstructions and VAE samples (drawn with the seed)."""
+    from glassnet.figures import reconstruction as figures
+
+    bundle, model, run, results = context.bundle, context.model, context.run, context.results
+    inputs = bundle.test.tensors[0]
+    names = bundle.info.get("class_names") or []
+    labels = bundle.info.get("test_labels")
+    scores = abnormal = None
+    if has_anomalies(bundle):
+        metrics, scores, abnormal = anomaly_detection(model, bundle)
+        results["test"].update(metrics)
+        results["anomaly"] = {
+            "normal_classes": [names[i] for i in bundle.info["normal_classes"]],
+            "threshold_percentile": THRESHOLD_PERCENTILE,
+            "threshold_from": "val" if len(bundle.val) else "train",
+            "test_normal": int((~abnormal).sum()),
+            "test_abnormal": int(abnormal.sum()),
+        }
+        figures.score_histogram(scores[~abnormal], scores[abnormal], metrics["threshold"], run.figure("anomaly_scores"))
+    chosen = _reconstruction_indices(len(inputs), abnormal)
+    titles = [
+        (names[labels[i]] if names and labels else f"test #{i}")
+        + (f"\nscore {scores[i]:.3g}" if scores is not None else "")
+        for i in chosen
+    ]
+    reconstructed = prediction(batched_outputs(model, inputs[chosen]))
+    originals, outputs = _display_units(bundle.spec, inputs[chosen], reconstructed)
+    figures.reconstruction_pairs(
+        originals,
+        outputs,
+        bundle.spec.modality,
+        run.figure("reconstructions"),
+        titles=titles,
+        ylabel="standardised value" if bundle.spec.modality == "tabular" else "value",
+    )
+    if callable(getattr(model, "sample", None)) and bundle.spec.modality == "image":
+        generator = torch.Generator().manual_seed(context.seed)
+        samples = model.sample(VAE_SAMPLES, generator=generator)
+        figures.sample_grid(samples.cpu().numpy(), run.figure("vae_samples"))
+
+
+def _reconstruction_indices(count: int, abnormal: np.ndarray | None) -> list[int]:
+    """The first test examples; half of them normal and half abnormal when there are anomalies."""
+    if abnormal is None:
+        return list(range(min(count, RECONSTRUCTION_EXAMPLES)))
+    half = RECONSTRUCTION_EXAMPLES // 2
+    picked = np.concatenate([np.flatnonzero(~abnormal)[:half], np.flatnonzero(abnormal)[:half]])
+    return sorted(int(i) for i in picked)
+
+
+def _display_units(spec: DataSpec, originals: torch.Tensor, outputs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Natural units, except table columns, standardised so that columns of any scale share one axis."""
+    if spec.modality == "tabular" and spec.input_mean is not None and spec.input_std is not None:
+        mean, std = torch.tensor(spec.input_mean), torch.tensor(spec.input_std)
+        originals, outputs = (originals - mean) / std, (outputs - mean) / std
+    return originals.numpy(), outputs.numpy()
 
 
 def reconstruction_bundle(bundle: DataBundle, normal_classes: Sequence[int | str] | None = None) -> DataBundle:

@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from glassnet.errors import DataError
-from glassnet.train.steps import SupervisedStep
-from glassnet.train.tasks import Task, register_task
+from glassnet.train.steps import SupervisedStep, register_step
+from glassnet.train.tasks import Task, TokenTask, register_task
 
 
 @register_task
-class SequenceToSequence(Task):
+class SequenceToSequence(TokenTask):
     """Sequence-to-sequence generation scored per token and per whole sequence.
 
     Args:
@@ -30,14 +30,12 @@ class SequenceToSequence(Task):
 
     name = "seq2seq"
     monitor_modes = {"loss": "min", "token_accuracy": "max", "exact_match": "max"}
+    default_step = "teacher_forcing"
+    headline_metrics = ("token_accuracy", "exact_match")
 
     def __init__(self, pad_index: int = 0) -> None:
+        super().__init__(ignore_index=pad_index)
         self.pad_index = pad_index
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over the non-padding target tokens."""
-        targets = self._aligned(outputs, targets)
-        return F.cross_entropy(outputs.transpose(1, 2), targets, ignore_index=self.pad_index)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         """``loss``, ``token_accuracy`` (non-padding tokens) and ``exact_match``.
@@ -45,7 +43,7 @@ class SequenceToSequence(Task):
         A sequence matches exactly when every non-padding target token, ``<eos>`` included, is
         predicted at its position; what the model emits after its ``<eos>`` does not count.
         """
-        targets = self._aligned(outputs, targets)
+        targets = self.align(outputs, targets)
         real = targets != self.pad_index
         correct = outputs.argmax(dim=2) == targets
         return {
@@ -54,16 +52,7 @@ class SequenceToSequence(Task):
             "exact_match": (correct | ~real).all(dim=1).float().mean().item(),
         }
 
-    def decode(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Greedy token ids ``N x T_out`` and the probability of each chosen token."""
-        confidence, prediction = outputs.float().softmax(dim=2).max(dim=2)
-        return {"prediction": prediction, "confidence": confidence}
-
-    def make_step(self, augment: Any = None) -> TeacherForcingStep:
-        """Sequence-to-sequence models learn with teacher forcing."""
-        return TeacherForcingStep(augment=augment)
-
-    def _aligned(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def align(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Targets padded to the outputs' length (greedy decoding may run longer than a batch's targets)."""
         if outputs.ndim != 3 or targets.ndim != 2 or len(outputs) != len(targets):
             raise DataError(
@@ -88,8 +77,16 @@ class TeacherForcingStep(SupervisedStep):
         augment: optional ``(inputs, targets) -> (inputs, targets)`` applied to training batches.
     """
 
-    def training_step(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, task: Task) -> torch.Tensor:
+    name = "teacher_forcing"
+
+    def training_step(self, model: nn.Module, batch: Any, task: Task) -> torch.Tensor:
         """Return the token cross-entropy of the model decoding with the true previous tokens."""
+        inputs, targets = batch
         if self.augment is not None:
             inputs, targets = self.augment(inputs, targets)
         return task.loss(model(inputs, targets), targets)
+
+
+@register_step("teacher_forcing", description="sequence-to-sequence decoding from the true previous tokens")
+def teacher_forcing_step(spec: Any = None, augment: Any = None) -> TeacherForcingStep:
+    return TeacherForcingStep(augment=augment)

@@ -10,16 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from glassnet.data.bundle import split_tensors
+from glassnet.data.spec import DataSpec
+from glassnet.data.tagging import render_tags, rule_baseline
 from glassnet.errors import DataError
-from glassnet.train.tasks import Task, register_task
+from glassnet.train.tasks import TaskContext, TokenTask, register_task
 
 IGNORE_INDEX = -100
 
 
 @register_task
-class Tagging(Task):
+class Tagging(TokenTask):
     """One class per time step, scored over the steps that are not padding.
 
     Metrics:
@@ -35,14 +37,8 @@ class Tagging(Task):
 
     name = "tag"
     monitor_modes = {"loss": "min", "accuracy": "max", "macro_f1": "max", "sequence_accuracy": "max"}
-
-    def __init__(self, ignore_index: int = IGNORE_INDEX) -> None:
-        self.ignore_index = ignore_index
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over the steps whose target is not ``ignore_index``."""
-        self._check(outputs, targets)
-        return F.cross_entropy(outputs.transpose(1, 2), targets.long(), ignore_index=self.ignore_index)
+    headline_metrics = ("accuracy", "macro_f1")
+    ignore_index = IGNORE_INDEX
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         """``loss``, ``accuracy``, ``macro_f1`` and ``sequence_accuracy`` (see the class docstring).
@@ -50,7 +46,7 @@ class Tagging(Task):
         Raises:
             DataError: the shapes do not match, or every target is padding.
         """
-        self._check(outputs, targets)
+        self.align(outputs, targets)
         scores = tag_metrics(outputs.argmax(dim=2), targets, outputs.shape[2], self.ignore_index)
         return {"loss": self.loss(outputs.float(), targets).item(), **scores}
 
@@ -62,21 +58,29 @@ class Tagging(Task):
 
     def confusion_matrix(self, outputs: torch.Tensor, targets: torch.Tensor) -> list[list[int]]:
         """Counts over the tagged steps, true tags as rows and predicted tags as columns."""
-        self._check(outputs, targets)
+        self.align(outputs, targets)
         return tag_confusion(outputs.argmax(dim=2), targets, outputs.shape[2], self.ignore_index).tolist()
 
-    def _check(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
-        if outputs.ndim != 3 or targets.shape != outputs.shape[:2]:
-            raise DataError(
-                f"tag needs N x T x K logits and N x T tag ids (padding {self.ignore_index}). Received: outputs "
-                f"{tuple(outputs.shape)}, targets {tuple(targets.shape)}"
-            )
+    def align(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The targets, checked: ``N x T`` tag ids in range (or padding) for ``N x T x K`` logits."""
+        super().align(outputs, targets)
         tagged = targets[targets != self.ignore_index]
         if len(tagged) and (tagged.min() < 0 or tagged.max() >= outputs.shape[2]):
             raise DataError(
                 f"tag ids must be in 0..{outputs.shape[2] - 1} (or {self.ignore_index} for padding). "
                 f"Received ids from {int(tagged.min())} to {int(tagged.max())}"
             )
+        return targets
+
+    def details(self, context: TaskContext) -> None:
+        """Confusion matrix, per-tag scores, baselines (majority tag, sentence-start rule) and example rows."""
+        tagging_details(context)
+
+    def records(
+        self, spec: DataSpec, inputs: torch.Tensor, predictions: Any, truth: torch.Tensor | None
+    ) -> list[dict[str, Any]]:
+        """One record per row: the re-cased text (or the tag names), and the true one with ``truth``."""
+        return tag_records(spec, inputs, predictions.prediction, truth)
 
 
 def tag_confusion(
@@ -130,3 +134,89 @@ def per_tag_scores(matrix: Any) -> dict[str, torch.Tensor]:
 def _present(matrix: torch.Tensor) -> torch.Tensor:
     """Tags that occur among the targets or the predictions."""
     return (matrix.sum(dim=0) + matrix.sum(dim=1)) > 0
+
+
+EXAMPLES = 8
+
+
+def tagging_details(context: TaskContext) -> None:
+    """Add the test split's confusion matrix, per-tag scores, baselines and examples to the results.
+
+    Writes ``figures/confusion_matrix.png``. ``results["test"]`` gains ``confusion_matrix`` (true
+    tags as rows) and ``per_tag`` (precision, recall, F1, support of each tag);
+    ``results["baselines"]`` scores what needs no learning on the same steps: ``majority`` (the
+    most frequent training tag everywhere) and, for truecasing, ``rule`` (capitalise sentence
+    starts and "i"); ``results["examples"]`` holds test rows as text with the true and predicted tags.
+    """
+    from glassnet.figures import training as figures
+
+    run, bundle, predictions, results = context.run, context.bundle, context.predictions, context.results
+    spec = bundle.spec
+    inputs, targets = split_tensors(bundle.test)
+    names = list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
+    matrix = Tagging(int(spec.extra.get("ignore_index", IGNORE_INDEX))).confusion_matrix(predictions.outputs, targets)
+    results["test"]["confusion_matrix"] = matrix
+    figures.confusion_matrix(matrix, names, run.figure("confusion_matrix"))
+    scores = per_tag_scores(matrix)
+    results["test"]["per_tag"] = {
+        name: {key: round(float(scores[key][i]), 6) for key in ("precision", "recall", "f1")}
+        | {"support": int(scores["support"][i])}
+        for i, name in enumerate(names)
+    }
+    results["baselines"] = baselines(spec, bundle, inputs, targets)
+    results["examples"] = examples(spec, inputs, targets, predictions.prediction)
+
+
+def baselines(spec: DataSpec, bundle: Any, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
+    """Scores of the majority tag and (truecase) the sentence-start rule on ``targets``."""
+    _, train_targets = split_tensors(bundle.train)
+    tagged = train_targets[train_targets != IGNORE_INDEX]
+    majority = int(torch.bincount(tagged, minlength=spec.num_outputs).argmax())
+    guesses = {"majority": torch.full_like(targets, majority)}
+    rule = rule_baseline(spec, inputs) if spec.modality == "text" else None
+    if rule is not None:
+        guesses["rule"] = rule
+    out: dict[str, Any] = {}
+    for name, guess in guesses.items():
+        metrics = tag_metrics(guess, targets, spec.num_outputs)
+        out[name] = {k: round(v, 6) for k, v in metrics.items()}
+    out["majority"]["tag"] = spec.class_names[majority] if spec.class_names else majority
+    if "rule" in out:
+        out["rule"]["description"] = "capitalise the first letter of the text, of each sentence and the word 'i'"
+    return out
+
+
+def examples(spec: DataSpec, inputs: torch.Tensor, targets: torch.Tensor, predicted: torch.Tensor) -> list[dict]:
+    """Up to ``EXAMPLES`` test rows, half with mistakes, as ``{index, true, predicted, errors}``."""
+    valid = targets != IGNORE_INDEX
+    errors = ((predicted != targets) & valid).sum(dim=1)
+    wrong = torch.nonzero(errors > 0).flatten()[: EXAMPLES // 2]
+    right = torch.nonzero(errors == 0).flatten()[: EXAMPLES - len(wrong)]
+    chosen = sorted(int(i) for i in torch.cat([wrong, right]))
+    if not chosen:
+        return []
+    rows = torch.tensor(chosen)
+    true_text = render_tags(spec, inputs[rows], targets[rows])
+    predicted_text = render_tags(spec, inputs[rows], predicted[rows].masked_fill(~valid[rows], IGNORE_INDEX))
+    return [
+        {"index": i, "true": t, "predicted": p, "errors": int(errors[i])}
+        for i, t, p in zip(chosen, true_text, predicted_text)
+    ]
+
+
+def tag_records(
+    spec: DataSpec, inputs: torch.Tensor, predicted: torch.Tensor, truth: torch.Tensor | None
+) -> list[dict[str, Any]]:
+    """One record per row: ``prediction`` (re-cased text, or the tag names) and ``true`` when ``truth`` is given.
+
+    Steps that are padding in the inputs are not shown.
+    """
+    if spec.modality == "text":
+        padding = inputs == int(spec.extra.get("pad_index", 0))
+        predicted = predicted.masked_fill(padding, IGNORE_INDEX)
+    shown = render_tags(spec, inputs, predicted)
+    records = [{"prediction": text} for text in shown]
+    if truth is not None:
+        for record, text in zip(records, render_tags(spec, inputs, truth)):
+            record["true"] = text
+    return records

@@ -1,27 +1,80 @@
-"""Tasks: the loss, the metrics and the decoding of outputs for each kind of target."""
+"""Tasks: everything that depends on the kind of target, in one class per kind.
+
+A task says how to learn (loss, default training step), how to score (metrics, monitor
+directions), how to read outputs (decoding, prediction records for ``glassnet predict``), what a
+finished run adds to its results and figures (``details``) and which figures headline it. The
+pipeline, the CLI and the report ask the task; none of them branches on the task's name. A new
+task is a ``Task`` subclass registered with ``@register_task`` (see the reconstruction, tagging,
+sequence-to-sequence and language-model tasks in their own modules).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from glassnet.data.bundle import DataBundle, split_targets
+from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError, DataError, UnknownNameError
+from glassnet.runs import RunDir
+
+if TYPE_CHECKING:
+    from glassnet.train.trainer import Trainer
+
+GRID_SIZE = 24  # test images shown in the prediction grid
+
+
+@dataclass
+class TaskContext:
+    """What a task's ``details`` reads and writes after training: the run, its data, model and results.
+
+    Attributes:
+        run: the run directory (figures go to ``run.figure(name)``).
+        bundle: the data the model trained on.
+        model: the trained model.
+        trainer: the trainer (its device, precision and ``predict``).
+        results: the dict that becomes ``results/train.json``; ``results["test"]`` holds the test metrics.
+        seed: the run's seed, for anything drawn at random (samples).
+    """
+
+    run: RunDir
+    bundle: DataBundle
+    model: nn.Module
+    trainer: Trainer
+    results: dict[str, Any]
+    seed: int = 0
+    _predictions: Any = field(default=None, repr=False)
+
+    @property
+    def predictions(self) -> Any:
+        """``trainer.predict`` on the test split, computed once."""
+        if self._predictions is None:
+            self._predictions = self.trainer.predict(self.model, self.bundle.test)
+        return self._predictions
 
 
 class Task:
-    """Loss and metrics for one kind of target; subclasses define them.
+    """One kind of target: loss, metrics, decoding, and what a run of it reports.
 
     Attributes:
         name: the ``DataSpec.task`` it serves.
         monitor_modes: for each metric, ``"min"`` or ``"max"`` (which direction is better).
+        default_step: the registered training step this task learns with unless the run names
+            another (``supervised``; ``teacher_forcing`` for sequence-to-sequence).
+        headline_metrics: the test metrics the command line's closing line shows, in order.
     """
 
     name = ""
     monitor_modes: dict[str, str] = {"loss": "min"}
+    default_step = "supervised"
+    headline_metrics: tuple[str, ...] = ("loss",)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -33,16 +86,6 @@ class Task:
         """Turn raw outputs into predictions (``{"prediction": ..., ...}``)."""
         raise NotImplementedError
 
-    def make_step(self, augment: Any = None) -> Any:
-        """The training step this task learns with (plain supervised learning by default).
-
-        A task whose batches need another scheme (e.g. teacher forcing for sequence-to-sequence)
-        returns its own step object here; the ``Trainer`` loop stays the same.
-        """
-        from glassnet.train.steps import SupervisedStep
-
-        return SupervisedStep(augment=augment)
-
     def mode(self, metric: str) -> str:
         """``"min"`` or ``"max"`` for a metric name such as ``val/accuracy``."""
         prefix, _, key = metric.rpartition("/")
@@ -50,6 +93,46 @@ class Task:
             known = [f"{prefix}/{k}" if prefix else k for k in self.monitor_modes]
             raise UnknownNameError(f"metric for {self.name}", metric, known)
         return self.monitor_modes[key]
+
+    def evaluate(self, trainer: Trainer, model: nn.Module, bundle: DataBundle, split: str) -> dict[str, float]:
+        """Metrics of ``model`` on a split of ``bundle`` (by default the task's metrics over its outputs)."""
+        return trainer.evaluate(model, bundle.split(split))
+
+    def details(self, context: TaskContext) -> None:
+        """After training: add test details to ``context.results`` and draw their figures (none by default)."""
+
+    def records(
+        self, spec: DataSpec, inputs: torch.Tensor, predictions: Any, truth: torch.Tensor | None
+    ) -> list[dict[str, Any]]:
+        """One record per example for ``glassnet predict``: ``prediction`` (and ``true`` with ``truth``)."""
+        records = []
+        for i in range(len(inputs)):
+            record = self.record(spec, predictions, i)
+            if truth is not None:
+                record["true"] = self.shown(spec, truth[i])
+            records.append(record)
+        return records
+
+    def record(self, spec: DataSpec, predictions: Any, i: int) -> dict[str, Any]:
+        """The record of example ``i``: its prediction as ``shown``."""
+        return {"prediction": self.shown(spec, predictions.prediction[i])}
+
+    def shown(self, spec: DataSpec, value: torch.Tensor) -> Any:
+        """A prediction or a target as a user reads it: one number or a list of numbers by default."""
+        return _values(value)
+
+    def headline(self, metrics: dict[str, Any]) -> str:
+        """``accuracy 0.9926, macro_f1 0.9925``: the ``headline_metrics`` present in ``metrics``."""
+        return ", ".join(f"{k} {metrics[k]:.4f}" for k in self.headline_metrics if metrics.get(k) is not None)
+
+
+def _values(row: torch.Tensor) -> float | list[float]:
+    values = [round(float(v), 4) for v in row.reshape(-1)]
+    return values[0] if len(values) == 1 else values
+
+
+def _class_names(spec: DataSpec) -> list[str]:
+    return list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
 
 
 class Classification(Task):
@@ -67,6 +150,7 @@ class Classification(Task):
 
     name = "classify"
     monitor_modes = {"loss": "min", "accuracy": "max", "macro_f1": "max"}
+    headline_metrics = ("accuracy", "macro_f1")
 
     def __init__(self, class_weights: Sequence[float] | torch.Tensor | None = None, label_smoothing: float = 0.0):
         self.class_weights = _check_weights("class_weights", class_weights)
@@ -108,6 +192,52 @@ class Classification(Task):
         matrix = confusion_matrix(outputs.argmax(dim=1), targets, task="multiclass", num_classes=num_classes)
         return matrix.tolist()
 
+    def details(self, context: TaskContext) -> None:
+        """The confusion matrix, example predictions and (images) a grid of them, with their figures."""
+        from glassnet.figures import training as figures
+
+        spec, predictions, test = context.bundle.spec, context.predictions, context.results["test"]
+        targets = split_targets(context.bundle.test)
+        matrix = self.confusion_matrix(predictions.outputs, targets)
+        test["confusion_matrix"] = matrix
+        names = _class_names(spec)
+        figures.confusion_matrix(matrix, names, context.run.figure("confusion_matrix"))
+        chosen = _grid_indices(targets, predictions.prediction)
+        test["examples"] = [
+            {
+                "index": int(i),
+                "true": int(targets[i]),
+                "predicted": int(predictions.prediction[i]),
+                "confidence": round(float(predictions.confidence[i]), 4),
+            }
+            for i in chosen
+        ]
+        if spec.modality == "image":
+            figures.prediction_grid(
+                torch.stack([torch.as_tensor(context.bundle.test[i][0]) for i in chosen]).numpy(),
+                [int(targets[i]) for i in chosen],
+                [int(predictions.prediction[i]) for i in chosen],
+                [float(predictions.confidence[i]) for i in chosen],
+                names,
+                context.run.figure("predictions"),
+            )
+
+    def record(self, spec: DataSpec, predictions: Any, i: int) -> dict[str, Any]:
+        """The predicted class and its probability."""
+        shown = self.shown(spec, predictions.prediction[i])
+        return {"prediction": shown, "confidence": round(float(predictions.confidence[i]), 4)}
+
+    def shown(self, spec: DataSpec, value: torch.Tensor) -> Any:
+        """A class by its name (its index when the data names none)."""
+        return spec.class_names[int(value)] if spec.class_names else int(value)
+
+
+def _grid_indices(targets: torch.Tensor, predicted: torch.Tensor) -> list[int]:
+    """Up to a third of the grid for mistakes, the rest for correct predictions, in test order."""
+    wrong = np.flatnonzero((targets != predicted).numpy())[: GRID_SIZE // 3]
+    right = np.flatnonzero((targets == predicted).numpy())[: GRID_SIZE - len(wrong)]
+    return sorted(int(i) for i in np.concatenate([wrong, right]))
+
 
 class MultiLabel(Task):
     """Multi-label classification: any number of labels per example, one sigmoid output each.
@@ -128,6 +258,7 @@ class MultiLabel(Task):
     """
 
     name = "multilabel"
+    headline_metrics = ("subset_accuracy", "micro_f1", "macro_f1")
     monitor_modes = {
         "loss": "min",
         "subset_accuracy": "max",
@@ -212,6 +343,16 @@ class MultiLabel(Task):
             {**{k: round(float(v[i]), 6) for k, v in columns.items()}, "support": int(support[i])} for i in range(n)
         ]
 
+    def details(self, context: TaskContext) -> None:
+        """Precision, recall, F1 and support of each label on the test split."""
+        names = _class_names(context.bundle.spec)
+        scores = self.per_label(context.predictions.outputs, split_targets(context.bundle.test))
+        context.results["test"]["per_label"] = dict(zip(names, scores))
+
+    def shown(self, spec: DataSpec, value: torch.Tensor) -> str:
+        """The names of the labels set in a 0/1 row (``-`` for none)."""
+        return _label_names(value, list(spec.class_names))
+
     def decode(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """``prediction``: ``N x L`` of 0/1; ``probabilities``; ``confidence``: probability of each decision."""
         probabilities = outputs.float().sigmoid()
@@ -238,11 +379,26 @@ class MultiLabel(Task):
             raise ConfigError(f"{name} has {len(values)} values for {num_labels} labels; give one per label")
 
 
+def _label_names(row: Any, names: list[str]) -> str:
+    """``"3 7"``: the labels set in a 0/1 row, by name (index when unnamed); ``-`` for none."""
+    present = [names[j] if names else str(j) for j in range(len(row)) if float(row[j]) >= 0.5]
+    return " ".join(present) or "-"
+
+
 class Regression(Task):
     """Regression with mean squared error in the target's natural units."""
 
     name = "regress"
     monitor_modes = {"loss": "min", "mae": "min", "rmse": "min", "r2": "max"}
+    headline_metrics = ("mae", "rmse")
+
+    def details(self, context: TaskContext) -> None:
+        """The test predictions against the targets, as a scatter plot."""
+        from glassnet.figures import training as figures
+
+        targets = split_targets(context.bundle.test)
+        predicted = context.predictions.prediction
+        figures.predicted_vs_true(targets.numpy(), predicted.numpy(), context.run.figure("predicted_vs_true"))
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(outputs, targets.reshape(outputs.shape))
@@ -263,6 +419,47 @@ class Regression(Task):
 
     def decode(self, outputs: torch.Tensor) -> dict[str, Any]:
         return {"prediction": outputs.float()}
+
+
+class TokenTask(Task):
+    """Base of the tasks scored per token: logits ``N x T x V`` against ids ``N x T``, padding ignored.
+
+    Sequence labelling, sequence-to-sequence and language modelling share the loss (mean
+    cross-entropy over the targets that are not ``ignore_index``), the shape checks and the decoding
+    (the most likely id per position and its probability); each adds its metrics.
+
+    Args:
+        ignore_index: the target id of padding, which counts in no loss and no metric.
+    """
+
+    ignore_index = -100
+
+    def __init__(self, ignore_index: int | None = None) -> None:
+        if ignore_index is not None:
+            self.ignore_index = ignore_index
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy (nats) over the target tokens that are not padding."""
+        targets = self.align(outputs, targets)
+        return F.cross_entropy(outputs.transpose(1, 2), targets.long(), ignore_index=self.ignore_index)
+
+    def align(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The targets checked against the outputs' shape (tasks with variable lengths pad them here).
+
+        Raises:
+            DataError: outputs are not ``N x T x V`` or targets not ``N x T`` of the same ``N`` and ``T``.
+        """
+        if outputs.ndim != 3 or targets.shape != outputs.shape[:2]:
+            raise DataError(
+                f"{self.name} needs N x T x V logits and N x T target ids (padding {self.ignore_index}). Received: "
+                f"outputs {tuple(outputs.shape)}, targets {tuple(targets.shape)}"
+            )
+        return targets
+
+    def decode(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The most likely id at each position ``N x T`` and its probability."""
+        confidence, prediction = outputs.float().softmax(dim=2).max(dim=2)
+        return {"prediction": prediction, "confidence": confidence}
 
 
 class Forecasting(Regression):

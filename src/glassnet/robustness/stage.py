@@ -1,0 +1,116 @@
+"""The robustness stage over a run: ``robustness_run`` writes ``results/robustness.json`` and its figures."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from glassnet.config import RunConfig
+from glassnet.errors import DataError
+from glassnet.robustness import figures
+from glassnet.robustness.evaluate import DEFAULT_ATTACKS, robustness
+from glassnet.train.run import Run
+
+DEFAULT_LIMIT = 1000
+
+
+def robustness_run(
+    run: Run | str | os.PathLike[str],
+    attack: str | Sequence[str] = DEFAULT_ATTACKS,
+    eps: Sequence[float] | None = None,
+    norm: str = "linf",
+    worst_case: bool = True,
+    limit: int | None = DEFAULT_LIMIT,
+    split: str = "test",
+    seed: int = 0,
+    options: dict[str, dict[str, Any]] | None = None,
+    apgd_steps: int = 100,
+    target_classes: int = 3,
+    square_queries: int = 1000,
+    precision: str = "fp32",
+) -> dict[str, Any]:
+    """Attack a trained run on a split of its dataset; writes ``results/robustness.json`` and figures.
+
+    ``robustness.json`` holds ``clean_accuracy``, ``robust_accuracy`` (worst case per eps, keyed by
+    eps), ``curves``, ``worst_case``, ``checks``, ``warnings`` and ``adversarial_training`` (the
+    run's adversarial-training settings, or None). Figures: ``robustness_curves.png`` and
+    ``adversarial_examples.png``.
+
+    Args:
+        run: a trained classifier's ``Run``, or its directory.
+        attack: attacks drawn as accuracy-against-eps curves.
+        eps: budgets (see ``robustness`` for the defaults and units).
+        norm: ``linf`` or ``l2``.
+        worst_case: run the AutoAttack-style worst case as well.
+        limit: attack ``limit`` examples of the split, sampled with a fixed seed (None: all).
+        split: ``test``, ``val`` or ``train``.
+        seed: random starts and the Square attack.
+        options: per-attack keyword arguments.
+        apgd_steps: iterations of each APGD run in the worst case.
+        target_classes: target classes of the targeted APGD-DLR.
+        square_queries: query budget of the Square attack.
+        precision: ``fp32``, or ``bf16`` to run the attacks under bf16 autocast (faster, slightly weaker).
+
+    Returns:
+        The dict written to ``robustness.json``.
+
+    Raises:
+        RunError: the run has no saved model.
+        DataError: the run is not a classifier.
+        ConfigError: bad attack, eps or norm.
+    """
+    run = Run.open(run)
+    model, spec = run.model, run.spec
+    if spec.task != "classify":
+        raise DataError(f"glassnet robustness evaluates classifiers; the run at '{run.path}' is a {spec.task} model")
+    config, bundle = run.config, run.data()
+    split_data = bundle.split(split)
+    train_inputs = bundle.train.tensors[0] if hasattr(bundle.train, "tensors") else None
+    result = robustness(
+        model,
+        split_data,
+        eps=eps,
+        attack=attack,
+        norm=norm,
+        worst_case=worst_case,
+        spec=spec,
+        limit=limit,
+        seed=seed,
+        options=options,
+        apgd_steps=apgd_steps,
+        target_classes=target_classes,
+        square_queries=square_queries,
+        reference=train_inputs,
+        precision=precision,
+    )
+    record = {"data": bundle.spec.name or (config.data if config else ""), "split": split, **result.to_dict()}
+    record["adversarial_training"] = _training_settings(config, spec)
+    figures.accuracy_curves(record, run.figure("robustness_curves"))
+    examples = result.adversarial_examples
+    path = run.figure("adversarial_examples")
+    if examples.get("records"):
+        figures.adversarial_examples(
+            examples["originals"].numpy(),
+            examples["adversarial"].numpy(),
+            examples["records"],
+            list(spec.class_names),
+            path,
+        )
+    else:
+        path.unlink(missing_ok=True)  # a figure from an earlier attack would no longer match the results
+    run.write_result("robustness", record)
+    return record
+
+
+def _training_settings(config: RunConfig | None, spec: Any) -> dict[str, Any] | None:
+    """The run's adversarial-training settings with their defaults filled in (None: trained normally)."""
+    if config is None or config.step.get("name") != "adversarial":
+        return None
+    from glassnet.train.steps.adversarial import adversarial_step
+
+    options = {k: v for k, v in config.step.items() if k != "name"}
+    return adversarial_step(options, spec).describe()
+
+
+attack_run = robustness_run  # the stage's former name

@@ -1,0 +1,160 @@
+"""The ``compress`` stage: pruned, quantised, distilled and exported variants, each measured against fp32."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from typing import Any
+
+from glassnet.compress.core import variant_cells
+from glassnet.compress.run import compress_run
+from glassnet.config import parse_overrides
+from glassnet.stages import Stage, print_table, register_stage
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prune", type=float, metavar="F", help="fraction to prune, 0 < F < 1 (e.g. 0.5)")
+    p.add_argument(
+        "--prune-method",
+        default="structured",
+        choices=["structured", "global", "layer"],
+        help="structured: remove channels (Torch-Pruning) or, for rnn/lstm/gru, hidden units and embedding "
+        "dimensions (layers shrink); global/layer: zero the smallest weights",
+    )
+    p.add_argument("--prune-steps", type=int, default=1, help="iterative pruning: rounds of prune + fine-tune")
+    p.add_argument("--fine-tune", type=int, default=2, metavar="EPOCHS", help="fine-tuning epochs per round")
+    p.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate (default 1e-3)")
+    p.add_argument(
+        "--quantize",
+        action="append",
+        metavar="METHOD",
+        help="int8 (= torch-dynamic, torch-static and ort-static), or one of torch-dynamic, torch-static, "
+        "ort-static, ort-dynamic; repeat it or separate with commas for several",
+    )
+    p.add_argument("--distill", metavar="MODEL", help="train this registered model as a student of the run")
+    p.add_argument(
+        "--student",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a student hyper-parameter, e.g. --student channels=[8,16] --student hidden=32",
+    )
+    p.add_argument("--distill-epochs", type=int, default=10, help="student training epochs (default 10)")
+    p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default 4)")
+    p.add_argument("--alpha", type=float, default=0.7, help="weight of the soft-target loss (default 0.7)")
+    p.add_argument("--export", choices=["onnx"], help="export to ONNX (single file, dynamic batch) and verify it")
+    p.add_argument(
+        "--stack",
+        action="store_true",
+        help="also quantise the pruned model with the ONNX Runtime methods asked for (needs --prune and --quantize)",
+    )
+    p.add_argument("--repeats", type=int, default=100, help="batch-1 latency samples per variant (default 100)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for the whole command (default: torch's setting; 1 gives steadier timings on a busy machine)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "progress": None if args.quiet else sys.stderr,
+        "prune": args.prune,
+        "prune_method": args.prune_method,
+        "prune_steps": args.prune_steps,
+        "fine_tune_epochs": args.fine_tune,
+        "lr": args.lr,
+        "quantize": [m.strip() for item in args.quantize or [] for m in item.split(",") if m.strip()] or None,
+        "distill": args.distill,
+        "student_hparams": parse_overrides(args.student),
+        "distill_epochs": args.distill_epochs,
+        "temperature": args.temperature,
+        "alpha": args.alpha,
+        "export_format": args.export,
+        "stack": args.stack,
+        "repeats": args.repeats,
+        "threads": args.threads,
+    }
+
+
+def show(result: Any, args: argparse.Namespace) -> None:
+    print_variants(result.to_dict())
+    print(f"written:  {args.run}/results/compress.json")
+    print(f"figure:   {args.run}/figures/compress_tradeoff.png")
+
+
+def headline(result: dict[str, Any]) -> str | None:
+    if not result.get("variants"):
+        return None
+    best = max(result["variants"], key=lambda v: v.get("latency_speedup") or 0)
+    metric = result.get("metric", "accuracy")
+    value = best.get(metric)
+    shown = f", {metric} {value:.4f}" if isinstance(value, (int, float)) else ""
+    return (
+        f"fastest variant {best['name']}: {best['latency_speedup']:.2f}x batch-1 speed, "
+        f"{best['size_ratio']:.2f}x smaller{shown} -> results/compress.json"
+    )
+
+
+def demo(run: Any) -> tuple[dict[str, Any], str]:
+    if all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime", "onnxscript")):
+        return (
+            {"quantize": ["int8"], "export_format": "onnx"},
+            "int8 quantisation (PyTorch and ONNX Runtime) and an ONNX export",
+        )
+    return (
+        {"quantize": ["torch-dynamic", "torch-static"], "export_format": None},
+        "PyTorch int8 only (`pip install glassnet[compress]` adds ONNX and ONNX Runtime)",
+    )
+
+
+def print_variants(result: dict[str, Any]) -> None:
+    """The variants as a text table, then the ONNX check and what was skipped."""
+    metric = result["metric"]
+    rows = [
+        [*variant_cells(v, metric), "SLOWER: " + ", ".join(v["slower"]) if v["slower"] else ""]
+        for v in result["variants"]
+    ]
+    header = [
+        "variant",
+        "size",
+        "params",
+        metric,
+        "p50 ms",
+        "p95 ms",
+        "ex/s b64",
+        "smaller",
+        "b1 speed",
+        "b64 speed",
+        "",
+    ]
+    print(f"{result['test_size']:,} test examples, {result['threads']} thread(s); speed-ups against fp32:")
+    print_table(header, rows)
+    if result.get("onnx"):
+        check = result["onnx"]
+        verdict = "ok" if check["passed"] else "FAILED"
+        print(
+            f"ONNX check: max |onnx - torch| = {check['max_abs_diff']:.2e} on {check['examples']} test inputs "
+            f"(tolerance {check['tolerance']:g}): {verdict}"
+        )
+    for skipped in result.get("skipped", []):
+        print(f"skipped {skipped['variant']}: {skipped['reason']}")
+
+
+STAGE = register_stage(
+    Stage(
+        name="compress",
+        run=compress_run,
+        help="prune, quantise, distil and export a trained run; measure size, speed and accuracy",
+        description="Make smaller variants of a trained run and measure each against the fp32 original "
+        "(file size, parameters, test metric, batch-1 latency p50/p95, batch-64 throughput).",
+        arguments=arguments,
+        options=options,
+        show=show,
+        headline=headline,
+        demo=demo,
+        order=80,
+    )
+)

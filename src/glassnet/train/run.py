@@ -1,0 +1,199 @@
+"""``Run``: a trained run directory opened once, so every stage shares one model, one config, one dataset.
+
+``Run(path)`` touches nothing; its model, spec, configuration and data are read on first use and
+kept. ``gn.train`` returns the ``Run`` it wrote with the trained model and the training data
+already in memory, so the stages that follow (explain, robustness, compress, report) load nothing
+again. Every stage, ``evaluate``, ``predict`` and ``report`` take a ``Run`` or a path (a ``Run`` is
+path-like).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from glassnet.config import RunConfig, read_yaml
+from glassnet.data import DataBundle, DataSpec, list_datasets, load_dataset, split_tensors
+from glassnet.errors import ConfigError, DataError, RunError
+from glassnet.models import list_models, load_model, model_info
+from glassnet.runs import RunDir
+from glassnet.train.reconstruction import reconstruction_bundle
+from glassnet.train.trainer import Predictions, Trainer
+
+
+class Run(RunDir):
+    """A run directory and, read once on first use, its model, spec, configuration and data.
+
+    Args:
+        path: the run directory.
+        model, spec, config, bundle: what the caller already holds (``gn.train`` passes the trained
+            model and its data), so nothing is read again.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        model: nn.Module | None = None,
+        spec: DataSpec | None = None,
+        config: RunConfig | None = None,
+        bundle: DataBundle | None = None,
+    ) -> None:
+        super().__init__(path)
+        self._model, self._spec, self._config, self._bundle = model, spec, config, bundle
+        self._config_read = config is not None
+        self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def open(cls, run: Run | str | os.PathLike[str]) -> Run:
+        """``run`` itself when it is a ``Run``, else the run at that path (which must hold a saved model).
+
+        Raises:
+            RunError: the directory is missing or holds no complete run.
+        """
+        if isinstance(run, Run):
+            return run
+        opened = cls(run)
+        opened.require_model()
+        return opened
+
+    @property
+    def model(self) -> nn.Module:
+        """The trained model (rebuilt from model.json + model.safetensors, no pickle), in eval mode."""
+        if self._model is None:
+            self._model, self._spec = load_model(self.path)
+        return self._model
+
+    @property
+    def spec(self) -> DataSpec:
+        """The ``DataSpec`` the model was built for."""
+        if self._spec is None:
+            self._model, self._spec = load_model(self.path)
+        return self._spec
+
+    @property
+    def config(self) -> RunConfig | None:
+        """The resolved training configuration (config.yaml), or None when the run has none.
+
+        Raises:
+            ConfigError: config.yaml is not a valid configuration.
+        """
+        if not self._config_read:
+            self._config_read = True
+            if self.config_file.is_file():
+                self._config = RunConfig.from_dict(read_yaml(self.config_file), source=str(self.config_file))
+        return self._config
+
+    def data(self) -> DataBundle:
+        """The run's data exactly as it was trained: same dataset, options and splits (cached).
+
+        Raises:
+            RunError: the run has no config.yaml and its spec names no built-in dataset.
+            DataError: the dataset no longer fits the model (other inputs, classes or vocabulary).
+        """
+        if self._bundle is None:
+            config = self.config
+            if config is None:
+                if self.spec.name not in {d.name for d in list_datasets()}:
+                    raise RunError(
+                        f"'{self.path}' has no config.yaml to say which data it was trained on (its spec names "
+                        f"{self.spec.name or 'no dataset'!r}); pass the data explicitly"
+                    )
+                config = RunConfig(data=self.spec.name, model=model_info_name(self))
+            bundle = load_training_data(config)
+            check_compatible(self.spec, bundle)
+            self._bundle = bundle
+        return self._bundle
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of the ``train``, ``val`` or ``test`` split as tensors (cached)."""
+        if name not in self._splits:
+            self._splits[name] = split_tensors(self.data().split(name))
+        return self._splits[name]
+
+    def result(self, stage: str) -> dict[str, Any] | None:
+        """``results/<stage>.json`` as a dict, or None when that stage has not run."""
+        return self.read_result(stage)
+
+    def predict(self, inputs: torch.Tensor) -> Predictions:
+        """Predictions for a batch of inputs in natural units (images in [0, 1]), on the CPU."""
+        return Trainer(task=self.spec.task, device="cpu").predict(self.model, inputs)
+
+
+def model_info_name(run: Run) -> str:
+    """The registered model name of a run (from model.json, through the loaded model)."""
+    return getattr(run.model, "glassnet_arch", {}).get("name", "")
+
+
+def load_training_data(config: RunConfig) -> DataBundle:
+    """The dataset that ``config`` names, in the form its model trains on.
+
+    A reconstruction model (registered for ``reconstruct`` only) given a classification dataset gets
+    a reconstruction bundle: inputs as targets, trained on ``config.normal_classes`` (every class
+    when empty), with the test split's classes kept in ``info["test_labels"]``.
+
+    Raises:
+        ConfigError: ``normal_classes`` is set for a model or dataset it does not apply to, names a
+            class the dataset lacks, or names every class (leaving nothing to detect).
+    """
+    reconstructs = bool(config.model) and model_info(config.model).tasks == ("reconstruct",)
+    if config.normal_classes and not reconstructs:
+        raise ConfigError(
+            f"normal_classes={config.normal_classes!r} applies to reconstruction models only "
+            f"({', '.join(reconstruction_models())}); model {config.model!r} does not reconstruct. "
+            "Choose one of those models or remove normal_classes"
+        )
+    bundle = load_dataset(config.data, **config.data_args)
+    if bundle.spec.task != "classify":
+        if config.normal_classes:
+            raise ConfigError(
+                f"normal_classes={config.normal_classes!r} needs a classification dataset (its classes say what is "
+                f"normal); dataset {bundle.spec.name or config.data!r} is for {bundle.spec.task}"
+            )
+        return bundle
+    if not reconstructs:
+        return bundle
+    bundle = reconstruction_bundle(bundle, config.normal_classes or None)
+    names = bundle.info["class_names"]
+    if config.normal_classes and len(bundle.info["normal_classes"]) == len(names):
+        raise ConfigError(
+            f"normal_classes={config.normal_classes!r} names every class ({', '.join(names)}), so no test example "
+            "is abnormal. Name fewer classes, or leave normal_classes empty for plain reconstruction"
+        )
+    return bundle
+
+
+def reconstruction_models() -> list[str]:
+    """The registered models that only reconstruct (autoencoders)."""
+    return [name for name in list_models() if model_info(name).tasks == ("reconstruct",)]
+
+
+def check_compatible(spec: DataSpec, bundle: DataBundle) -> None:
+    """Raise ``DataError`` unless ``bundle`` has the inputs and outputs the model was built for."""
+    other = bundle.spec
+    if (other.input_shape, other.task, other.num_outputs) != (spec.input_shape, spec.task, spec.num_outputs):
+        raise DataError(
+            f"dataset {other.name!r} ({other.task}, inputs {other.input_shape}, {other.num_outputs} outputs) "
+            f"does not match the model ({spec.task}, inputs {spec.input_shape}, {spec.num_outputs} outputs)"
+        )
+    if spec.class_names and other.class_names and list(spec.class_names) != list(other.class_names):
+        raise DataError(
+            f"dataset {other.name!r} has the classes {list(other.class_names)}, but the model was trained on "
+            f"{list(spec.class_names)}: the scores would compare different classes"
+        )
+    mine, theirs = spec.extra.get("vocab"), other.extra.get("vocab")
+    if mine is not None and theirs is not None and list(mine) != list(theirs):
+        raise DataError(
+            f"dataset {other.name!r} was encoded with a different vocabulary ({len(theirs):,} tokens) than the "
+            f"model ({len(mine):,} tokens), so its token ids mean other words; evaluate a text run on the dataset "
+            "and data options it was trained with"
+        )
