@@ -58,6 +58,9 @@ class RunConfig:
         terminate_on_nan: stop at the first NaN or infinite loss and record where it happened.
         time_limit: stop training after this many seconds (a resumable checkpoint is kept); 0: no limit.
         max_steps: stop training after this many optimiser steps, even mid-epoch; 0: the epochs decide.
+        baseline: fit classical baselines (logistic regression, TF-IDF + a linear model, persistence,
+            PCA ...) on the same training split and compare the network with the best of them on the
+            test split (``results/train.json``: ``baseline``); false skips them.
         checkpoint_every: write the resumable state ``checkpoints/last.pt`` every N optimiser steps
             as well as at every epoch end; 0: at epoch ends only.
         save_top_k: keep the weights of the k best epochs on ``monitor`` in ``checkpoints/``
@@ -121,6 +124,7 @@ class RunConfig:
     checkpoint_every: int = 0
     save_top_k: int = 0
     max_steps: int = 0
+    baseline: bool = True
     adversarial: InitVar[dict[str, Any] | None] = None  # older spelling of the adversarial step's options
 
     def __post_init__(self, adversarial: dict[str, Any] | None = None) -> None:
@@ -337,7 +341,7 @@ def _check_engine(config: RunConfig) -> None:
         _check_type(config, name, int)
     for name in ("plateau_factor", "clip_grad_norm", "clip_grad_value", "ema", "time_limit"):
         _check_type(config, name, float)
-    for name in ("channels_last", "compile", "terminate_on_nan"):
+    for name in ("channels_last", "compile", "terminate_on_nan", "baseline"):
         _check_type(config, name, bool)
     warmup = config.warmup
     if warmup is not None and (

@@ -250,6 +250,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{result['data']} {result['split']} split ({result['size']:,} examples):")
     for key, value in result[args.split].items():
         print(f"  {key:<10} {value:.4f}")
+    _print_baseline(result.get("baseline"))
     print(f"written:  {Path(args.run) / 'results' / 'evaluate.json'}")
     return 0
 
@@ -411,7 +412,28 @@ def _print_outcome(run_dir: Path, seconds: float) -> None:
     result = json.loads((run_dir / "results" / "train.json").read_text())
     print(f"run:      {run_dir}")
     print(f"test:     {get_task(result['task']).headline(result['test'])}")
+    _print_baseline(result.get("baseline"))
     print(f"time:     {seconds:.1f} s")
+
+
+def _print_baseline(block: dict[str, Any] | None) -> None:
+    """The verdict against the classical baseline, and a warning when the network trails it."""
+    from glassnet.train.baselines import sentence
+
+    if not block:
+        return
+    if "skipped" in block:
+        print(f"baseline: none ({block['skipped']})")
+        return
+    line = sentence(block)
+    if line is None:
+        return
+    print(f"baseline: {line}")
+    if block["comparison"]["verdict"] == "trails":
+        print(
+            "warning:  a classical model does better on this data: try more epochs, another model or its "
+            "hyper-parameters, or use the simple model (see results/train.json: baseline)"
+        )
 
 
 def _write_predictions(path: Path, records: list[dict[str, Any]]) -> None:

@@ -17,7 +17,7 @@ import torch
 
 from glassnet.config import RunConfig, save_config
 from glassnet.data import DataBundle, DataSpec, load_dataset, split_targets
-from glassnet.errors import CheckpointError, ConfigError, RunError
+from glassnet.errors import CheckpointError, ConfigError, DataError, RunError
 from glassnet.figures import training as figures
 from glassnet.models import create_model, save_model, summarize
 from glassnet.runs import CHECKPOINTS_DIR, RunDir
@@ -37,6 +37,7 @@ from glassnet.train import (
     load_checkpoint,
     seed_everything,
 )
+from glassnet.train.baselines import fit_baselines
 from glassnet.train.checkpoint import LAST
 from glassnet.train.reconstruction import reconstruction_bundle
 from glassnet.train.run import Run, check_compatible, load_training_data
@@ -282,6 +283,8 @@ def train(
         "data": _data_summary(bundle),
         "model": {"name": config.model, "hparams": model.glassnet_arch["hparams"], **summarize(model, bundle.spec)},
     }
+    if config.baseline:
+        results["baseline"] = fit_baselines(task, bundle, results["test"], config.seed)
     task.details(TaskContext(run, bundle, model, trainer, results, config.seed))
     if fit.history:
         figures.training_curves(fit.history, run.figure("training_curves"))
@@ -343,13 +346,19 @@ def _stopped_by(trainer: Trainer) -> str | None:
     return None
 
 
-def evaluate(run: Run | str | os.PathLike[str], data: str | None = None, split: str = "test") -> dict[str, Any]:
+def evaluate(
+    run: Run | str | os.PathLike[str], data: str | None = None, split: str = "test", baseline: bool | None = None
+) -> dict[str, Any]:
     """Evaluate a saved run on a split of its own data (or of dataset ``data``); writes ``results/evaluate.json``.
+
+    The classical baselines are fitted again on the run's own training split (nothing is unpickled)
+    and scored on the same examples as the model, under ``baseline`` in the result.
 
     Args:
         run: a ``Run`` or a run directory.
         data: another dataset to score the model on (default: the run's own data, as trained).
         split: ``train``, ``val`` or ``test``.
+        baseline: score the baselines too (default: as the run's configuration says).
     """
     run = Run.open(run)
     spec = run.spec
@@ -363,8 +372,23 @@ def evaluate(run: Run | str | os.PathLike[str], data: str | None = None, split: 
     trainer = Trainer(task=spec.task, device=run.config.device if run.config is not None else "auto")
     metrics = _rounded(trainer.task.evaluate(trainer, run.model, bundle, split))
     result = {"task": spec.task, "data": name, "split": split, "size": len(bundle.split(split)), split: metrics}
+    if baseline if baseline is not None else (run.config is None or run.config.baseline):
+        result["baseline"] = _baseline_on(run, trainer.task, bundle, split, metrics)
     run.write_result("evaluate", result)
     return result
+
+
+def _baseline_on(run: Run, task: Any, bundle: DataBundle, split: str, metrics: dict[str, float]) -> dict[str, Any]:
+    """The baselines fitted on the run's training split and scored on ``bundle``'s ``split``."""
+    try:
+        trained = run.data()
+    except (RunError, DataError) as exc:
+        return {"skipped": f"the run's training data cannot be rebuilt ({exc})"}
+    # the anomaly labels (test_labels) describe the test split only
+    info = bundle.info if split == "test" else {k: v for k, v in bundle.info.items() if k != "test_labels"}
+    scored = DataBundle(trained.train, trained.val, bundle.split(split), trained.spec, info)
+    seed = run.config.seed if run.config is not None else 0
+    return fit_baselines(task, scored, metrics, seed)
 
 
 def _rounded(metrics: dict[str, float]) -> dict[str, float]:

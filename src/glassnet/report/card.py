@@ -144,6 +144,8 @@ th{background:#f0f2f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 img{max-width:100%;height:auto}.metrics{display:flex;flex-wrap:wrap;gap:12px}
 .metric{background:#f0f4fa;border-radius:6px;padding:8px 16px;min-width:120px}
 .metric b{display:block;font-size:1.5em}.note{color:#5a6272;font-size:.9em}
+.verdict{border-left:4px solid #2d7d46;padding:6px 12px;background:#eef7f0}
+.verdict.ties{border-color:#b07d00;background:#fbf5e6}.verdict.trails{border-color:#c0392b;background:#fbeeec}
 details summary{cursor:pointer;color:#2d5b9a}footer{color:#8a93a3;font-size:.8em;text-align:center;padding:12px}
 """
 

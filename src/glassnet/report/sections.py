@@ -27,7 +27,52 @@ def test_metrics(ctx: ReportContext) -> str | None:
         extra = f"<h3>Latest <code>glassnet evaluate</code> ({esc(evaluation['data'])}, {esc(split)})</h3>" + table(
             ["metric", "value"], rows
         )
-    return f'<div class="metrics">{tiles}</div>{note}{extra}'
+        extra += _verdict(evaluation.get("baseline"))
+    return f'<div class="metrics">{tiles}</div>{_verdict(result.get("baseline"))}{note}{extra}'
+
+
+def _verdict(block: dict[str, Any] | None) -> str:
+    """The network against its classical baseline, in one highlighted sentence."""
+    from glassnet.train.baselines import sentence
+
+    line = sentence(block) if block and "comparison" in block else None
+    if line is None:
+        return ""
+    verdict = block["comparison"]["verdict"]
+    warning = " A classical model does better on this data." if verdict == "trails" else ""
+    return f'<p class="verdict {esc(verdict)}"><b>{esc(line[0].upper() + line[1:])}.</b>{esc(warning)}</p>'
+
+
+@section("Baseline", order=15)
+def baseline(ctx: ReportContext) -> str | None:
+    """Every classical candidate on the same validation and test examples, and which one is the baseline."""
+    block = (ctx.result("train") or {}).get("baseline")
+    if not block:
+        return None
+    if "skipped" in block:
+        return f'<p class="note">No baseline: {esc(block["skipped"])}.</p>'
+    metric = block.get("comparison", {}).get("metric")
+    keys = [k for k in block["test"] if k != metric]
+    header = ["candidate", "role", f"val {metric}", f"test {metric}", *(f"test {k}" for k in keys), "fit s"]
+    rows = [
+        [
+            c["description"],
+            "the baseline" if c["name"] == block["name"] else ("trivial" if c["floor"] else ""),
+            fmt(c["val"].get(metric)),
+            fmt(c["test"].get(metric)),
+            *(fmt(c["test"].get(k)) for k in keys),
+            f"{c['fit_time_s']:.2f}",
+        ]
+        for c in block["candidates"]
+    ]
+    used = f"{block['train_examples']:,} training examples"
+    if block.get("subsampled_from"):
+        used += f" (a seeded sample of {block['subsampled_from']:,}, to bound the fit time)"
+    return (
+        f'<p class="note">Classical models fitted on the same training split ({esc(used)}) and scored with the '
+        "same metrics on the same examples; the baseline is the best on the validation split (trivial "
+        "predictors are listed but never chosen).</p>" + table(header, rows, numeric_from=2)
+    )
 
 
 @section("Data", order=20)

@@ -79,6 +79,10 @@ class Reconstruction(Task):
         """Anomaly detection (figures and the ``anomaly`` block), example reconstructions, VAE samples."""
         reconstruction_details(context)
 
+    def comparison_metric(self, bundle: DataBundle) -> str:
+        """An anomaly detector is compared on the AUROC of its score, a plain autoencoder on its MAE."""
+        return "auroc" if has_anomalies(bundle) else "mae"
+
 
 def elbo(errors: torch.Tensor, kl: torch.Tensor, decoder_var: float) -> torch.Tensor:
     """Per-example evidence lower bound (nats) under a Gaussian decoder of variance ``decoder_var``.

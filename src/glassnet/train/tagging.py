@@ -15,6 +15,7 @@ from glassnet.data.bundle import split_tensors
 from glassnet.data.spec import DataSpec
 from glassnet.data.tagging import render_tags, rule_baseline
 from glassnet.errors import DataError
+from glassnet.train.baselines import Baseline, register_baselines
 from glassnet.train.tasks import TaskContext, TokenTask, register_task
 
 IGNORE_INDEX = -100
@@ -75,6 +76,10 @@ class Tagging(TokenTask):
     def details(self, context: TaskContext) -> None:
         """Confusion matrix, per-tag scores, baselines (majority tag, sentence-start rule) and example rows."""
         tagging_details(context)
+
+    def comparison_metric(self, bundle: Any) -> str:
+        """Tags are unbalanced (most characters are lower case): compared on macro-F1, not accuracy."""
+        return "macro_f1"
 
     def records(
         self, spec: DataSpec, inputs: torch.Tensor, predictions: Any, truth: torch.Tensor | None
@@ -220,3 +225,29 @@ def tag_records(
         for record, text in zip(records, render_tags(spec, inputs, truth)):
             record["true"] = text
     return records
+
+
+@register_baselines("tag")
+def _tag_baselines(spec: DataSpec, bundle: Any) -> list[Baseline]:
+    """The majority tag everywhere and, for truecasing, the sentence-start rule."""
+
+    def score(predict: Any, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        return tag_metrics(predict(x), y, spec.num_outputs)
+
+    def majority(x: torch.Tensor, y: torch.Tensor) -> Any:
+        tagged = y[y != IGNORE_INDEX]
+        tag = int(torch.bincount(tagged, minlength=spec.num_outputs).argmax())
+        return lambda inputs: torch.full(inputs.shape[:2], tag, dtype=torch.long)
+
+    candidates = [Baseline("majority", "the most frequent training tag everywhere", majority, floor=True, score=score)]
+    if spec.modality == "text" and spec.extra.get("tag_scheme") == "truecase":
+        candidates.insert(
+            0,
+            Baseline(
+                "rule",
+                "capitalise the first letter of the text, of each sentence and the word 'i'",
+                lambda x, y: lambda inputs: rule_baseline(spec, inputs),
+                score=score,
+            ),
+        )
+    return candidates
