@@ -83,3 +83,28 @@ def test_a_killed_worker_is_restarted_and_resumes_from_the_checkpoint(two_proces
     uninterrupted = load_file(reference / "model.safetensors")
     for key in uninterrupted:
         assert torch.equal(restarted[key], uninterrupted[key]), key
+
+
+def test_closing_drops_the_ddp_wrapper_before_leaving_the_group(tmp_path):
+    """A DDP wrapper that outlives ``destroy_process_group`` keeps the gloo group alive until the
+    interpreter exits, where its threads abort the process (seen as a SIGABRT of rank 1 in CI)."""
+    import gc
+    import weakref
+
+    from glassnet.train import Trainer
+
+    store = torch.distributed.FileStore(str(tmp_path / "store"), 1)
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        trainer = Trainer(max_epochs=1)
+        trainer.world_size, trainer.device = 2, torch.device("cpu")  # wrap as the second of two processes would
+        trainer._runner = trainer._wrap(torch.nn.Linear(3, 2))
+        wrapper = weakref.ref(trainer._runner)
+        assert isinstance(wrapper(), torch.nn.parallel.DistributedDataParallel)
+        trainer.close()
+        gc.collect()
+        assert wrapper() is None, "the DDP wrapper (and the process group it holds) must be gone"
+        assert not torch.distributed.is_initialized()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

@@ -246,7 +246,7 @@ def train(
     try:
         fit = trainer.fit(model, bundle, resume_from=resume_from)
     finally:
-        distributed.cleanup()  # rank 0 evaluates the whole test split alone; the others are done
+        trainer.close()  # rank 0 evaluates the whole test split alone; the others are done
     if not distributed.is_global_zero():
         return Run(run.path)
     if fit.diverged is not None and best.best_epoch is None:

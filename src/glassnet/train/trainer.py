@@ -10,6 +10,7 @@ logs, validates and calls the callbacks. See ``glassnet.train.steps`` for the st
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import math
 import os
@@ -318,6 +319,18 @@ class Trainer:
             diverged=self.diverged,
             resumed_from=str(resume_from) if resume_from is not None else None,
         )
+
+    def close(self) -> None:
+        """Drop the DDP wrapper, then leave the process group (if any).
+
+        ``destroy_process_group`` only forgets the group; a ``DistributedDataParallel`` still alive
+        keeps it, and gloo's worker threads then die with the interpreter at exit, which aborts the
+        process ("terminate called without an active exception"). Drop the wrapper first.
+        """
+        self._runner = None
+        if distributed.active():
+            gc.collect()  # DDP's reducer sits in reference cycles through its autograd hooks
+        distributed.cleanup()
 
     def _plan(self, source: BatchSource) -> None:
         """The budget: periods, steps per period and the total steps that per-step schedules span."""
