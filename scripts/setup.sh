@@ -24,4 +24,9 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   fi
 fi
 "${pip[@]}" install --quiet -e "$here[dev]"
+# the environment families beyond classic control; a machine where one does not build keeps the rest
+if ! "${pip[@]}" install --quiet -e "$here[rl]"; then
+  echo "setup: the rl extras (box2d, pygame, mujoco, ale-py, opencv) did not install; their environments" \
+    "and tests are skipped (glassnet envs says which)" >&2
+fi
 "$venv/bin/python" -c "import torch, glassnet; print(f'setup: glassnet {glassnet.__version__}, torch {torch.__version__} in $venv')"

@@ -29,7 +29,7 @@ LAYERS = [
     ),
     ("data", ["glassnet.data"]),
     ("models", ["glassnet.models"]),
-    ("learning", ["glassnet.train"]),
+    ("learning", ["glassnet.train", "glassnet.rl"]),
     ("audit", ["glassnet.explain", "glassnet.robustness", "glassnet.compress"]),
     ("presentation", ["glassnet.report"]),
     ("workflow", ["glassnet.pipeline", "glassnet.stages.*"]),

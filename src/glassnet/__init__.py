@@ -9,6 +9,7 @@ from typing import Any  # noqa: E402
 from glassnet.compress import compress as _compress  # noqa: E402
 from glassnet.config import RunConfig, load_config  # noqa: E402
 from glassnet.data import DataBundle, DataSpec, list_datasets, load_dataset, register_dataset  # noqa: E402
+from glassnet.data.environments import list_environments, load_environment  # noqa: E402
 from glassnet.errors import (  # noqa: E402
     CheckpointError,
     ConfigError,
@@ -22,6 +23,7 @@ from glassnet.models import create_model, list_models, load_model, register_mode
 from glassnet.pipeline import demo, evaluate, load, predict  # noqa: E402
 from glassnet.pipeline import train as _train_run  # noqa: E402
 from glassnet.report import report  # noqa: E402
+from glassnet.rl import evaluate_policy  # noqa: E402  (registers the RL algorithms and the control task)
 from glassnet.robustness import robustness as _robustness  # noqa: E402
 from glassnet.stages import Stage, get_stage, list_stages, register_stage, run_stage  # noqa: E402
 from glassnet.train import (  # noqa: E402
@@ -110,15 +112,18 @@ __all__ = [
     "create_model",
     "demo",
     "evaluate",
+    "evaluate_policy",
     "explain",
     "find_lr",
     "get_stage",
     "list_stages",
     "list_datasets",
+    "list_environments",
     "list_models",
     "load",
     "load_config",
     "load_dataset",
+    "load_environment",
     "load_model",
     "predict",
     "register_dataset",

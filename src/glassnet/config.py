@@ -58,6 +58,16 @@ class RunConfig:
         terminate_on_nan: stop at the first NaN or infinite loss and record where it happened.
         time_limit: stop training after this many seconds (a resumable checkpoint is kept); 0: no limit.
         max_steps: stop training after this many optimiser steps, even mid-epoch; 0: the epochs decide.
+        env: a gymnasium environment id (``CartPole-v1``, ``Pendulum-v1``, ``ALE/Pong-v5`` ...) to learn
+            from by reinforcement learning instead of ``data`` (``glassnet train --env ID --algo ppo``).
+        env_args: environment options: ``max_episode_steps``; Atari's ``frame_stack``, ``screen_size``.
+        env_steps: the budget of an environment run in environment steps (``--steps``).
+        eval_episodes: seeded episodes of each validation of an environment run (deterministic policy);
+            they pick the best weights.
+        test_episodes: episodes of the final evaluation, on other seeds than the validation's.
+        threads: torch's CPU threads during the run; 0: torch's default, or 1 for an environment run
+            (small networks acting on a few observations gain nothing from more threads, and slow
+            down badly when other processes share the cores).
         baseline: fit classical baselines (logistic regression, TF-IDF + a linear model, persistence,
             PCA ...) on the same training split and compare the network with the best of them on the
             test split (``results/train.json``: ``baseline``); false skips them.
@@ -124,6 +134,12 @@ class RunConfig:
     checkpoint_every: int = 0
     save_top_k: int = 0
     max_steps: int = 0
+    env: str = ""
+    env_args: dict[str, Any] = field(default_factory=dict)
+    env_steps: int = 0
+    eval_episodes: int = 10
+    test_episodes: int = 100
+    threads: int = 0
     baseline: bool = True
     adversarial: InitVar[dict[str, Any] | None] = None  # older spelling of the adversarial step's options
 
@@ -140,6 +156,23 @@ class RunConfig:
         _check_type(self, "data_args", dict)
         _check_type(self, "augment", dict)
         _check_type(self, "step", dict)
+        _check_type(self, "env", str)
+        _check_type(self, "env_args", dict)
+        _check_type(self, "threads", int)
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0 (0: the default). Received: threads={self.threads}")
+        for name in ("env_steps", "eval_episodes", "test_episodes"):
+            _check_type(self, name, int)
+        if self.env_steps < 0:
+            raise ConfigError(
+                f"the budget of an environment run (--steps, env_steps) must be a positive number of environment "
+                f"steps. Received: env_steps={self.env_steps}"
+            )
+        if self.eval_episodes < 1 or self.test_episodes < 1:
+            raise ConfigError(
+                f"eval_episodes and test_episodes must be >= 1. Received: eval_episodes={self.eval_episodes}, "
+                f"test_episodes={self.test_episodes}"
+            )
         for name in ("epochs", "batch_size", "early_stopping", "seed", "num_workers"):
             _check_type(self, name, int)
         for name in ("lr", "weight_decay", "momentum"):
@@ -202,12 +235,14 @@ class RunConfig:
         values["data_args"] = dict(values["data_args"])
         values["augment"] = dict(values["augment"])
         values["step"] = dict(values["step"])
+        values["env_args"] = dict(values["env_args"])
         nested = {
             "model": "model_args",
             "data": "data_args",
             "augment": "augment",
             "step": "step",
             "adversarial": "step",
+            "env": "env_args",
         }
         for key, value in overrides.items():
             prefix, _, sub = key.partition(".")

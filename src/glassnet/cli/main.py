@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", parents=[common], help="train a model on a dataset into a run directory")
     train.add_argument("--data", help="built-in dataset name (see `glassnet datasets`)")
+    train.add_argument("--env", help="a gymnasium environment to learn from (see `glassnet envs`), e.g. CartPole-v1")
+    train.add_argument("--algo", help="the reinforcement-learning algorithm of --env: ppo, dqn or sac")
+    train.add_argument("--steps", type=int, help="the budget of an --env run in environment steps")
     train.add_argument("--model", help="model name (see `glassnet models`)")
     train.add_argument("--config", help="YAML file with configuration keys (command-line values win)")
     train.add_argument("--epochs", type=int, help="maximum number of epochs")
@@ -72,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", help="run directory")
     evaluate.add_argument("--data", help="dataset to evaluate on (default: the one it was trained on)")
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument(
+        "--episodes", type=int, help="an agent's run: seeded episodes of the deterministic policy (default 100)"
+    )
+    evaluate.add_argument("--seed", type=int, help="an agent's run: the first episode's seed (default 20000)")
 
     predict = commands.add_parser("predict", parents=[common], help="predict with a trained run")
     predict.add_argument("run", help="run directory")
@@ -90,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("datasets", parents=[common], help="list the built-in datasets")
+    envs = commands.add_parser(
+        "envs", parents=[common], help="list the environment families (--env) installed here, and how to add others"
+    )
+    envs.add_argument("--family", help="list every environment id of this family (classic_control, box2d ...)")
     models = commands.add_parser(
         "models", parents=[common], help="list the registered models, or describe one built for a dataset"
     )
@@ -183,15 +194,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return _resume(args)
     overrides = list(args.overrides)
-    for key in ("data", "model", "epochs"):
+    for key in ("data", "model", "epochs", "env"):
         value = getattr(args, key)
         if value is not None:
             overrides.append(f"{key}={value}")
+    if args.steps is not None:
+        overrides.append(f"env_steps={args.steps}")
+    if args.algo is not None:
+        overrides.append(f"step.name={args.algo}")
     if args.adversarial is not None:
         overrides.append(f"adversarial.method={args.adversarial}")
     config = load_config(args.config, overrides)
-    if args.config is None and (args.data is None or args.model is None):
-        raise ConfigError("train needs --data and --model (or a --config file that names them)")
+    if args.env is not None and args.data is not None:
+        raise ConfigError("give --data (a dataset) or --env (an environment), not both")
+    if (args.algo is not None or args.steps is not None) and not config.env:
+        raise ConfigError("--algo and --steps apply to reinforcement learning: add --env ID (see `glassnet envs`)")
+    if args.config is None and args.env is None and (args.data is None or args.model is None):
+        raise ConfigError("train needs --data and --model, or --env and --algo (or a --config file that names them)")
+    if config.env and config.step.get("name") is None and not args.config:
+        raise ConfigError("--env needs an algorithm: --algo ppo, dqn or sac")
     if args.find_lr:
         return _find_lr(config, args)
     start = time.perf_counter()
@@ -246,10 +267,18 @@ def _find_lr(config: Any, args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from glassnet.pipeline import evaluate
 
-    result = evaluate(args.run, data=args.data, split=args.split)
-    print(f"{result['data']} {result['split']} split ({result['size']:,} examples):")
-    for key, value in result[args.split].items():
-        print(f"  {key:<10} {value:.4f}")
+    result = evaluate(args.run, data=args.data, split=args.split, episodes=args.episodes, seed=args.seed)
+    if result["task"] == "control":
+        scores = result["test"]
+        first, last = scores["seeds"]
+        print(f"{result['data']}: {scores['episodes']} episodes (seeds {first}-{last}), deterministic policy")
+        print(f"  return     {scores['return_mean']:.2f} +- {scores['return_std']:.2f}", end="")
+        print(f"  (min {scores['return_min']:.2f}, max {scores['return_max']:.2f})")
+        print(f"  length     {scores['length_mean']:.1f}")
+    else:
+        print(f"{result['data']} {result['split']} split ({result['size']:,} examples):")
+        for key, value in result[args.split].items():
+            print(f"  {key:<10} {value:.4f}")
     _print_baseline(result.get("baseline"))
     print(f"written:  {Path(args.run) / 'results' / 'evaluate.json'}")
     return 0
@@ -282,6 +311,27 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     rows = [[d.name, d.task, d.modality, d.size, d.source] for d in list_datasets()]
     print_table(["name", "task", "modality", "size", "source"], rows)
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from glassnet.data.environments import environment_ids, list_environments
+
+    if args.family:
+        for env_id in environment_ids(args.family):
+            print(env_id)
+        return 0
+    rows = [
+        [
+            f["family"],
+            "yes" if f["installed"] else "no",
+            ", ".join(f["examples"]),
+            "" if f["installed"] else f["install"],
+        ]
+        for f in list_environments()
+    ]
+    print_table(["family", "installed", "examples", "install with"], rows)
+    print("train with: glassnet train --env ID --algo ppo|dqn|sac --steps N (`--family NAME` lists every id)")
     return 0
 
 
@@ -390,6 +440,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "datasets": cmd_datasets,
+    "envs": cmd_envs,
     "models": cmd_models,
 }
 
@@ -429,7 +480,9 @@ def _print_baseline(block: dict[str, Any] | None) -> None:
     if line is None:
         return
     print(f"baseline: {line}")
-    if block["comparison"]["verdict"] == "trails":
+    if block["comparison"]["verdict"] == "trails" and block.get("name") == "random":
+        print("warning:  a random policy does better: train for more steps, or tune the algorithm's step options")
+    elif block["comparison"]["verdict"] == "trails":
         print(
             "warning:  a classical model does better on this data: try more epochs, another model or its "
             "hyper-parameters, or use the simple model (see results/train.json: baseline)"

@@ -36,6 +36,10 @@ def compress_run(
     """
     run = Run.open(run)
     model, spec = run.model, run.spec
+    if spec.task == "control":
+        return _compress_agent(run, data, options)
+    if options.pop("episodes", None) is not None:
+        raise ConfigError("--episodes applies to an agent's run (glassnet train --env ...); this run learnt from data")
     if data is None:
         data = run.data()
     if tuple(data.spec.input_shape) != tuple(spec.input_shape) or data.spec.num_outputs != spec.num_outputs:
@@ -60,3 +64,21 @@ def compress_run(
     run.write_result("compress", result.to_dict())
     size_tradeoff(result.variants, result.metric, run.figure(FIGURE))
     return result
+
+
+def _compress_agent(run: Run, data: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """An agent's policy: int8 and ONNX variants judged by the return of the same test episodes.
+
+    Raises:
+        ConfigError: data, pruning, a choice of quantisation or distillation was asked for (they do not
+            apply to a policy yet).
+    """
+    from glassnet.compress.policy import compress_policy
+
+    unsupported = [k for k in ("prune", "quantize", "distill", "stack") if options.get(k)]
+    if data is not None or unsupported:
+        raise ConfigError(
+            "an agent's policy is compressed by int8 quantisation and ONNX export, judged by its return; "
+            f"{', '.join(unsupported) or 'data'} does not apply to it (drop those options)"
+        )
+    return compress_policy(run, episodes=options.get("episodes") or 20, export_onnx=True)

@@ -9,7 +9,7 @@ from typing import Any
 from glassnet.data.modality import MODALITIES  # the registered modalities (a live view)
 from glassnet.errors import DataError
 
-TASKS = ("classify", "multilabel", "regress", "forecast", "reconstruct", "seq2seq", "language_model", "tag")
+TASKS = ("classify", "multilabel", "regress", "forecast", "reconstruct", "seq2seq", "language_model", "tag", "control")
 
 
 @dataclass(frozen=True)

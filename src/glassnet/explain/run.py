@@ -76,6 +76,10 @@ def explain_run(
         raise ConfigError(f"n must be a positive integer. Received: n={n!r}")
     run = Run.open(run)
     model, spec = run.model, run.spec
+    if spec.task == "control":  # an agent: its decisions and value estimates on the states it meets
+        from glassnet.explain.policy import explain_policy
+
+        return explain_policy(run, name, n, memory_mb, checks, seed, **options)
     if spec.task not in TASKS:
         raise ConfigError(
             f"explain attributes a classifier's or regressor's outputs; this run's task is {spec.task!r}. "

@@ -7,6 +7,8 @@ writes the run directory; what the results and figures hold beyond the metrics i
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -20,6 +22,7 @@ from glassnet.data import DataBundle, DataSpec, load_dataset, split_targets
 from glassnet.errors import CheckpointError, ConfigError, DataError, RunError
 from glassnet.figures import training as figures
 from glassnet.models import create_model, save_model, summarize
+from glassnet.rl.evaluation import AGENT_THREADS, cpu_threads
 from glassnet.runs import CHECKPOINTS_DIR, RunDir
 from glassnet.train import (
     EMA,
@@ -40,7 +43,7 @@ from glassnet.train import (
 from glassnet.train.baselines import fit_baselines
 from glassnet.train.checkpoint import LAST
 from glassnet.train.reconstruction import reconstruction_bundle
-from glassnet.train.run import Run, check_compatible, load_training_data
+from glassnet.train.run import Run, check_compatible, load_run_data
 from glassnet.train.steps import Step, step_from_options
 from glassnet.train.tasks import TaskContext, get_task, make_task
 
@@ -105,12 +108,14 @@ def make_trainer(
     weights counted on the training split), the step, augmentation, precision, schedules,
     best-on-validation selection, the engine's callbacks, logging and (with a run) resumable checkpoints."""
     spec = bundle.spec
-    best = BestModel(monitor=config.monitor)
+    monitor = config.monitor
+    step = _training_step(config, spec)
+    best = BestModel(monitor=monitor)
     # EMA first: validation, BestModel and ModelCheckpoint then see (and keep) the averaged weights
     callbacks: list[Any] = [EMA(config.ema)] if config.ema else []
     callbacks.append(best)
     if config.early_stopping:
-        callbacks.append(EarlyStopping(monitor=config.monitor, patience=config.early_stopping))
+        callbacks.append(EarlyStopping(monitor=monitor, patience=config.early_stopping))
     if config.terminate_on_nan:
         callbacks.append(TerminateOnNaN())
     if config.clip_grad_norm or config.clip_grad_value:
@@ -121,7 +126,7 @@ def make_trainer(
         callbacks.append(TimeLimit(config.time_limit))
     if run is not None:
         if config.save_top_k:
-            callbacks.append(ModelCheckpoint(_checkpoints(run), monitor=config.monitor, save_top_k=config.save_top_k))
+            callbacks.append(ModelCheckpoint(_checkpoints(run), monitor=monitor, save_top_k=config.save_top_k))
         callbacks.append(MetricsLogger(run.metrics))
         callbacks += _loggers(config, run)
     if progress is not None:
@@ -139,25 +144,43 @@ def make_trainer(
         callbacks=callbacks,
         seed=config.seed,
         device=config.device,
-        step=_training_step(config, spec),
+        step=step,
         num_workers=config.num_workers,
         accumulate=config.accumulate,
         precision=config.precision,
         channels_last=config.channels_last,
         compile=config.compile,
         warmup=config.warmup,
-        monitor=config.monitor,
+        monitor=monitor,
         plateau_factor=config.plateau_factor,
         plateau_patience=config.plateau_patience,
         checkpoint_dir=_checkpoints(run) if run is not None else None,
         checkpoint_every=config.checkpoint_every,
         checkpoint_meta={"config": config.to_dict()},
-        max_steps=config.max_steps or None,
+        **_budget(config, step),
     )
     counted = split_targets(bundle.train) if config.class_weights == "balanced" else None
     trainer.task = make_task(spec.task, config.class_weights, config.label_smoothing, counted, spec.num_outputs)
-    trainer.task.mode(config.monitor)
+    if config.env:
+        trainer.task.episodes, trainer.task.test_episodes = config.eval_episodes, config.test_episodes
+    trainer.task.mode(monitor)
     return trainer, best
+
+
+def _budget(config: RunConfig, step: Step) -> dict[str, Any]:
+    """``max_steps`` (and ``eval_every``): an environment run's budget in environment steps becomes training
+    steps of its algorithm, evaluated ten times over the run.
+
+    Raises:
+        ConfigError: an environment run without ``env_steps``.
+    """
+    if not config.env:
+        return {"max_steps": config.max_steps or None}
+    if not config.env_steps:
+        raise ConfigError("an environment run needs a budget in environment steps (a positive number): --steps N")
+    per_step = step.env_steps_per_step() if hasattr(step, "env_steps_per_step") else 1
+    steps = max(1, math.ceil(config.env_steps / per_step))
+    return {"max_steps": steps, "eval_every": max(1, steps // 10)}
 
 
 def _checkpoints(run: RunDir) -> Path:
@@ -234,17 +257,36 @@ def train(
         config = _saved_config(resume_from, config)
     if config is None:
         raise ConfigError("train needs a configuration (or resume=True with the run directory as out)")
-    bundle = load_training_data(config)
+    bundle = load_run_data(config)
+    config = _for_environment(config, bundle.spec)
+    with cpu_threads(config.threads or (AGENT_THREADS if config.env else 0)):
+        return _train(config, bundle, out, overwrite, progress, resume_from, callbacks)
+
+
+def _train(
+    config: RunConfig,
+    bundle: Any,
+    out: str | os.PathLike[str] | None,
+    overwrite: bool,
+    progress: IO[str] | None,
+    resume_from: Path | None,
+    callbacks: Sequence[Callback],
+) -> Run:
+    """``train`` once the configuration and the data are known."""
     seed_everything(config.seed)
-    model = create_model(config.model, bundle.spec, **config.model_args)
     run = RunDir(out if out is not None else default_run_dir(config))
     # every mistake that can be found before training is found before anything is written
     trainer, best = make_trainer(config, bundle, run, progress, callbacks)
+    model = create_model(config.model, bundle.spec, **config.model_args)
+    check = getattr(trainer.step, "check", None)  # a step that trains one kind of model (an RL algorithm)
+    if callable(check):
+        check(model)
+    data, val = _fit_data(config, bundle, trainer)
     if resume_from is None and distributed.is_global_zero():
         prepare_run_dir(run.path, overwrite)
         shutil.rmtree(_checkpoints(run), ignore_errors=True)  # an overwritten run's states do not resume this one
     try:
-        fit = trainer.fit(model, bundle, resume_from=resume_from)
+        fit = trainer.fit(model, data, val=val, resume_from=resume_from)
     finally:
         trainer.close()  # rank 0 evaluates the whole test split alone; the others are done
     if not distributed.is_global_zero():
@@ -260,10 +302,11 @@ def train(
     results: dict[str, Any] = {
         "task": bundle.spec.task,
         "test": _rounded(task.evaluate(trainer, model, bundle, "test")),
-        "val": _rounded(task.evaluate(trainer, model, bundle, "val")) if len(bundle.val) else {},
+        "val": _rounded(task.evaluate(trainer, model, bundle, "val")) if _has_val(bundle) else {},
         "training": {
             "epochs_run": fit.epochs_run,
-            "max_epochs": config.epochs,
+            "max_epochs": config.epochs if not config.env else None,
+            "env_steps": getattr(trainer.source, "env_steps", None),
             "steps": fit.steps,
             "best_epoch": best.best_epoch,
             "monitor": config.monitor,
@@ -285,7 +328,7 @@ def train(
     }
     if config.baseline:
         results["baseline"] = fit_baselines(task, bundle, results["test"], config.seed)
-    task.details(TaskContext(run, bundle, model, trainer, results, config.seed))
+    task.details(TaskContext(run, bundle, model, trainer, results, config.seed, fit.history))
     if fit.history:
         figures.training_curves(fit.history, run.figure("training_curves"))
     run.write_result("train", results)
@@ -347,21 +390,39 @@ def _stopped_by(trainer: Trainer) -> str | None:
 
 
 def evaluate(
-    run: Run | str | os.PathLike[str], data: str | None = None, split: str = "test", baseline: bool | None = None
+    run: Run | str | os.PathLike[str],
+    data: str | None = None,
+    split: str = "test",
+    baseline: bool | None = None,
+    episodes: int | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a saved run on a split of its own data (or of dataset ``data``); writes ``results/evaluate.json``.
 
     The classical baselines are fitted again on the run's own training split (nothing is unpickled)
-    and scored on the same examples as the model, under ``baseline`` in the result.
+    and scored on the same examples as the model, under ``baseline`` in the result. An agent (a run
+    trained with ``--env``) plays ``episodes`` seeded episodes with its deterministic policy instead,
+    against a random policy on the same seeds.
 
     Args:
         run: a ``Run`` or a run directory.
         data: another dataset to score the model on (default: the run's own data, as trained).
         split: ``train``, ``val`` or ``test``.
         baseline: score the baselines too (default: as the run's configuration says).
+        episodes: an agent's evaluation episodes (default: the run's ``test_episodes``).
+        seed: the seed of an agent's first evaluation episode (default: the test seeds, 20000 on).
+
+    Raises:
+        ConfigError: ``episodes`` or ``seed`` given for a run trained on a dataset, or ``data`` for an agent.
     """
     run = Run.open(run)
     spec = run.spec
+    if spec.task == "control":
+        return _evaluate_agent(run, data, baseline, episodes, seed)
+    if episodes is not None or seed is not None:
+        raise ConfigError(
+            "--episodes and --seed evaluate an agent (a run trained with --env); this run learnt from data"
+        )
     if data is None:
         bundle, name = run.data(), run.config.data if run.config is not None else spec.name
     else:
@@ -378,6 +439,27 @@ def evaluate(
     return result
 
 
+def _evaluate_agent(
+    run: Run, data: str | None, baseline: bool | None, episodes: int | None, seed: int | None
+) -> dict[str, Any]:
+    """``evaluate`` for an agent: seeded episodes of the deterministic policy, and the random policy's."""
+    if data is not None:
+        raise ConfigError(f"an agent is evaluated in its own environment ({run.spec.name}); drop --data")
+    config = run.config or RunConfig(env=run.spec.name)
+    environment = run.data()
+    task = get_task("control")
+    task.test_episodes = episodes if episodes is not None else config.test_episodes
+    if seed is not None:
+        task.test_seed = seed
+    scores = task.evaluate(None, run.model, environment, "test")
+    result: dict[str, Any] = {"task": "control", "data": run.spec.name, "split": "test", "size": scores["episodes"]}
+    result["test"] = _rounded(scores)
+    if baseline if baseline is not None else config.baseline:
+        result["baseline"] = task.baselines(environment, result["test"], config.seed)
+    run.write_result("evaluate", result)
+    return result
+
+
 def _baseline_on(run: Run, task: Any, bundle: DataBundle, split: str, metrics: dict[str, float]) -> dict[str, Any]:
     """The baselines fitted on the run's training split and scored on ``bundle``'s ``split``."""
     try:
@@ -389,6 +471,41 @@ def _baseline_on(run: Run, task: Any, bundle: DataBundle, split: str, metrics: d
     scored = DataBundle(trained.train, trained.val, bundle.split(split), trained.spec, info)
     seed = run.config.seed if run.config is not None else 0
     return fit_baselines(task, scored, metrics, seed)
+
+
+def _for_environment(config: RunConfig, spec: DataSpec) -> RunConfig:
+    """An environment run's defaults made explicit (and saved so): the model its algorithm trains
+    (``actor_critic`` for PPO, ``q_network`` for DQN, ``sac_agent`` for SAC) and the evaluation
+    return as the validation metric that keeps the best weights."""
+    if not config.env:
+        return config
+    changes: dict[str, Any] = {}
+    default = getattr(_training_step(config, spec), "model", None)
+    if default and config.model == RunConfig().model:
+        changes["model"] = default
+    if config.monitor == RunConfig().monitor:
+        changes["monitor"] = "val/return_mean"
+    return dataclasses.replace(config, **changes)
+
+
+def _fit_data(config: RunConfig, data: Any, trainer: Trainer) -> tuple[Any, Any]:
+    """What ``Trainer.fit`` takes: a bundle (its own validation split), or an algorithm's rollouts of an
+    environment with episodes of the deterministic policy as the validation."""
+    if not config.env:
+        return data, None
+    task = trainer.task
+    source = trainer.step.source(data)
+
+    def evaluate(_: Trainer, model: torch.nn.Module) -> dict[str, float]:
+        result = task.evaluate(trainer, model, data, "val")
+        scores = {k: v for k, v in result.items() if isinstance(v, float)}
+        return {**scores, "env_steps": float(source.env_steps)}
+
+    return source, evaluate
+
+
+def _has_val(data: Any) -> bool:
+    return isinstance(data, DataBundle) and len(data.val) > 0
 
 
 def _rounded(metrics: dict[str, float]) -> dict[str, float]:

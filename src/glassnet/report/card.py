@@ -34,6 +34,11 @@ class ReportContext:
     def result(self, stage: str) -> dict[str, Any] | None:
         return self.run.read_result(stage)
 
+    @property
+    def control(self) -> bool:
+        """Whether the run is an agent (trained on an environment): its sections are ``report.control``'s."""
+        return (self.result("train") or {}).get("task") == "control"
+
     def figure(self, name: str, alt: str) -> str:
         """An ``<img>`` with the PNG inlined as a data URI ('' when the figure is absent)."""
         path = self.run.figure(name)

@@ -11,6 +11,8 @@ from glassnet.report.card import ReportContext, esc, section, table
 
 @section("Compression", order=70)
 def compression(ctx: ReportContext) -> str | None:
+    if ctx.control:  # an agent: report.control writes this part
+        return None
     result = ctx.result("compress")
     if not result or not result.get("variants"):
         return None

@@ -24,6 +24,8 @@ _CHECKS = {
 
 @section("Explanations", order=60)
 def explanations(ctx: ReportContext) -> str | None:
+    if ctx.control:  # an agent: report.control writes this part
+        return None
     result = ctx.result("explain")
     if not result:
         return None

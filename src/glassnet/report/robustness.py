@@ -9,6 +9,8 @@ from glassnet.report.card import ReportContext, esc, fmt, section, table
 
 @section("Robustness", order=70)
 def robustness(ctx: ReportContext) -> str | None:
+    if ctx.control:  # an agent: report.control writes this part
+        return None
     result = ctx.result("robustness")
     if not result:
         return None

@@ -9,6 +9,8 @@ from glassnet.report.card import ReportContext, esc, fmt, key_values, section, t
 
 @section("Test metrics", order=10)
 def test_metrics(ctx: ReportContext) -> str | None:
+    if ctx.control:  # an agent: report.control writes this part
+        return None
     result = ctx.result("train")
     if not result:
         return None
@@ -46,6 +48,8 @@ def _verdict(block: dict[str, Any] | None) -> str:
 @section("Baseline", order=15)
 def baseline(ctx: ReportContext) -> str | None:
     """Every classical candidate on the same validation and test examples, and which one is the baseline."""
+    if ctx.control:  # an agent: report.control writes this part
+        return None
     block = (ctx.result("train") or {}).get("baseline")
     if not block:
         return None
@@ -77,6 +81,8 @@ def baseline(ctx: ReportContext) -> str | None:
 
 @section("Data", order=20)
 def data_summary(ctx: ReportContext) -> str | None:
+    if ctx.control:  # an agent: report.control writes this part
+        return None
     result = ctx.result("train")
     if not result:
         return None
@@ -134,6 +140,8 @@ def model_summary(ctx: ReportContext) -> str | None:
 
 @section("Training", order=40)
 def training(ctx: ReportContext) -> str | None:
+    if ctx.control:  # an agent: report.control writes this part
+        return None
     result = ctx.result("train")
     if not result:
         return None
@@ -166,6 +174,8 @@ def generated_text(ctx: ReportContext) -> str | None:
 
 @section("Test predictions", order=50)
 def predictions(ctx: ReportContext) -> str | None:
+    if ctx.control:  # an agent: report.control writes this part
+        return None
     result = ctx.result("train")
     if not result:
         return None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from glassnet.config import RunConfig
-from glassnet.errors import DataError
+from glassnet.errors import ConfigError, DataError
 from glassnet.robustness import figures
 from glassnet.robustness.evaluate import DEFAULT_ATTACKS, robustness
 from glassnet.train.run import Run
@@ -29,6 +29,7 @@ def robustness_run(
     target_classes: int = 3,
     square_queries: int = 1000,
     precision: str = "fp32",
+    episodes: int = 10,
 ) -> dict[str, Any]:
     """Attack a trained run on a split of its dataset; writes ``results/robustness.json`` and figures.
 
@@ -51,6 +52,8 @@ def robustness_run(
         target_classes: target classes of the targeted APGD-DLR.
         square_queries: query budget of the Square attack.
         precision: ``fp32``, or ``bf16`` to run the attacks under bf16 autocast (faster, slightly weaker).
+        episodes: an agent's run (``--env``): seeded test episodes per point of its return-against-eps
+            curves (``glassnet.robustness.policy``; ``random`` noise is always attacked as the reference).
 
     Returns:
         The dict written to ``robustness.json``.
@@ -62,6 +65,14 @@ def robustness_run(
     """
     run = Run.open(run)
     model, spec = run.model, run.spec
+    if spec.task == "control":
+        from glassnet.robustness.policy import attack_policy
+
+        if norm != "linf":
+            raise ConfigError("an agent's observations are attacked in the linf norm; drop --norm l2")
+        methods = [attack] if isinstance(attack, str) else list(attack)
+        methods = ["random", *(m for m in methods if m != "random")]
+        return attack_policy(run, methods, eps, episodes, seed=seed)
     if spec.task != "classify":
         raise DataError(f"glassnet robustness evaluates classifiers; the run at '{run.path}' is a {spec.task} model")
     config, bundle = run.config, run.data()

@@ -56,6 +56,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
         help="CPU threads for the whole command (default: torch's setting; 1 gives steadier timings on a busy machine)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--episodes", type=int, help="an agent's run: seeded test episodes per variant (default 20)")
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
@@ -76,16 +77,36 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         "stack": args.stack,
         "repeats": args.repeats,
         "threads": args.threads,
+        "episodes": args.episodes,
     }
 
 
 def show(result: Any, args: argparse.Namespace) -> None:
+    if isinstance(result, dict) and result.get("kind") == "policy":
+        _show_policy(result, args)
+        return
     print_variants(result.to_dict())
     print(f"written:  {args.run}/results/compress.json")
     print(f"figure:   {args.run}/figures/compress_tradeoff.png")
 
 
+def _show_policy(result: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"{result['episodes']} test episodes per variant (seeds {result['seeds'][0]}-{result['seeds'][1]}):")
+    from glassnet.compress.policy import VARIANT_COLUMNS, variant_rows
+
+    print_table(VARIANT_COLUMNS, variant_rows(result))
+    for line in result["notes"] + [f"warning: {w}" for w in result["warnings"]]:
+        print(line)
+    print(f"written:  {args.run}/results/compress.json")
+
+
 def headline(result: dict[str, Any]) -> str | None:
+    if result.get("kind") == "policy":
+        best = max(result["variants"], key=lambda v: v["speedup"])
+        return (
+            f"fastest policy {best['name']}: {best['latency_ms_p50']:.4f} ms per action ({best['speedup']:.2f}x), "
+            f"return {best['return_mean']:.2f} -> results/compress.json"
+        )
     if not result.get("variants"):
         return None
     best = max(result["variants"], key=lambda v: v.get("latency_speedup") or 0)
@@ -147,7 +168,8 @@ STAGE = register_stage(
     Stage(
         name="compress",
         run=compress_run,
-        help="prune, quantise, distil and export a trained run; measure size, speed and accuracy",
+        help="prune, quantise, distil and export a trained run; measure size, speed and accuracy "
+        "(an agent: int8/ONNX policies, return and latency per action)",
         description="Make smaller variants of a trained run and measure each against the fp32 original "
         "(file size, parameters, test metric, batch-1 latency p50/p95, batch-64 throughput).",
         arguments=arguments,

@@ -100,7 +100,7 @@ STAGE = register_stage(
         show=show,
         headline=headline,
         demo=demo,
-        tasks=TASKS,
+        tasks=(*TASKS, "control"),
         order=60,
     )
 )

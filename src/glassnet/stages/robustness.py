@@ -7,7 +7,7 @@ from typing import Any
 
 from glassnet.errors import ConfigError
 from glassnet.robustness.stage import robustness_run
-from glassnet.stages import Stage, register_stage
+from glassnet.stages import Stage, print_table, register_stage
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -31,6 +31,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
         choices=["fp32", "bf16"],
         help="bf16: attacks under bf16 autocast, faster but slightly weaker; accuracy judged in fp32 (default: fp32)",
     )
+    p.add_argument("--episodes", type=int, default=10, help="an agent's run: test episodes per point (default: 10)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -52,10 +53,14 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         "apgd_steps": args.apgd_steps,
         "square_queries": args.square_queries,
         "precision": args.precision,
+        "episodes": args.episodes,
     }
 
 
 def show(result: dict[str, Any], args: argparse.Namespace) -> None:
+    if result.get("kind") == "policy":
+        _show_policy(result, args)
+        return
     space = " (embedding space)" if result["space"] == "embedding" else ""
     space += ", attacks in bf16" if result.get("precision") == "bf16" else ""
     print(f"{result['examples']:,} {result['split']} examples, {result['norm']}{space}; clean accuracy "
@@ -77,7 +82,27 @@ def show(result: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"written:  {args.run}/results/robustness.json")
 
 
+def _show_policy(result: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"{result['episodes']} test episodes per point, linf eps in {result['units']}")
+    print(f"clean return {result['clean_return']:.2f}; a random policy's {result['random_policy_return']:.2f}")
+    header = ["attack", *(f"eps={e:.3g}" for e in result["eps"])]
+    rows = [[name, *(f"{p['return_mean']:.2f}" for p in points)] for name, points in result["curves"].items()]
+    print_table(header, rows)
+    changed = "actions changed" if result.get("discrete") else "mean action shift"
+    rows = [[name, *(f"{p.get('changed', 0.0):.3f}" for p in points)] for name, points in result["curves"].items()]
+    print_table([changed, *header[1:]], rows)
+    for warning in result["warnings"]:
+        print(f"warning:  {warning}")
+    print(f"written:  {args.run}/results/robustness.json")
+
+
 def headline(result: dict[str, Any]) -> str | None:
+    if result.get("kind") == "policy":
+        worst = min(
+            result["curves"].get("pgd") or next(iter(result["curves"].values())), key=lambda p: p["return_mean"]
+        )
+        clean = result["clean_return"]
+        return f"return {worst['return_mean']:.2f} under attack at eps {worst['eps']:.3g} (clean {clean:.2f})"
     if not result.get("robust_accuracy"):
         return None
     eps, accuracy = max(result["robust_accuracy"].items(), key=lambda item: float(item[0]))
@@ -95,7 +120,8 @@ STAGE = register_stage(
     Stage(
         name="robustness",
         run=robustness_run,
-        help="attack a trained classifier: accuracy against eps, AutoAttack-style worst case, masking checks",
+        help="attack a trained classifier (accuracy against eps, AutoAttack-style worst case, masking checks) "
+        "or an agent's observations (return against eps)",
         description="Attack a trained classifier's test examples (FGSM, PGD, APGD, Square, C&W, DeepFool), run "
         "the AutoAttack-style worst case and the gradient-masking checks; write results/robustness.json.",
         arguments=arguments,
@@ -103,7 +129,7 @@ STAGE = register_stage(
         show=show,
         headline=headline,
         demo=demo,
-        tasks=("classify",),
+        tasks=("classify", "control"),
         aliases=("attack",),
         order=70,
     )

@@ -96,6 +96,9 @@ def fit_baselines(
         ``val`` and ``test`` metrics, fit time, training examples used, every candidate, and
         ``comparison`` (metric, both values, difference, verdict); or ``{"skipped": reason}``.
     """
+    own = getattr(task, "baselines", None)
+    if callable(own):  # a task whose baseline is not a model fitted on examples (an agent's: a random policy)
+        return own(bundle, network, seed)
     spec = bundle.spec
     if task.name not in _CANDIDATES:
         return {"skipped": f"no classical baseline is defined for the {task.name} task"}

@@ -93,8 +93,9 @@ class Run(RunDir):
                 self._config = RunConfig.from_dict(read_yaml(self.config_file), source=str(self.config_file))
         return self._config
 
-    def data(self) -> DataBundle:
-        """The run's data exactly as it was trained: same dataset, options and splits (cached).
+    def data(self) -> Any:
+        """The run's data exactly as it was trained: same dataset, options and splits (cached); for a
+        reinforcement-learning run, its environment (``EnvironmentData``).
 
         Raises:
             RunError: the run has no config.yaml and its spec names no built-in dataset.
@@ -109,8 +110,9 @@ class Run(RunDir):
                         f"{self.spec.name or 'no dataset'!r}); pass the data explicitly"
                     )
                 config = RunConfig(data=self.spec.name, model=model_info_name(self))
-            bundle = load_training_data(config)
-            check_compatible(self.spec, bundle)
+            bundle = load_run_data(config)
+            if isinstance(bundle, DataBundle):
+                check_compatible(self.spec, bundle)
             self._bundle = bundle
         return self._bundle
 
@@ -132,6 +134,15 @@ class Run(RunDir):
 def model_info_name(run: Run) -> str:
     """The registered model name of a run (from model.json, through the loaded model)."""
     return getattr(run.model, "glassnet_arch", {}).get("name", "")
+
+
+def load_run_data(config: RunConfig) -> Any:
+    """What a run learns from: its environment (``config.env``) or its dataset (``load_training_data``)."""
+    if config.env:
+        from glassnet.data.environments import load_environment
+
+        return load_environment(config.env, **config.env_args)
+    return load_training_data(config)
 
 
 def load_training_data(config: RunConfig) -> DataBundle:

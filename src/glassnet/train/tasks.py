@@ -42,6 +42,7 @@ class TaskContext:
         trainer: the trainer (its device, precision and ``predict``).
         results: the dict that becomes ``results/train.json``; ``results["test"]`` holds the test metrics.
         seed: the run's seed, for anything drawn at random (samples).
+        history: the fit's per-epoch records (the lines of ``metrics.jsonl``).
     """
 
     run: RunDir
@@ -50,6 +51,7 @@ class TaskContext:
     trainer: Trainer
     results: dict[str, Any]
     seed: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
     _predictions: Any = field(default=None, repr=False)
 
     @property
