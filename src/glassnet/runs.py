@@ -80,7 +80,8 @@ class RunDir:
         if not self.path.exists():
             raise RunError(
                 f"run directory '{self.path}' does not exist; train one first, e.g. "
-                f"`glassnet train --data digits --model cnn --out {self.path}`"
+                f"`glassnet train --data digits --model cnn --out {self.path}` (a model) or "
+                f"`glassnet train --env CartPole-v1 --algo ppo --steps 100000 --out {self.path}` (an agent)"
             )
         if not self.path.is_dir():
             raise RunError(f"'{self.path}' is a file, not a run directory")
