@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from glassnet.errors import ConfigError
 from glassnet.models.policies import soft_update
-from glassnet.rl.options import adam, check_model, construct, positive_int, unit_interval
+from glassnet.rl.options import adam, check_model, construct, positive_int, reward_clipping, unit_interval
 from glassnet.rl.replay import ReplayBuffer
 from glassnet.rl.rollouts import Rollouts
 from glassnet.train.steps import Step, register_step
@@ -53,6 +53,7 @@ class DQN(Step):
         exploration_final: epsilon from then on.
         max_grad_norm: gradient clipping by global norm (0: none).
         loss: ``huber`` or ``mse``.
+        clip_reward: learn from the sign of each reward; ``auto``: for frame observations (Atari) only.
         vectorization: ``sync`` or ``async`` environments.
     """
 
@@ -78,6 +79,7 @@ class DQN(Step):
         exploration_final: float = 0.05,
         max_grad_norm: float = 10.0,
         loss: str = "huber",
+        clip_reward: bool | str = "auto",
         vectorization: str = "sync",
     ) -> None:
         super().__init__()
@@ -104,6 +106,7 @@ class DQN(Step):
         self.exploration_fraction = exploration_fraction
         self.exploration_initial, self.exploration_final = exploration_initial, exploration_final
         self.max_grad_norm, self.loss, self.vectorization = max_grad_norm, loss, vectorization
+        self.clip_reward, self.clip_rewards = clip_reward, reward_clipping(clip_reward, None)
         self.buffer: ReplayBuffer | None = None
         self.target: nn.Module | None = None
         self.generator = torch.Generator().manual_seed(0)
@@ -116,6 +119,7 @@ class DQN(Step):
     def source(self, environment: Any) -> Rollouts:
         spec = environment.spec
         self.frames = spec is not None and spec.modality == "image"
+        self.clip_rewards = reward_clipping(self.clip_reward, spec)
         return Rollouts(environment, self.n_envs, self.train_freq, self.vectorization)
 
     def bind(self, trainer: Any) -> None:
@@ -138,7 +142,8 @@ class DQN(Step):
     def describe(self) -> dict[str, Any]:
         keys = ("n_envs", "train_freq", "gradient_steps", "buffer_size", "learning_starts", "batch_size", "lr",
                 "gamma", "n_step", "double", "target_update_interval", "tau", "exploration_fraction",
-                "exploration_initial", "exploration_final", "max_grad_norm", "loss", "vectorization")  # fmt: skip
+                "exploration_initial", "exploration_final", "max_grad_norm", "loss", "clip_rewards",
+                "vectorization")  # fmt: skip
         return {"name": self.name or "dqn", **{k: getattr(self, k) for k in keys}}
 
     def state_dict(self) -> dict[str, Any]:
@@ -182,7 +187,7 @@ class DQN(Step):
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], task: Any) -> dict[str, torch.Tensor]:
         assert self.buffer is not None and self.target is not None
-        self.buffer.add(batch)
+        self.buffer.add({**batch, "rewards": batch["rewards"].sign()} if self.clip_rewards else batch)
         model.update_statistics(batch["observations"].flatten(0, 1))
         steps = self.trainer.source.env_steps
         logs: dict[str, torch.Tensor] = {

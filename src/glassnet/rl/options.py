@@ -60,3 +60,16 @@ def check_model(model: Any, algorithm: str, needs: tuple[str, ...], expected: st
             f"{algorithm} trains the {expected} model (model={expected}); {type(model).__name__} has no "
             f"{', '.join(missing)}"
         )
+
+
+def reward_clipping(value: Any, spec: Any) -> bool:
+    """Whether to train on the sign of each reward: ``auto`` is the Atari recipe (on for frames only).
+
+    Only the learning signal is clipped; episode returns, evaluations and the report use the game's
+    own rewards.
+    """
+    if value == "auto":
+        return spec is not None and spec.modality == "image"
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"step.clip_reward must be auto, true or false. Received: {value!r}")

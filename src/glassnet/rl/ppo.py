@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from glassnet.errors import ConfigError
-from glassnet.rl.options import adam, check_model, construct, positive_int, unit_interval
+from glassnet.rl.options import adam, check_model, construct, positive_int, reward_clipping, unit_interval
 from glassnet.rl.rollouts import Rollouts
 from glassnet.train.steps import Step, register_step
 
@@ -85,6 +85,7 @@ class PPO(Step):
         target_kl: stop an iteration's updates once the approximate KL exceeds it (0: never).
         normalize_advantages: standardise advantages per minibatch.
         normalize_reward: scale rewards by the running std of the discounted return (continuous control).
+        clip_reward: learn from the sign of each reward; ``auto``: for frame observations (Atari) only.
         vectorization: ``sync`` or ``async`` environments.
     """
 
@@ -110,6 +111,7 @@ class PPO(Step):
         target_kl: float = 0.0,
         normalize_advantages: bool = True,
         normalize_reward: bool = False,
+        clip_reward: bool | str = "auto",
         vectorization: str = "sync",
     ) -> None:
         super().__init__()
@@ -129,7 +131,8 @@ class PPO(Step):
         self.anneal_clip, self.clip_now = anneal_clip, clip
         self.max_grad_norm, self.target_kl = max_grad_norm, target_kl
         self.normalize_advantages, self.normalize_reward = normalize_advantages, normalize_reward
-        self.vectorization = vectorization
+        self.vectorization, self.clip_reward = vectorization, clip_reward
+        self.clip_rewards = reward_clipping(clip_reward, None)  # settled by the environment in source()
         self.rewards = RewardScaler(n_envs, gamma) if normalize_reward else None
         self.generator = torch.Generator().manual_seed(0)
 
@@ -140,6 +143,7 @@ class PPO(Step):
         return self.n_envs * self.n_steps
 
     def source(self, environment: Any) -> Rollouts:
+        self.clip_rewards = reward_clipping(self.clip_reward, environment.spec)
         return Rollouts(environment, self.n_envs, self.n_steps, self.vectorization)
 
     def bind(self, trainer: Any) -> None:
@@ -158,7 +162,7 @@ class PPO(Step):
     def describe(self) -> dict[str, Any]:
         keys = ("n_envs", "n_steps", "epochs", "minibatches", "lr", "anneal_lr", "gamma", "gae_lambda", "clip",
                 "anneal_clip", "clip_value", "entropy", "value_coef", "max_grad_norm", "target_kl",
-                "normalize_advantages", "normalize_reward", "vectorization")  # fmt: skip
+                "normalize_advantages", "normalize_reward", "clip_rewards", "vectorization")  # fmt: skip
         return {"name": self.name or "ppo", **{k: getattr(self, k) for k in keys}}
 
     def state_dict(self) -> dict[str, Any]:
@@ -244,6 +248,8 @@ class PPO(Step):
     def _advantages(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """GAE over the rollout; a truncated episode's reward gains gamma x V(its last observation)."""
         rewards = batch["rewards"].float()
+        if self.clip_rewards:
+            rewards = rewards.sign()
         ends = batch["terminated"] | batch["truncated"]
         if self.rewards is not None:
             rewards = self.rewards(rewards, ends).to(rewards.device)
