@@ -103,7 +103,12 @@ def test_evaluate_refuses_bad_episode_counts_a_missing_run_and_data_for_an_agent
         capsys, ["evaluate", run, "--data", "digits"], "an agent is evaluated in its own environment (CartPole-v1)"
     )
     assert snapshot(run) == before, "a refused evaluation must not write results"
-    assert_user_error(capsys, ["evaluate", tmp_path / "no-such-run", "--episodes", 5], "does not exist", "--env CartPole-v1 --algo ppo")
+    assert_user_error(
+        capsys,
+        ["evaluate", tmp_path / "no-such-run", "--episodes", 5],
+        "does not exist",
+        "--env CartPole-v1 --algo ppo",
+    )
 
 
 # ---------------------------------------------------------------- play
