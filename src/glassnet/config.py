@@ -175,6 +175,12 @@ class RunConfig:
             )
         for name in ("epochs", "batch_size", "early_stopping", "seed", "num_workers"):
             _check_type(self, name, int)
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be an integer in [0, 2**63). Received: seed={self.seed}")
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+                raise ConfigError(f"{item.name} is too large for a 64-bit integer. Received: {item.name}={value}")
         for name in ("lr", "weight_decay", "momentum"):
             _check_type(self, name, float)
         if self.epochs < 1:
@@ -219,7 +225,7 @@ class RunConfig:
         """Build a config from a mapping, rejecting unknown keys with a suggestion."""
         if not isinstance(values, dict):
             raise ConfigError(f"{source} must be a mapping of key: value, not {type(values).__name__}")
-        values = _legacy_adversarial(values, source)
+        values = _legacy_adversarial(bounded_copy(values, source), source)
         known = [f.name for f in dataclasses.fields(cls)]
         for key in values:
             if key not in known:
@@ -295,22 +301,107 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML mapping with the safe loader; errors name the file and line."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' not found")
     try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from exc
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise ConfigError(
+                f"config file '{path}' is {path.stat().st_size:,} bytes; a configuration is at most "
+                f"{MAX_YAML_BYTES:,} bytes (is it the right file?)"
+            )
+        values = _safe_load(path.read_text(encoding="utf-8"), f"config file '{path}'")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file '{path}': {exc}") from exc
     if values is None:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(f"config file '{path}' must hold a mapping of key: value")
-    return values
+    return bounded_copy(values, f"config file '{path}'")
+
+
+MAX_YAML_BYTES = 1_000_000
+MAX_CONFIG_VALUES = 100_000  # values of a configuration once YAML aliases are expanded
+MAX_CONFIG_DEPTH = 64  # nesting of lists and mappings; a real configuration uses a handful
+
+
+def _safe_load(text: str, source: str) -> Any:
+    """``yaml.safe_load`` with every failure as one ConfigError naming ``source`` (PyYAML recurses
+    once per nesting level, so a deeply nested document exhausts Python's stack)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} {yaml_problem(exc)}") from exc
+    except RecursionError as exc:
+        raise ConfigError(
+            f"{source} nests lists or mappings too deeply to read; a configuration nests at most "
+            f"{MAX_CONFIG_DEPTH} levels"
+        ) from exc
+
+
+def yaml_problem(exc: Exception) -> str:
+    """One line for a YAML error: where, and what (a Python tag is named as the refusal it is)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    if "constructor for the tag" in problem:
+        tag = problem.split("tag", 1)[1].strip(" '\"").replace("tag:yaml.org,2002:", "!!")
+        return (
+            f"uses the YAML tag {tag}{where}; glassnet reads plain YAML only (mappings, lists, numbers, "
+            "strings) and never builds objects from a file: remove the tag"
+        )
+    return f"is not valid YAML{where}: {' '.join(problem.split())}"
+
+
+def bounded_copy(value: Any, source: str, limit: int = MAX_CONFIG_VALUES) -> Any:
+    """A plain copy of parsed YAML, refused when YAML aliases would expand it past ``limit`` values
+    (a "billion laughs" file) or make it refer to itself.
+
+    The size is counted on the graph that the parser built (each shared node once, memoised), so
+    the check itself never expands anything.
+
+    Raises:
+        ConfigError: the expanded configuration would hold more than ``limit`` values, or loops.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError(f"{source} refers to itself through a YAML alias; write the values out")
+        if len(active) >= MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{source} nests lists or mappings deeper than {MAX_CONFIG_DEPTH} levels")
+        active.add(key)
+        children = list(node.values()) if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                raise ConfigError(
+                    f"{source} expands to more than {limit:,} values through YAML aliases (&anchor / *alias); "
+                    "a configuration this large is refused (write the values out, or use fewer aliases)"
+                )
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    size(value)
+
+    def copy(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: copy(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [copy(v) for v in node]
+        return node
+
+    return copy(value)
 
 
 def save_config(config: RunConfig, path: str | os.PathLike[str]) -> None:
@@ -324,18 +415,15 @@ def save_config(config: RunConfig, path: str | os.PathLike[str]) -> None:
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """Parse ``["lr=0.01", "model.width=64"]``; values are read as YAML scalars."""
-    import yaml
-
     parsed: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. epochs=10)")
-        try:
-            parsed[key] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"cannot parse the value of override {item!r}: {exc}") from exc
+        shown = item if len(item) <= 60 else item[:57] + "..."
+        value = _safe_load(raw, f"the value of override {shown!r}") if raw.strip() else ""
+        parsed[key] = bounded_copy(value, f"override {key}=")
     return parsed
 
 

@@ -186,7 +186,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from glassnet.config import load_config
+    from glassnet.config import load_config, parse_overrides
     from glassnet.errors import ConfigError
     from glassnet.pipeline import train
     from glassnet.report import report
@@ -194,16 +194,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return _resume(args)
     overrides = list(args.overrides)
-    for key in ("data", "model", "epochs", "env"):
-        value = getattr(args, key)
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    if args.steps is not None:
-        overrides.append(f"env_steps={args.steps}")
-    if args.algo is not None:
-        overrides.append(f"step.name={args.algo}")
-    if args.adversarial is not None:
-        overrides.append(f"adversarial.method={args.adversarial}")
+    flags = {
+        "data": ("--data", args.data),
+        "model": ("--model", args.model),
+        "epochs": ("--epochs", args.epochs),
+        "env": ("--env", args.env),
+        "env_steps": ("--steps", args.steps),
+        "step.name": ("--algo", args.algo),
+        "adversarial.method": ("--adversarial", args.adversarial),
+    }
+    given = parse_overrides(overrides)
+    for key, (flag, value) in flags.items():
+        if value is None:
+            continue
+        if key in given and given[key] != parse_overrides([f"{key}={value}"])[key]:
+            # one rule: a setting is given once; a flag and a key=value that disagree are refused
+            raise ConfigError(f"{flag} {value} and {key}={given[key]} disagree; give the setting once")
+        overrides.append(f"{key}={value}")
     config = load_config(args.config, overrides)
     if args.env is not None and args.data is not None:
         raise ConfigError("give --data (a dataset) or --env (an environment), not both")
@@ -297,6 +304,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError("predict needs INPUT files (.npy, .csv, images) or --data DATASET")
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1. Received: --limit {args.limit}")
+    if args.output:
+        from glassnet.runs import RunDir
+
+        if Path(args.output).suffix not in (".json", ".csv"):
+            raise ConfigError(f"--output must end in .json or .csv. Received: --output {args.output}")
+        if RunDir(args.run).owns(args.output):
+            raise ConfigError(
+                f"--output {args.output} is one of the run's own files; write predictions elsewhere, "
+                f"e.g. --output {Path(args.run) / 'predictions.csv'}"
+            )
     records = predict(args.run, inputs=args.inputs, data=args.data, split=args.split, limit=args.limit, onnx=args.onnx)
     columns = list(records[0])
     print_table(columns, [[r[c] for c in columns] for r in records])

@@ -10,12 +10,14 @@ from glassnet.compress.core import CompressResult, compress
 from glassnet.compress.figures import size_tradeoff
 from glassnet.data import DataBundle
 from glassnet.errors import ConfigError
+from glassnet.runs import writes_run
 from glassnet.train.run import Run
 
 COMPRESSED_DIR = "compressed"
 FIGURE = "compress_tradeoff"
 
 
+@writes_run("compress")
 def compress_run(
     run: Run | str | os.PathLike[str], data: DataBundle | None = None, progress: IO[str] | None = None, **options: Any
 ) -> CompressResult:

@@ -18,7 +18,7 @@ from glassnet.explain.attribute import Attributions, explain, resolve_method
 from glassnet.explain.budget import DEFAULT_MEMORY_MB
 from glassnet.explain.methods import METHODS
 from glassnet.models.outputs import batched_outputs, prediction
-from glassnet.runs import RunDir
+from glassnet.runs import RunDir, writes_run
 from glassnet.train.run import Run
 
 DEFAULT_EXAMPLES = 64
@@ -34,6 +34,7 @@ TASKS = ("classify", "regress", "forecast")
 LOCAL_METHODS = ("saliency", "smoothgrad", "grad_cam")
 
 
+@writes_run("explain")
 def explain_run(
     run: Run | str | os.PathLike[str],
     method: str = "integrated_gradients",

@@ -8,7 +8,7 @@ from glassnet.config import RunConfig
 from glassnet.figures import pyplot, save_figure
 from glassnet.models import create_model
 from glassnet.pipeline.training import default_run_dir, make_trainer
-from glassnet.runs import RunDir
+from glassnet.runs import RunDir, lock_run, transaction
 from glassnet.train import seed_everything
 from glassnet.train.lr_finder import LRFinderResult, find_lr
 from glassnet.train.run import load_training_data
@@ -48,10 +48,10 @@ def find_learning_rate(
         from glassnet.errors import RunError
 
         raise RunError(f"--out '{run.path}' is a file; choose a directory")
-    run.path.mkdir(parents=True, exist_ok=True)
     record = {"data": config.data, "model": config.model, **result.to_dict()}
-    run.write_result("lr_finder", record)
-    plot_lr_finder(result, run.figure("lr_finder"))
+    with lock_run(run.path, "train --find-lr", create=True), transaction(run.path, "train --find-lr"):
+        run.write_result("lr_finder", record)
+        plot_lr_finder(result, run.figure("lr_finder"))
     return run, result
 
 

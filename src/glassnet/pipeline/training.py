@@ -23,7 +23,16 @@ from glassnet.errors import CheckpointError, ConfigError, DataError, RunError
 from glassnet.figures import training as figures
 from glassnet.models import create_model, save_model, summarize
 from glassnet.rl.evaluation import AGENT_THREADS, cpu_threads
-from glassnet.runs import CHECKPOINTS_DIR, RunDir
+from glassnet.runs import (
+    CHECKPOINTS_DIR,
+    LOCK_FILE,
+    RunDir,
+    discard_previous,
+    lock_run,
+    replace_run,
+    restore_previous,
+    writes_run,
+)
 from glassnet.train import (
     EMA,
     BestModel,
@@ -65,11 +74,14 @@ def prepare_run_dir(out: str | os.PathLike[str], overwrite: bool) -> RunDir:
     ``tensorboard/`` logs, a ``checkpoints/`` folder without a resumable ``last.pt``) does not count
     as a run, so the corrected command can
     reuse the directory; anything else that is not ours does. An interrupted training (one with
-    ``checkpoints/last.pt``) is pointed to ``--resume``.
+    ``checkpoints/last.pt``) is pointed to ``--resume``. With ``overwrite``, the run already there
+    moves into ``RUN/.previous`` (``replace_run``) and stays there until the new run is complete.
     """
     run = RunDir(out)
     if run.path.exists() and not run.path.is_dir():
         raise RunError(f"--out '{run.path}' is a file; choose a directory")
+    if run.path.is_dir() and overwrite and any(p.name != LOCK_FILE for p in run.path.iterdir()):
+        replace_run(run.path)
     if run.path.exists() and not overwrite:
         if any(p.exists() for p in (run.model_json, run.weights, run.results_dir, run.report)):
             raise RunError(f"'{run.path}' already holds a run; pass --overwrite to replace it or choose another --out")
@@ -80,6 +92,7 @@ def prepare_run_dir(out: str | os.PathLike[str], overwrite: bool) -> RunDir:
             )
         # the loggers' files of a failed attempt too (metrics.csv is rewritten by the next fit)
         leftovers = (run.metrics, _checkpoints(run), run.path / "metrics.csv", run.path / "tensorboard")
+        leftovers += (run.path / LOCK_FILE,)
         foreign = sorted(p.name for p in run.path.iterdir() if p not in leftovers)
         if foreign:
             raise RunError(
@@ -259,8 +272,37 @@ def train(
         raise ConfigError("train needs a configuration (or resume=True with the run directory as out)")
     bundle = load_run_data(config)
     config = _for_environment(config, bundle.spec)
-    with cpu_threads(config.threads or (AGENT_THREADS if config.env else 0)):
-        return _train(config, bundle, out, overwrite, progress, resume_from, callbacks)
+    out = Path(out if out is not None else default_run_dir(config))
+    created = not out.exists()
+    try:
+        # one writer per run; a killed overwrite is undone first, unless this resumes the replacement
+        with (
+            cpu_threads(config.threads or (AGENT_THREADS if config.env else 0)),
+            lock_run(out, "train --resume" if resume else "train", create=True, recover=resume_from is None),
+        ):
+            try:
+                run = _train(config, bundle, out, overwrite, progress, resume_from, callbacks)
+            except BaseException:
+                if resume_from is None and distributed.is_global_zero():
+                    restore_previous(out)  # the run that --overwrite was replacing comes back as it was
+                raise
+            if distributed.is_global_zero():
+                discard_previous(out)
+            return run
+    except BaseException:
+        if created and distributed.is_global_zero():
+            _remove_if_untouched(out)
+        raise
+
+
+def _remove_if_untouched(out: Path) -> None:
+    """Remove the directory a failed ``train`` created when nothing but its lock file was written to it."""
+    try:
+        if {p.name for p in out.iterdir()} <= {LOCK_FILE}:
+            (out / LOCK_FILE).unlink(missing_ok=True)
+            out.rmdir()
+    except OSError:
+        pass
 
 
 def _train(
@@ -283,8 +325,7 @@ def _train(
         check(model)
     data, val = _fit_data(config, bundle, trainer)
     if resume_from is None and distributed.is_global_zero():
-        prepare_run_dir(run.path, overwrite)
-        shutil.rmtree(_checkpoints(run), ignore_errors=True)  # an overwritten run's states do not resume this one
+        prepare_run_dir(run.path, overwrite)  # an overwritten run moves aside, its checkpoints with it
     try:
         fit = trainer.fit(model, data, val=val, resume_from=resume_from)
     finally:
@@ -389,6 +430,7 @@ def _stopped_by(trainer: Trainer) -> str | None:
     return None
 
 
+@writes_run("evaluate")
 def evaluate(
     run: Run | str | os.PathLike[str],
     data: str | None = None,

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glassnet.errors import RunError
+from glassnet.errors import ConfigError, RunError
 from glassnet.models.serialization import read_model_json
-from glassnet.runs import RunDir, write_text
+from glassnet.runs import RunDir, write_text, writes_run
 
 Section = Callable[["ReportContext"], "str | None"]
 _SECTIONS: list[tuple[float, str, Section]] = []
@@ -92,6 +92,7 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+@writes_run("report")
 def report(run_dir: str | os.PathLike[str]) -> Path:
     """Write ``report.html`` for a run (atomically) and return its path.
 
@@ -127,14 +128,15 @@ def report(run_dir: str | os.PathLike[str]) -> Path:
 
 
 def _read_config(run: RunDir) -> dict[str, Any]:
+    """The run's config.yaml as a mapping; a file that is not a bounded YAML mapping is refused."""
     if not run.config_file.is_file():
         return {}
-    import yaml
+    from glassnet.config import read_yaml
 
     try:
-        return yaml.safe_load(run.config_file.read_text()) or {}
-    except yaml.YAMLError:
-        return {}
+        return read_yaml(run.config_file)
+    except ConfigError as exc:
+        raise RunError(f"{exc}; the run's config.yaml was changed after training (retrain, or restore it)") from exc
 
 
 _STYLE = """

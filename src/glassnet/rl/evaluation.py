@@ -17,6 +17,7 @@ from torch import nn
 from glassnet.data.environments import EnvironmentData
 from glassnet.errors import ConfigError
 from glassnet.models.outputs import eval_mode, model_device
+from glassnet.runs import writes_run
 
 VALIDATION_SEED = 10_000  # validation episodes (best-weight selection) use seeds from here on
 TEST_SEED = 20_000  # the final evaluation's episodes; training episodes are seeded from the run's seed
@@ -176,6 +177,7 @@ def environment_fps(environment: EnvironmentData) -> float:
         env.close()
 
 
+@writes_run("play")
 def play(
     run: Any,
     out: str | os.PathLike[str] | None = None,

@@ -10,11 +10,13 @@ from glassnet.config import RunConfig
 from glassnet.errors import ConfigError, DataError
 from glassnet.robustness import figures
 from glassnet.robustness.evaluate import DEFAULT_ATTACKS, robustness
+from glassnet.runs import writes_run
 from glassnet.train.run import Run
 
 DEFAULT_LIMIT = 1000
 
 
+@writes_run("attack")
 def robustness_run(
     run: Run | str | os.PathLike[str],
     attack: str | Sequence[str] = DEFAULT_ATTACKS,
