@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command not in ("train", "models") or any(e.startswith("-") or "=" not in e for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides += extra
+    shown_as = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
     try:
         handler = COMMANDS.get(args.command) or args.func
         return handler(args)
@@ -170,6 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("glassnet: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = shown_as
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> str:
+    """A warning on the command line is one ``glassnet: warning:`` line, like an error (Python's
+    default adds the source line that raised it, which means nothing to a user)."""
+    text = " ".join(str(message).split())
+    kind = "" if category is UserWarning else f" ({category.__name__})"
+    return f"glassnet: warning{kind}: {text}\n"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

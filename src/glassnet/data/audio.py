@@ -30,12 +30,14 @@ import numpy as np
 import torch
 
 from glassnet.data.bundle import DataBundle, bundle_from_arrays
+from glassnet.data.folders import unique_files
 from glassnet.data.registry import register_format
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError, DataError
 
 AUDIO_SUFFIXES = (".wav",)
 LOG_FLOOR = 1e-6  # added to mel energies before the log so that silence stays finite
+MAX_SAMPLE_RATE = 768_000  # the highest rate audio hardware records; beyond it a header is damaged
 CHUNK = 256  # clips featurised per torch call: fast batched STFTs without holding every waveform
 
 
@@ -56,8 +58,8 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
         ``(waveform, sample_rate)``: a 1-D float32 array and the file's rate in Hz.
 
     Raises:
-        DataError: the file is missing, is not a WAV file, is truncated, holds no samples, or
-            holds NaN or infinite values.
+        DataError: the file is missing, is not a WAV file, is truncated or has a damaged header,
+            holds no samples, or holds NaN or infinite values.
     """
     from scipy.io import wavfile
 
@@ -69,7 +71,14 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
             # scipy warns about unknown chunks (harmless) and about a data chunk cut short (truncated)
             warnings.simplefilter("always", wavfile.WavFileWarning)
             rate, data = wavfile.read(path)
-    except (ValueError, OSError, EOFError, IndexError, struct.error) as exc:
+    except MemoryError as exc:  # the header declares more samples than memory holds (or the clip is that long)
+        raise DataError(
+            f"cannot read '{path}': its header declares more audio than fits in memory ({exc}); "
+            "the file is damaged or far too long: cut it into clips"
+        ) from exc
+    # a damaged header breaks scipy's parser in several ways: 0 channels divide by zero, no 'fmt ' chunk
+    # leaves the rate unset (UnboundLocalError)
+    except (ValueError, OSError, EOFError, IndexError, struct.error, ZeroDivisionError, UnboundLocalError) as exc:
         raise DataError(
             f"cannot read '{path}' as a WAV file ({exc}). Give PCM (8/16/24/32-bit) or float WAV files; "
             "convert other formats first, e.g. ffmpeg -i clip.mp3 clip.wav"
@@ -81,6 +90,11 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
         )
     if data.shape[0] == 0:
         raise DataError(f"audio file '{path}' holds no samples (0 frames); remove it or record it again")
+    if not 0 < rate <= MAX_SAMPLE_RATE:
+        raise DataError(
+            f"audio file '{path}' declares a sample rate of {rate} Hz (expected 1 to {MAX_SAMPLE_RATE:,}); "
+            "its header is damaged: export the clip again"
+        )
     return _to_mono_float(data, path), int(rate)
 
 
@@ -396,14 +410,23 @@ def scan_audio_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
     if not root.is_dir():
         raise DataError(f"'{root}' is not a folder; an audio dataset is a folder with {layout}")
     folders = _class_folders(root)
-    found = {folder.name: _wav_files(folder) for folder in folders}
+    # each real file once: a class folder linked into another must not give one clip two labels
+    listing = unique_files(folders, _is_wav_name, recursive=False, roots=[root])
+    found = {folder.name: [Path(f) for f in files] for folder, files in zip(folders, listing.files)}
     if not any(found.values()):
         loose = _wav_files(root)
         hint = f" ({len(loose)} .wav files lie directly in it: move them into class sub-folders)" if loose else ""
         raise DataError(f"audio folder '{root}' holds no audio{hint}; expected {layout}")
-    for name, files in found.items():
+    for (name, files), skipped in zip(found.items(), listing.skipped):
+        if skipped and not files:
+            raise DataError(
+                f"class folder '{root / name}' holds no clips of its own: its {skipped} .wav file(s) are the same "
+                "files as clips of another class folder (links or hard links); give it its own clips or remove the "
+                "links"
+            )
         if not files:
             raise DataError(f"class folder '{root / name}' holds no .wav files; add clips or remove the folder")
+    listing.warn(root)
     if len(found) < 2:
         only = next(iter(found))
         raise DataError(
@@ -480,7 +503,9 @@ def _class_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _is_wav_name(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(AUDIO_SUFFIXES)
+
+
 def _wav_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".") and p.is_file()
-    )
+    return sorted(p for p in folder.iterdir() if _is_wav_name(p.name) and p.is_file())

@@ -12,12 +12,14 @@ Images (PNG, JPEG, BMP, GIF, TIFF, WebP; hidden files and other extensions are i
 ``C x H x W`` float32 tensors in [0, 1]. Data whose decoded size fits ``memory_budget_mb`` is
 decoded once into tensors (the Trainer batches them without a DataLoader); larger folders become
 an ``ImageFolderDataset`` per split that decodes on access, so a DataLoader with worker processes
-streams it.
+streams it. Symbolic links are followed, but each folder and each file is read once (see
+``glassnet.data.folders``), so link loops and linked copies never repeat an image or put it in two splits.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from glassnet.data.bundle import DataBundle, bundle_from_splits, statistic_axes
+from glassnet.data.folders import FolderFiles, unique_files
 from glassnet.data.registry import register_format
 from glassnet.data.spec import DataSpec
 from glassnet.data.splits import stratified_split
@@ -126,7 +129,8 @@ def load_image_folder(
     _check_options(channels, in_memory, memory_budget_mb)
     splits, layout = _scan_layout(root)
     class_names = _class_names(root, splits)
-    scans = {name: _scan_split(folder, class_names) for name, folder in splits.items()}
+    found, listing = _list_images(root, splits, class_names)
+    scans = {name: _scan_split(folder, class_names, found[name]) for name, folder in splits.items()}
     train, val, test = _split(scans, layout, val_fraction, test_fraction, split_seed)
     everything = [train, val, test]
     height_width = height_width or _most_common_size(train)
@@ -143,7 +147,9 @@ def load_image_folder(
         "val_fraction": val_fraction,
         "test_fraction": test_fraction if layout == "class folders" else None,
         "split_seed": split_seed,
+        **listing.info(),
     }
+    listing.warn(root)
     datasets = [ImageFolderDataset(s.files, s.labels, n_channels, height_width) for s in everything]
     name = root.resolve().name
     if keep:
@@ -227,10 +233,7 @@ def decode_image(path: str | os.PathLike[str], channels: int, size: Sequence[int
                     image = image.resize((width, height), Image.BILINEAR)
                 array = np.asarray(image, dtype=np.float32) / 255.0
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(
-            f"cannot read image '{path}': {exc}. The file is not a readable image or is truncated; "
-            "replace it with an intact copy or delete it"
-        ) from exc
+        raise _unreadable(path, exc, "The file is not a readable image or is truncated") from exc
     if array.ndim == 2:
         array = array[None] if channels == 1 else np.repeat(array[None], 3, axis=0)
     else:
@@ -321,11 +324,28 @@ def _class_names(root: Path, splits: dict[str, Path]) -> tuple[str, ...]:
     return names
 
 
-def _scan_split(folder: Path, class_names: tuple[str, ...]) -> _Scan:
-    """Read every image header under ``folder``'s class folders (no pixels are decoded)."""
+def _list_images(
+    root: Path, splits: dict[str, Path], class_names: tuple[str, ...]
+) -> tuple[dict[str, dict[str, tuple[list[str], int]]], FolderFiles]:
+    """Per split and class, the image files and how many were left out as duplicates; and the listing.
+
+    One listing covers every split, so a file reached twice (links, link loops) is used once, in one split.
+    """
+    folders = [(split, name) for split, folder in splits.items() for name in class_names if (folder / name).is_dir()]
+    listing = unique_files(
+        [splits[split] / name for split, name in folders], _is_image_name, roots=[root, *splits.values()]
+    )
+    found: dict[str, dict[str, tuple[list[str], int]]] = {split: {} for split in splits}
+    for (split, name), files, skipped in zip(folders, listing.files, listing.skipped):
+        found[split][name] = (files, skipped)
+    return found, listing
+
+
+def _scan_split(folder: Path, class_names: tuple[str, ...], listed: dict[str, tuple[list[str], int]]) -> _Scan:
+    """Read the header of every image listed for ``folder``'s class folders (no pixels are decoded)."""
     files: list[str] = []
     labels: list[int] = []
-    found = {name: _image_files(folder / name) for name in class_names if (folder / name).is_dir()}
+    found = {name: files_of for name, (files_of, _) in listed.items()}
     if not any(found.values()):
         raise DataError(
             f"no images in '{folder}': its class folders ({', '.join(found) or 'none'}) hold no "
@@ -333,10 +353,14 @@ def _scan_split(folder: Path, class_names: tuple[str, ...]) -> _Scan:
         )
     for label, name in enumerate(class_names):
         if name in found and not found[name]:
-            raise DataError(
-                f"class folder '{folder / name}' holds no images ({', '.join(IMAGE_SUFFIXES)}); "
-                "add images of that class or remove the folder"
+            skipped = listed[name][1]
+            what = (
+                f"holds no images of its own: its {skipped} image(s) are the same files as images found "
+                "elsewhere in the dataset (links or hard links); give it its own images or remove the links"
+                if skipped
+                else f"holds no images ({', '.join(IMAGE_SUFFIXES)}); add images of that class or remove the folder"
             )
+            raise DataError(f"class folder '{folder / name}' {what}")
         files.extend(found.get(name, []))
         labels.extend([label] * len(found.get(name, [])))
     sizes, modes = zip(*(_header(f) for f in files))  # serial: header reads are too small for threads
@@ -355,10 +379,21 @@ def _header(path: str) -> tuple[tuple[int, int], str]:
                 width, height = height, width
             return (height, width), image.mode
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(
-            f"cannot read image '{path}': {exc}. The file is not a readable image; "
-            "replace it with an intact copy or delete it"
-        ) from exc
+        raise _unreadable(path, exc, "The file is not a readable image") from exc
+
+
+def _unreadable(path: str | os.PathLike[str], exc: Exception, why: str) -> DataError:
+    """The error for an image PIL refuses; a decompression bomb is named with its size and the limit."""
+    from PIL import Image
+
+    bomb = re.search(r"\((\d+) pixels\) exceeds limit of (\d+) pixels", str(exc))
+    if isinstance(exc, Image.DecompressionBombError) and bomb:
+        pixels, limit = (int(g) for g in bomb.groups())
+        return DataError(
+            f"image '{path}' has {pixels:,} pixels, over the limit of {limit:,} that guards against "
+            "decompression bombs (a small file that decodes to gigabytes); shrink the image or remove it"
+        )
+    return DataError(f"cannot read image '{path}': {exc}. {why}; replace it with an intact copy or delete it")
 
 
 def _split(
@@ -478,12 +513,3 @@ def _has_image(folder: Path) -> bool:
             return any(_is_image_name(e.name) and e.is_file() for e in entries)
     except OSError:
         return False
-
-
-def _image_files(folder: Path) -> list[str]:
-    """Image files under ``folder`` and its non-hidden sub-folders, in sorted path order."""
-    found = []
-    for current, dirs, names in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(os.path.join(current, n) for n in sorted(names) if _is_image_name(n))
-    return found

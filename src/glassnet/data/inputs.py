@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from glassnet.data.encoding import not_utf8
 from glassnet.data.modality import get_modality
 from glassnet.data.spec import DataSpec
 from glassnet.errors import DataError
@@ -121,7 +122,9 @@ def _read_texts(path: Path, spec: DataSpec) -> tuple[np.ndarray, list[str]]:
                 raise DataError(f"'{path}' has no 'text' column (columns: {', '.join(map(str, frame.columns))})")
             texts = frame["text"].tolist()
             names = [f"{path}:{n + 2}" for n in range(len(texts))]
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path) from exc
+    except (OSError, ValueError) as exc:
         if isinstance(exc, DataError):
             raise
         raise DataError(f"cannot read texts from '{path}': {exc}") from exc
@@ -136,7 +139,9 @@ def _read_window(path: Path, spec: DataSpec) -> tuple[np.ndarray, list[str]]:
     length, channels = spec.input_shape
     try:
         frame = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:  # pandas decodes whole chunks: find the bad byte's line
+        raise not_utf8(path) from exc
+    except (OSError, ValueError) as exc:
         raise DataError(f"cannot read CSV '{path}': {exc}") from exc
     names = list(spec.feature_names) or list(frame.columns[-channels:])
     missing = [c for c in names if c not in frame.columns]
@@ -162,7 +167,13 @@ def _read_npy(path: Path, spec: DataSpec) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
     except ValueError as exc:
-        raise DataError(f"'{path}' is not a plain NumPy array (pickled objects are refused): {exc}") from exc
+        if "allow_pickle" in str(exc):
+            raise DataError(f"'{path}' is not a plain NumPy array (pickled objects are refused): {exc}") from exc
+        raise DataError(f"'{path}' is not a complete .npy file ({exc}); save it again with numpy.save") from exc
+    except EOFError as exc:
+        raise DataError(f"'{path}' is empty or cut short ({exc}); save it again with numpy.save") from exc
+    except MemoryError as exc:  # the header declares a shape that memory cannot hold
+        raise DataError(f"'{path}' declares an array too large for memory ({exc}); give smaller batches") from exc
     except OSError as exc:
         raise DataError(f"cannot read '{path}': {exc}") from exc
     if not np.issubdtype(x.dtype, np.number):
@@ -184,8 +195,10 @@ def _read_csv(path: Path, spec: DataSpec) -> tuple[np.ndarray, list[str]]:
         raise DataError(f"'{path}': CSV input needs a tabular model; this model takes {spec.modality} data")
     width = math.prod(spec.input_shape)
     try:
-        rows = list(csv.reader(path.read_text().splitlines()))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path) from exc
+    except (OSError, csv.Error) as exc:
         raise DataError(f"cannot read CSV '{path}': {exc}") from exc
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if rows and spec.feature_names and [c.strip() for c in rows[0]] == list(spec.feature_names):
@@ -207,16 +220,11 @@ def _read_csv(path: Path, spec: DataSpec) -> tuple[np.ndarray, list[str]]:
 def _read_image(path: Path, spec: DataSpec) -> np.ndarray:
     if spec.modality != "image":
         raise DataError(f"'{path}': image input needs an image model; this model takes {spec.modality} data")
-    from PIL import Image, UnidentifiedImageError
+    from glassnet.data.images import decode_image
 
+    # the decoding of training (orientation, bit depth, size), and its refusals of damaged files and decompression bombs
     channels, height, width = spec.input_shape
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"cannot read image '{path}': {exc}") from exc
-    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+    return decode_image(path, channels, (height, width))
 
 
 @register_readers("tabular")

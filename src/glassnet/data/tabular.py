@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from glassnet.data.bundle import DataBundle, bundle_from_splits
+from glassnet.data.encoding import not_utf8
 from glassnet.data.registry import register_format
 from glassnet.data.spec import DataSpec
 from glassnet.data.splits import stratified_split
@@ -384,10 +385,8 @@ def _scan(path: Path, delimiter: str, source: str) -> tuple[list[str], np.ndarra
                     if any("\n" in cell for cell in row):  # a value ran on over lines: a quote left open
                         message += f'; a quote (") opened on line {line} may never be closed'
                     raise DataError(message)
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"'{source}' is not UTF-8 text (near line {previous + 1}: {exc.reason}); save it as UTF-8 CSV"
-        ) from exc
+    except UnicodeDecodeError as exc:  # the stream decodes ahead of the rows read: find the bad byte's line
+        raise not_utf8(path, source) from exc
     except (OSError, EOFError, zlib.error, csv.Error) as exc:
         raise DataError(f"cannot read '{source}' near line {previous + 1}: {exc}") from exc
     if width is None:

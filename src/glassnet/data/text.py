@@ -14,6 +14,7 @@ import gzip
 import io
 import os
 import re
+import warnings
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from glassnet.data.bundle import DataBundle, bundle_from_splits
+from glassnet.data.encoding import undecodable
 from glassnet.data.locate import require_data
 from glassnet.data.modality import TEXT_PAD, TEXT_UNK
 from glassnet.data.registry import register_dataset, register_format
@@ -39,6 +41,7 @@ REQUIRED_COLUMNS = ("label", "text")
 # The default maximum length covers 95 % of the training texts, within these bounds.
 MAX_LENGTH_PERCENTILE, MAX_LENGTH_FLOOR, MAX_LENGTH_CEILING = 95, 8, 512
 _WORD = re.compile(r"\w+(?:'\w+)*")
+EMPTY_WARN_SHARE = 0.5  # warn when more than this share of a file's texts is empty
 # Python's csv module refuses fields over 128 KiB by default; whole documents can be longer.
 _FIELD_LIMIT = 2**31 - 1
 
@@ -223,7 +226,7 @@ def read_text_csv(path: str | os.PathLike[str]) -> TextRows:
 
     Raises:
         DataError: the file is missing, unreadable, not UTF-8, empty, lacks a column, has a row
-            with the wrong number of fields or an empty label, or has no rows.
+            with the wrong number of fields or an empty label, has no rows, or every text is empty.
     """
     path = Path(path)
     content = _decode(path, _read_bytes(path))
@@ -252,12 +255,8 @@ def _read_bytes(path: Path) -> bytes:
 def _decode(path: Path, raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")  # -sig: drop the byte-order mark that Excel writes
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise DataError(
-            f"'{path}' is not UTF-8 text: byte 0x{raw[exc.start]:02x} on line {line} is not valid UTF-8. "
-            f"Save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 '{path}' > fixed.csv)"
-        ) from exc
+    except UnicodeDecodeError as exc:  # exc.start counts from the end of a byte-order mark: exc.object is that text
+        raise undecodable(str(path), exc.object, exc.start) from exc
 
 
 def _parse_rows(path: Path, reader: Any) -> TextRows:
@@ -282,7 +281,26 @@ def _parse_rows(path: Path, reader: Any) -> TextRows:
         lines.append(line)
     if not labels:
         raise DataError(f"'{path}' has a header ({', '.join(columns)}) but no rows. Add one row per labelled text")
+    _check_empty_texts(path, texts)
     return TextRows(path, labels, texts, lines)
+
+
+def _check_empty_texts(path: Path, texts: list[str]) -> None:
+    """Refuse a file whose texts are all empty (a model would learn nothing); warn when most are."""
+    empty = sum(1 for text in texts if not text.strip())
+    column = REQUIRED_COLUMNS[1]
+    if empty == len(texts):
+        raise DataError(
+            f"'{path}': every text in column {column!r} is empty ({empty} rows), so there is nothing to learn from; "
+            f"put the texts in the {column!r} column (is the text in another column?)"
+        )
+    if empty > EMPTY_WARN_SHARE * len(texts):
+        warnings.warn(
+            f"'{path}': {empty} of {len(texts)} texts in column {column!r} are empty; "
+            "those rows carry only their label",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _read_header(path: Path, reader: Any) -> tuple[list[str], list[str]]:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from glassnet.data.bundle import DataBundle, bundle_from_arrays, bundle_from_splits
+from glassnet.data.encoding import not_utf8
 from glassnet.data.locate import data_roots, find_data
 from glassnet.data.registry import register_dataset, register_format
 from glassnet.errors import ConfigError, DataError, closest
@@ -59,9 +60,10 @@ def is_timeseries_csv(path: Path) -> bool:
     if not path.is_file() or not (name.endswith(".csv") or name.endswith(".csv.gz")):
         return False
     try:
-        with _open_text(path) as handle:
+        # a bad byte further on must not hide the header: the loader reports that byte with its line
+        with _open_text(path, errors="replace") as handle:
             header = next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError, csv.Error, EOFError):
+    except (OSError, csv.Error, EOFError):
         return False
     return bool(header) and header[0].strip().lower() in TIME_HEADERS
 
@@ -327,11 +329,11 @@ def _listing(entries: list[str]) -> str:
     return ", ".join(entries[:SHOWN]) + (" ..." if len(entries) > SHOWN else "")
 
 
-def _open_text(path: Path) -> Any:
+def _open_text(path: Path, errors: str = "strict") -> Any:
     """Open a ``.csv`` or ``.csv.gz`` file as text (a UTF-8 byte-order mark is dropped)."""
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return path.open(encoding="utf-8-sig", newline="")
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors=errors, newline="")
+    return path.open(encoding="utf-8-sig", errors=errors, newline="")
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
@@ -347,7 +349,9 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
                 if any(cell.strip() for cell in row):  # blank lines are not rows
                     rows.append(row)
                     lines.append(reader.line_num)
-    except (OSError, UnicodeDecodeError, csv.Error, EOFError) as exc:
+    except UnicodeDecodeError as exc:  # the stream decodes ahead of the rows read: find the bad byte's line
+        raise not_utf8(path, lead=f"cannot read time-series CSV '{path}': it is not UTF-8 text") from exc
+    except (OSError, csv.Error, EOFError) as exc:
         raise DataError(f"cannot read time-series CSV '{path}': {exc}. It must be UTF-8 text (or gzip of it)") from exc
     if len(header) < 2:
         raise DataError(
