@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -59,12 +61,23 @@ def input_layer(spec: DataSpec) -> nn.Module:
         return nn.Identity()
     axes = statistic_axes(spec.modality, len(spec.input_shape) + 1)
     shape = tuple(1 if axis in axes else size for axis, size in enumerate((1, *spec.input_shape)))
+    needed = math.prod(shape)
+    if len(spec.input_mean) != needed or len(spec.input_std) != needed:
+        raise ConfigError(
+            f"the data spec's input_mean and input_std need {needed} values each for {spec.modality} inputs of "
+            f"shape {list(spec.input_shape)}; they have {len(spec.input_mean)} and {len(spec.input_std)}"
+        )
     return Standardize(spec.input_mean, spec.input_std, shape)
 
 
 def output_layer(spec: DataSpec) -> nn.Module:
     """Maps a head's raw output to the task's units (regression and forecast targets; identity otherwise)."""
     if spec.task in ("regress", "forecast") and spec.target_mean is not None and spec.target_std is not None:
+        if len(spec.target_mean) != spec.num_outputs or len(spec.target_std) != spec.num_outputs:
+            raise ConfigError(
+                f"the data spec's target_mean and target_std need one value per output ({spec.num_outputs}); they "
+                f"have {len(spec.target_mean)} and {len(spec.target_std)}"
+            )
         return Rescale(spec.target_mean, spec.target_std)
     return nn.Identity()
 

@@ -11,7 +11,6 @@ Architecture: Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottle
 from __future__ import annotations
 
 import json
-import pickle
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -24,6 +23,7 @@ from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError, DataError
 from glassnet.models.layers import Standardize, check_probability
 from glassnet.models.registry import register_model
+from glassnet.models.serialization import load_tensor_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -189,14 +189,12 @@ def imagenet_weights_path() -> Path:
 
 def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """A plain state dict read without unpickling arbitrary objects (``weights_only=True``)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        # torch's own message runs over many lines of advice about weights_only; its first line says what failed
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataError(
-            f"cannot read the MobileNetV2 checkpoint '{path}': {reason} (is it truncated or corrupt?)"
-        ) from exc
+    state = load_tensor_file(
+        path,
+        DataError,
+        f"cannot read the MobileNetV2 checkpoint '{path}'",
+        f"it is not torchvision's file or is corrupt; download {Path(WEIGHTS_FILE).name} again from {WEIGHTS_URL}",
+    )
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DataError(f"'{path}' is not a plain state dict of tensors (torchvision's MobileNetV2 format)")
     return state

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from glassnet.data.spec import DataSpec
+from glassnet.data.spec import MAX_VALUES, DataSpec
 from glassnet.errors import ConfigError
 
 
@@ -103,10 +103,17 @@ def measure_memory(model: nn.Module, spec: DataSpec, batch_size: int = 64) -> di
         excluded; eval mode, so no dropout masks); ``parameter_bytes`` and ``buffer_bytes``.
 
     Raises:
-        ConfigError: ``batch_size`` is not a positive integer.
+        ConfigError: ``batch_size`` is not a positive integer, or its batch would hold more than
+            ``MAX_VALUES`` input values (1 GiB of float32).
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    values = batch_size * math.prod(spec.input_shape)
+    if values > MAX_VALUES:
+        raise ConfigError(
+            f"batch_size={batch_size} gives a batch of {values:,} input values, above the limit of {MAX_VALUES:,}; "
+            "measure a smaller batch (memory grows in proportion)"
+        )
     weights = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
     outputs: list[int] = []
     saved: dict[int, int] = {}

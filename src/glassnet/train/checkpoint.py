@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from glassnet.errors import CheckpointError
+from glassnet.models.serialization import load_tensor_file
 from glassnet.runs import atomic_write
 
 FORMAT_VERSION = 2  # 2: named optimisers and schedules, the step's logs, the batch source's state
@@ -39,13 +40,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"no checkpoint at '{path}': a run writes checkpoints/last.pt at every epoch end (and every "
             "checkpoint_every steps); train it first, or start afresh without --resume"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise CheckpointError(
-            f"checkpoint '{path}' cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-            "it is corrupt or not a glassnet checkpoint. Delete it to start afresh"
-        ) from exc
+    state = load_tensor_file(
+        path,
+        CheckpointError,
+        f"checkpoint '{path}' cannot be read",
+        "it was not written by glassnet or is corrupt. Delete it to start afresh",
+    )
     if not isinstance(state, dict) or not isinstance(state.get("format"), int):
         raise CheckpointError(f"'{path}' is not a glassnet training checkpoint (format {FORMAT_VERSION} expected)")
     if state["format"] != FORMAT_VERSION:
