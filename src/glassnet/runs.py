@@ -36,6 +36,7 @@ REPORT_FILE = "report.html"
 RESULTS_DIR = "results"
 FIGURES_DIR = "figures"
 CHECKPOINTS_DIR = "checkpoints"
+MAX_RESULT_BYTES = 200_000_000  # results/<stage>.json; the largest a stage writes is a few MB
 LOCK_FILE = ".lock"
 PREVIOUS_DIR = ".previous"  # a run being replaced by `train --overwrite`, until the new one is complete
 STAGED = (RESULTS_DIR, FIGURES_DIR, REPORT_FILE)  # what a transaction defers until its stage succeeds
@@ -129,9 +130,16 @@ class RunDir:
         if not path.is_file():
             return None
         try:
+            if path.stat().st_size > MAX_RESULT_BYTES:
+                raise RunError(
+                    f"{path} is {path.stat().st_size:,} bytes, more than a stage writes "
+                    f"({MAX_RESULT_BYTES:,} at most); re-run the stage to rewrite it"
+                )
             return json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise RunError(f"cannot read {path}: {exc}; re-run the stage to rewrite it") from exc
+        except RecursionError as exc:  # json recurses once per nesting level
+            raise RunError(f"cannot read {path}: it nests too deeply; re-run the stage to rewrite it") from exc
 
     def write_result(self, stage: str, data: dict[str, Any]) -> Path:
         """Write ``results/<stage>.json`` atomically and return its path."""
@@ -161,13 +169,15 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
         raise _unwritable(path.parent, exc) from exc
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; keep the usual permissions
         try:
             write(tmp)
         except OSError as exc:
             if exc.errno in _UNWRITABLE:
                 raise _unwritable(path.parent, exc) from exc
             raise
+        # mkstemp makes 0600 files, and a writer may replace ours with its own (safetensors renames
+        # a 0600 temporary over it): give the result the usual permissions once it is written
+        os.chmod(tmp, 0o666 & ~_umask())
         if transaction is not None and transaction.defers(path):
             transaction.pending.append((Path(tmp), path))
         else:

@@ -33,6 +33,7 @@ from glassnet.data.bundle import DataBundle, split_tensors
 from glassnet.errors import ConfigError, DataError, GlassnetError
 from glassnet.models.serialization import save_model
 from glassnet.train import BestModel, Trainer
+from glassnet.train.finite import require_finite_weights
 from glassnet.train.tasks import get_task
 
 EXPORT_FORMATS = ("onnx",)
@@ -147,7 +148,9 @@ def compress(
 
     Raises:
         ConfigError: an option is invalid, or nothing was asked for.
+        RunError: the model holds NaN or infinite weights (its training diverged).
     """
+    require_finite_weights(model, "the model")
     plan = Plan(
         prune=prune,
         prune_method=prune_method,
@@ -255,23 +258,33 @@ class Plan:
 
 def variant_cells(record: dict[str, Any], metric: str) -> list[str]:
     """A variant of ``compress.json`` as table cells: name, size, parameters, the metric (and its change),
-    latency p50 and p95, batch-64 throughput, and the size, batch-1 and batch-64 ratios to fp32."""
+    latency p50 and p95, batch-64 throughput, and the size, batch-1 and batch-64 ratios to fp32; a figure
+    that is missing (NaN is stored as null) reads "n/a"."""
     value, change = record.get(metric), record.get(f"{metric}_change")
-    shown = "n/a" if value is None else f"{value:.4f}"
-    if change is not None and record["name"] != "fp32":
+    shown = _cell(value, ".4f")
+    if _number(change) and record.get("name") != "fp32":
         shown += f" ({change:+.4f})"
+    size = record.get("size_bytes")
     return [
-        record["name"],
-        f"{record['size_bytes'] / 1024:,.1f} KiB",
-        f"{record['parameters']:,}",
+        str(record.get("name")),
+        _cell(size / 1024 if _number(size) else None, ",.1f", " KiB"),
+        _cell(record.get("parameters"), ","),
         shown,
-        f"{record['latency_ms_p50']:.3f}",
-        f"{record['latency_ms_p95']:.3f}",
-        f"{record['throughput']:,.0f}",
-        f"{record['size_ratio']:.2f}x",
-        f"{record['latency_speedup']:.2f}x",
-        f"{record['throughput_speedup']:.2f}x",
+        _cell(record.get("latency_ms_p50"), ".3f"),
+        _cell(record.get("latency_ms_p95"), ".3f"),
+        _cell(record.get("throughput"), ",.0f"),
+        _cell(record.get("size_ratio"), ".2f", "x"),
+        _cell(record.get("latency_speedup"), ".2f", "x"),
+        _cell(record.get("throughput_speedup"), ".2f", "x"),
     ]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _cell(value: Any, spec: str, unit: str = "") -> str:
+    return format(value, spec) + unit if _number(value) else "n/a"
 
 
 def _run_plan(

@@ -138,20 +138,30 @@ VARIANT_COLUMNS = ["variant", "size", "return", "difference (noise)", "same deci
 
 def variant_rows(result: dict[str, Any]) -> list[list[str]]:
     """The variants of ``results/compress.json`` as table cells (``VARIANT_COLUMNS``), for the command
-    line and the report."""
+    line and the report; a figure that is missing (NaN is stored as null) reads "n/a"."""
     return [
         [
-            v["name"],
-            f"{v['size_bytes'] / 1024:.1f} KiB",
-            f"{v['return_mean']:.2f} ± {v['return_std']:.2f}",
-            "" if "return_difference" not in v else f"{v['return_difference']:+.2f} ({v['noise']:.2f})",
-            f"{v['decisions_agree']:.1%}",
-            f"{v['latency_ms_p50']:.4f}",
-            f"{v['speedup']:.2f}x",
-            f"{v['size_ratio']:.2f}x" if v.get("size_ratio") else "",
+            str(v.get("name")),
+            _cell(v.get("size_bytes") / 1024 if _number(v.get("size_bytes")) else None, ".1f", " KiB"),
+            f"{_cell(v.get('return_mean'), '.2f')} ± {_cell(v.get('return_std'), '.2f')}",
+            ""
+            if "return_difference" not in v
+            else f"{_cell(v['return_difference'], '+.2f')} ({_cell(v.get('noise'), '.2f')})",
+            _cell(v.get("decisions_agree"), ".1%"),
+            _cell(v.get("latency_ms_p50"), ".4f"),
+            _cell(v.get("speedup"), ".2f", "x"),
+            _cell(v["size_ratio"], ".2f", "x") if v.get("size_ratio") else "",
         ]
         for v in result["variants"]
     ]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _cell(value: Any, spec: str, unit: str = "") -> str:
+    return format(value, spec) + unit if _number(value) else "n/a"
 
 
 def _latency(forward: Callable[[torch.Tensor], torch.Tensor], observation: torch.Tensor) -> tuple[float, float]:

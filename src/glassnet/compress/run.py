@@ -11,6 +11,7 @@ from glassnet.compress.figures import size_tradeoff
 from glassnet.data import DataBundle
 from glassnet.errors import ConfigError
 from glassnet.runs import writes_run
+from glassnet.train.finite import require_finite_weights
 from glassnet.train.run import Run
 
 COMPRESSED_DIR = "compressed"
@@ -33,11 +34,13 @@ def compress_run(
             ``distill``, ``export_format``, ...).
 
     Raises:
-        RunError: the run has no trained model or no config.yaml (and no ``data`` was given).
+        RunError: the run has no trained model or no config.yaml (and no ``data`` was given), or its
+            weights are NaN or infinite (it diverged).
         ConfigError: an option is invalid, or the data does not fit the model.
     """
     run = Run.open(run)
     model, spec = run.model, run.spec
+    require_finite_weights(model, run.weights)
     if spec.task == "control":
         return _compress_agent(run, data, options)
     if options.pop("episodes", None) is not None:

@@ -19,6 +19,7 @@ from glassnet.explain.budget import DEFAULT_MEMORY_MB
 from glassnet.explain.methods import METHODS
 from glassnet.models.outputs import batched_outputs, prediction
 from glassnet.runs import RunDir, writes_run
+from glassnet.train.finite import require_finite_weights
 from glassnet.train.run import Run
 
 DEFAULT_EXAMPLES = 64
@@ -69,7 +70,7 @@ def explain_run(
         The dict written to ``results/explain.json``.
 
     Raises:
-        RunError: the run is missing or incomplete.
+        RunError: the run is missing or incomplete, or its weights are NaN or infinite (it diverged).
         ConfigError: the method does not fit the model, or an option is invalid.
     """
     name = resolve_method(method)
@@ -77,6 +78,7 @@ def explain_run(
         raise ConfigError(f"n must be a positive integer. Received: n={n!r}")
     run = Run.open(run)
     model, spec = run.model, run.spec
+    require_finite_weights(model, run.weights)
     if spec.task == "control":  # an agent: its decisions and value estimates on the states it meets
         from glassnet.explain.policy import explain_policy
 

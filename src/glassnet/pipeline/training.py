@@ -454,13 +454,27 @@ def evaluate(
         episodes: an agent's evaluation episodes (default: the run's ``test_episodes``).
         seed: the seed of an agent's first evaluation episode (default: the test seeds, 20000 on).
 
+    A model whose weights or predictions are NaN or infinite (a diverged training) is still scored,
+    but with a ``RuntimeWarning`` that says so, kept under ``warnings`` in the result.
+
     Raises:
         ConfigError: ``episodes`` or ``seed`` given for a run trained on a dataset, or ``data`` for an agent.
     """
+    import warnings
+
+    from glassnet.train.finite import describe_weights, nonfinite_predictions, nonfinite_weights
+
     run = Run.open(run)
     spec = run.spec
+    weights = nonfinite_weights(run.model)
+    diverged = f"{run.weights} holds {describe_weights(weights)}: the model diverged; retrain with a lower lr"
     if spec.task == "control":
-        return _evaluate_agent(run, data, baseline, episodes, seed)
+        result = _evaluate_agent(run, data, baseline, episodes, seed)
+        if weights:
+            warnings.warn(diverged, RuntimeWarning, stacklevel=3)  # past writes_run, to the caller
+            result["warnings"] = [diverged]
+            run.write_result("evaluate", result)
+        return result
     if episodes is not None or seed is not None:
         raise ConfigError(
             "--episodes and --seed evaluate an agent (a run trained with --env); this run learnt from data"
@@ -477,6 +491,13 @@ def evaluate(
     result = {"task": spec.task, "data": name, "split": split, "size": len(bundle.split(split)), split: metrics}
     if baseline if baseline is not None else (run.config is None or run.config.baseline):
         result["baseline"] = _baseline_on(run, trainer.task, bundle, split, metrics)
+    # a non-finite metric may be an overflowing loss; the predictions tell whether the model itself is broken
+    if weights or not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)):
+        bad = nonfinite_predictions(trainer.predict(run.model, bundle.split(split)).outputs)
+        if bad or weights:
+            warning = f"the model's outputs are not finite: {bad:,} of {result['size']:,} {split} predictions are NaN"
+            result["warnings"] = [f"{warning} or infinite" + (f"; {diverged}" if weights else "")]
+            warnings.warn(result["warnings"][0], RuntimeWarning, stacklevel=3)  # past writes_run, to the caller
     run.write_result("evaluate", result)
     return result
 

@@ -13,10 +13,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from glassnet.errors import ConfigError, RunError
 from glassnet.models.serialization import read_model_json
+from glassnet.report.validate import ANY, problem
 from glassnet.runs import RunDir, write_text, writes_run
 
 Section = Callable[["ReportContext"], "str | None"]
@@ -30,22 +31,79 @@ class ReportContext:
     run: RunDir
     model: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    _results: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def result(self, stage: str) -> dict[str, Any] | None:
-        return self.run.read_result(stage)
+    def result(self, stage: str, schema: Any = None) -> dict[str, Any] | None:
+        """``results/<stage>.json`` (None when the stage has not run), checked against the ``schema`` of
+        what the caller reads (see ``glassnet.report.validate``).
+
+        Raises:
+            RunError: the file is not a JSON mapping, does not match ``schema``, or is a link out of the run.
+        """
+        if stage not in self._results:
+            self._results[stage] = self.run.read_result(stage) if self.own(self.run.result_file(stage)) else None
+        data = self._results[stage]
+        if data is not None:
+            self.check(stage, data, schema or {})
+        return data
+
+    def check(self, stage: str, value: Any, schema: Any, where: str = "") -> Any:
+        """``value`` (found at ``where`` in ``results/<stage>.json``) once it matches ``schema``.
+
+        Raises:
+            RunError: it does not; the message names the file, the place and what to run again.
+        """
+        found = problem(value, schema, where)
+        if found:
+            self.invalid(stage, found)
+        return value
+
+    def invalid(self, stage: str, what: str) -> NoReturn:
+        """Refuse ``results/<stage>.json``, saying ``what`` is wrong with it and how to write it again."""
+        redo = _RERUN.get(stage, f"re-run the stage that writes it (`glassnet {stage} {self.run.path}`)")
+        raise RunError(f"{self.run.result_file(stage)}: {what}; {redo.format(run=self.run.path)}")
 
     @property
     def control(self) -> bool:
         """Whether the run is an agent (trained on an environment): its sections are ``report.control``'s."""
-        return (self.result("train") or {}).get("task") == "control"
+        return (self.result("train", {"task?": ANY}) or {}).get("task") == "control"
+
+    def own(self, path: Path) -> bool:
+        """Whether ``path`` exists as a file; refused when a symbolic link takes it outside the run.
+
+        Raises:
+            RunError: ``path`` leads (through a link) to a file that is not one of the run's own.
+        """
+        if not path.is_file():
+            return False
+        if not self.run.owns(path.resolve()):
+            raise RunError(
+                f"'{path}' is a symbolic link to '{path.resolve()}', outside the run; the report embeds only the "
+                "run's own files: remove the link, or copy the file into the run in its place"
+            )
+        return True
 
     def figure(self, name: str, alt: str) -> str:
         """An ``<img>`` with the PNG inlined as a data URI ('' when the figure is absent)."""
-        path = self.run.figure(name)
-        if not path.is_file():
+        return self.picture(self.run.figure(name), "image/png", alt)
+
+    def picture(self, path: Path, mime: str, alt: str) -> str:
+        """An ``<img>`` of the run's file ``path`` inlined as a data URI ('' when the file is absent)."""
+        if not self.own(path):
             return ""
         data = base64.b64encode(path.read_bytes()).decode("ascii")
-        return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+        return f'<img src="data:{mime};base64,{data}" alt="{esc(alt)}">'
+
+
+# how each results file is written again: the message that refuses a damaged one says so
+_RERUN = {
+    "train": "restore it, or train the run again (`glassnet train ... --out {run} --overwrite`)",
+    "evaluate": "re-run `glassnet evaluate {run}`",
+    "explain": "re-run `glassnet explain {run}`",
+    "robustness": "re-run `glassnet attack {run}`",
+    "compress": "re-run `glassnet compress {run}` with the options it had",
+    "lr_finder": "re-run `glassnet train --find-lr` with the run's configuration",
+}
 
 
 def section(title: str, order: float) -> Callable[[Section], Section]:
@@ -92,6 +150,14 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def num(value: Any, spec: str) -> str:
+    """``value`` formatted with the format ``spec`` (e.g. ``.3f``, ``.1%``, ``,``); "n/a" for a missing
+    value (results store NaN and infinities as null) or anything that is not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "n/a"
+    return format(float(value) if spec[-1:] in "eEfFgG%" else value, spec)
+
+
 @writes_run("report")
 def report(run_dir: str | os.PathLike[str]) -> Path:
     """Write ``report.html`` for a run (atomically) and return its path.
@@ -104,9 +170,11 @@ def report(run_dir: str | os.PathLike[str]) -> Path:
     list_stages()  # stages may bring report sections of their own
     run = RunDir(run_dir)
     run.require_model()
-    if run.read_result("train") is None:
+    context = ReportContext(run=run)
+    if context.result("train") is None:
         raise RunError(f"'{run.path}' has no results/train.json; train the run before reporting on it")
-    context = ReportContext(run=run, model=read_model_json(run.model_json), config=_read_config(run))
+    context.own(run.model_json)
+    context.model, context.config = read_model_json(run.model_json), _read_config(context)
     parts = []
     for _, title, render in _SECTIONS:
         body = render(context)
@@ -127,9 +195,10 @@ def report(run_dir: str | os.PathLike[str]) -> Path:
     return run.report
 
 
-def _read_config(run: RunDir) -> dict[str, Any]:
+def _read_config(context: ReportContext) -> dict[str, Any]:
     """The run's config.yaml as a mapping; a file that is not a bounded YAML mapping is refused."""
-    if not run.config_file.is_file():
+    run = context.run
+    if not context.own(run.config_file):
         return {}
     from glassnet.config import read_yaml
 

@@ -6,7 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from glassnet.compress.core import variant_cells
-from glassnet.report.card import ReportContext, esc, section, table
+from glassnet.report.card import ReportContext, esc, num, section, table
+from glassnet.report.validate import ANY, NUMBER, TEXT
+
+# what the section reads of results/compress.json: checked before it is read
+_COMPRESS = {
+    "metric": TEXT,
+    "test_size": NUMBER,
+    "threads": ANY,
+    "variants": [{"name": ANY, "method": ANY, "slower?": [TEXT]}],
+    "onnx?": {
+        "passed": ANY, "file": ANY, "exporter": ANY, "max_abs_diff": NUMBER, "examples": NUMBER, "tolerance": NUMBER,
+    },
+    "skipped?": [{"variant": ANY, "reason": ANY}],
+}  # fmt: skip
 
 
 @section("Compression", order=70)
@@ -16,6 +29,7 @@ def compression(ctx: ReportContext) -> str | None:
     result = ctx.result("compress")
     if not result or not result.get("variants"):
         return None
+    ctx.check("compress", result, _COMPRESS)
     metric = result["metric"]
     rows = [_row(v, metric) for v in result["variants"]]
     header = [
@@ -33,8 +47,8 @@ def compression(ctx: ReportContext) -> str | None:
     ]
     out = table(header, rows)
     out += (
-        f'<p class="note">All variants measured in one process on the same {result["test_size"]:,} test '
-        f"examples with {result['threads']} CPU thread(s): latency is one example per call, throughput "
+        f'<p class="note">All variants measured in one process on the same {num(result["test_size"], ",")} test '
+        f"examples with {esc(result['threads'])} CPU thread(s): latency is one example per call, throughput "
         "batches of 64. Speed-ups and size ratios are against the fp32 original; a variant slower than "
         "the original is marked so, not hidden.</p>"
     )
@@ -43,8 +57,8 @@ def compression(ctx: ReportContext) -> str | None:
         verdict = "within" if onnx["passed"] else "<b>outside</b>"
         out += (
             f"<p>ONNX export ({esc(onnx['file'])}, {esc(onnx['exporter'])} exporter): largest difference to "
-            f"PyTorch {onnx['max_abs_diff']:.2e} on {onnx['examples']:,} test inputs, {verdict} the tolerance "
-            f"{onnx['tolerance']:g}.</p>"
+            f"PyTorch {num(onnx['max_abs_diff'], '.2e')} on {num(onnx['examples'], ',')} test inputs, {verdict} the "
+            f"tolerance {num(onnx['tolerance'], 'g')}.</p>"
         )
     out += ctx.figure("compress_tradeoff", "file size against test metric per variant")
     methods = "".join(f"<li><b>{esc(v['name'])}</b>: {esc(v['method'])}</li>" for v in result["variants"])
@@ -57,5 +71,7 @@ def compression(ctx: ReportContext) -> str | None:
 
 
 def _row(v: dict[str, Any], metric: str) -> list[Any]:
-    verdict = "baseline" if v["name"] == "fp32" else ("slower: " + ", ".join(v["slower"]) if v["slower"] else "faster")
+    verdict = (
+        "baseline" if v["name"] == "fp32" else ("slower: " + ", ".join(v["slower"]) if v.get("slower") else "faster")
+    )
     return [*variant_cells(v, metric), verdict]

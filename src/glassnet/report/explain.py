@@ -2,10 +2,42 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from glassnet.explain.pictures import token_html
-from glassnet.report.card import ReportContext, esc, fmt, section, table
+from glassnet.report.card import ReportContext, esc, fmt, num, section, table
+from glassnet.report.validate import ANY, NUMBER, NUMBERS, TEXT, Each
+
+_TOKENS = {"tokens?": [TEXT], "scores?": NUMBERS}
+# what the section reads of results/explain.json: checked before it is read
+_EXPLAIN = {
+    "method_label": ANY,
+    "method_description": ANY,
+    "examples": ANY,
+    "target": ANY,
+    "modality": ANY,
+    "warnings?": [ANY],
+    "summary": {"time_s": NUMBER, "budget": {"memory_mb": NUMBER, "rows_per_pass": ANY}, "options": Each(ANY)},
+    "trust?": {
+        "faithfulness": {
+            "deletion_beats_random": ANY, "deletion_auc": NUMBER, "random_deletion_auc": NUMBER,
+            "insertion_beats_random": ANY, "insertion_auc": NUMBER, "random_insertion_auc": NUMBER,
+        },
+        "infidelity?": Each(ANY), "sensitivity?": Each(ANY), "randomisation?": Each(ANY), "completeness?": Each(ANY),
+    },
+    "views?": {
+        "examples?": [_TOKENS],
+        "top_tokens?": [{"token": ANY, "mean_attribution": ANY, "count": ANY}],
+        "features?": [{"feature": ANY, "mean_attribution": ANY, "mean_abs": ANY}],
+        "per_channel?": [{"channel": ANY, "mean_abs": ANY}],
+        "per_frequency_band?": NUMBERS,
+    },
+    "global?": {"confused_pairs?": [{"true": ANY, "predicted": ANY, "count": ANY}]},
+    "highest_loss?": [
+        {**_TOKENS, "index": ANY, "loss": ANY, "top_features?": [{"feature": ANY, "attribution": NUMBER}]}
+    ],
+}  # fmt: skip
 
 _CHECKS = {
     "deletion": "Remove the inputs the method ranks most important first: if the explanation is faithful, the "
@@ -29,12 +61,13 @@ def explanations(ctx: ReportContext) -> str | None:
     result = ctx.result("explain")
     if not result:
         return None
+    ctx.check("explain", result, _EXPLAIN)
     parts = [
         f"<p><b>{esc(result['method_label'])}</b>: {esc(result['method_description'])} "
-        f"Explained: {result['examples']} test examples, each for its {esc(result['target'])}. "
+        f"Explained: {esc(result['examples'])} test examples, each for its {esc(result['target'])}. "
         "Red marks evidence <i>for</i> the class, blue evidence <i>against</i> it.</p>"
     ]
-    parts += [f'<p class="note" style="color:#b03a2e">&#9888; {esc(w)}</p>' for w in result.get("warnings", [])]
+    parts += [f'<p class="note" style="color:#b03a2e">&#9888; {esc(w)}</p>' for w in result.get("warnings") or []]
     parts.append(_pictures(ctx, result))
     if result.get("trust"):
         parts.append("<h3>Can this explanation be trusted?</h3>" + _trust_table(result["trust"]))
@@ -43,7 +76,8 @@ def explanations(ctx: ReportContext) -> str | None:
     summary = result["summary"]
     budget = summary["budget"]
     parts.append(
-        f'<p class="note">Computed with Captum in {summary["time_s"]:.1f} s; memory budget {budget["memory_mb"]:g} MB '
+        f'<p class="note">Computed with Captum in {num(summary["time_s"], ".1f")} s; memory budget '
+        f"{num(budget['memory_mb'], 'g')} MB "
         f"per pass ({fmt(budget['rows_per_pass'])} model rows); options: "
         f"{esc(', '.join(f'{k}={v}' for k, v in summary['options'].items()) or 'defaults')}"
         f"{'; layer ' + esc(summary['layer']) if summary.get('layer') else ''}.</p>"
@@ -52,11 +86,13 @@ def explanations(ctx: ReportContext) -> str | None:
 
 
 def _pictures(ctx: ReportContext, result: dict[str, Any]) -> str:
-    views = result.get("views", {})
+    views = result.get("views") or {}
     out = ctx.figure("explain_examples", "inputs and their attributions")
     if result["modality"] == "text":
         rows = "".join(
-            f"<p>{token_html(e['tokens'], e['scores'])}</p>" for e in views.get("examples", []) if e.get("tokens")
+            f"<p>{_tokens(ctx, e, f'views.examples[{i}]')}</p>"
+            for i, e in enumerate(views.get("examples") or [])
+            if e.get("tokens")
         )
         out += "<h3>Words that drove the predictions</h3>" + rows
         if views.get("top_tokens"):
@@ -78,41 +114,50 @@ def _pictures(ctx: ReportContext, result: dict[str, Any]) -> str:
         )
     if views.get("per_frequency_band"):
         bands = views["per_frequency_band"]
-        top = sorted(range(len(bands)), key=lambda i: -bands[i])[:5]
+        top = sorted(range(len(bands)), key=lambda i: -(bands[i] if bands[i] is not None else -math.inf))[:5]
         out += f"<p>Most important frequency bands (mel band index, 0 = lowest): {esc(', '.join(map(str, top)))}.</p>"
     return out
+
+
+def _tokens(ctx: ReportContext, example: dict[str, Any], where: str) -> str:
+    """An example's words shaded by their attributions; one score per word, or the file is refused."""
+    tokens, scores = example["tokens"], example.get("scores") or []
+    if len(tokens) != len(scores):
+        ctx.invalid("explain", f"'{where}' has {len(tokens)} tokens but {len(scores)} scores")
+    return token_html(tokens, scores)
 
 
 def _trust_table(checks: dict[str, Any]) -> str:
     faith = checks["faithfulness"]
     rows = [
-        ["deletion", _verdict(faith["deletion_beats_random"]), f"area {faith['deletion_auc']:.3f} vs random "
-         f"{faith['random_deletion_auc']:.3f}", _CHECKS["deletion"]],
-        ["insertion", _verdict(faith["insertion_beats_random"]), f"area {faith['insertion_auc']:.3f} vs random "
-         f"{faith['random_insertion_auc']:.3f}", _CHECKS["insertion"]],
+        ["deletion", _verdict(faith["deletion_beats_random"]), f"area {num(faith['deletion_auc'], '.3f')} vs "
+         f"random {num(faith['random_deletion_auc'], '.3f')}", _CHECKS["deletion"]],
+        ["insertion", _verdict(faith["insertion_beats_random"]), f"area {num(faith['insertion_auc'], '.3f')} vs "
+         f"random {num(faith['random_insertion_auc'], '.3f')}", _CHECKS["insertion"]],
     ]  # fmt: skip
-    infid = checks.get("infidelity", {})
+    infid = checks.get("infidelity") or {}
     if "infidelity" in infid:
-        figure = f"{infid['infidelity']:.4g} vs random {infid['random_infidelity']:.4g}"
-        rows.append(["infidelity", _verdict(infid["passed"]), figure, _CHECKS["infidelity"]])
-    sens = checks.get("sensitivity", {})
+        figure = f"{num(infid['infidelity'], '.4g')} vs random {num(infid.get('random_infidelity'), '.4g')}"
+        rows.append(["infidelity", _verdict(infid.get("passed")), figure, _CHECKS["infidelity"]])
+    sens = checks.get("sensitivity") or {}
     if "max_sensitivity" in sens:
-        rows.append(["max-sensitivity", "reported", f"{sens['max_sensitivity']:.3f}", _CHECKS["sensitivity"]])
-    rand = checks.get("randomisation", {})
+        rows.append(["max-sensitivity", "reported", num(sens["max_sensitivity"], ".3f"), _CHECKS["sensitivity"]])
+    rand = checks.get("randomisation") or {}
     if "rank_correlation" in rand:
-        figure = f"correlation {rand['rank_correlation']:.2f} (must be below {rand['threshold']})"
+        figure = f"correlation {num(rand['rank_correlation'], '.2f')} (must be below {fmt(rand.get('threshold'))})"
         if "example_share" in rand:  # text: compared after removing the profile over token positions
             figure += (
-                f"; after removing the position profile (before: {rand['raw_rank_correlation']:.2f}), "
-                f"{rand['example_share']:.0%} of the explanation varies between texts "
-                f"(must be at least {rand['min_example_share']:.0%})"
+                f"; after removing the position profile (before: {num(rand.get('raw_rank_correlation'), '.2f')}), "
+                f"{num(rand['example_share'], '.0%')} of the explanation varies between texts "
+                f"(must be at least {num(rand.get('min_example_share'), '.0%')})"
             )
-        rows.append(["model randomisation", _verdict(rand["passed"]), figure, _CHECKS["randomisation"]])
+        rows.append(["model randomisation", _verdict(rand.get("passed")), figure, _CHECKS["randomisation"]])
     complete = checks.get("completeness")
     if complete:
         rows.append(
-            ["completeness", _verdict(complete["holds"]), f"worst error {complete['max_relative_error']:.2%} at up to "
-             f"{complete['steps_max_used']} steps", _CHECKS["completeness"]]
+            ["completeness", _verdict(complete.get("holds")), f"worst error "
+             f"{num(complete.get('max_relative_error'), '.2%')} at up to {fmt(complete.get('steps_max_used'))} steps",
+             _CHECKS["completeness"]]
         )  # fmt: skip
     skipped = [f"{k}: {v['skipped']}" for k, v in checks.items() if isinstance(v, dict) and "skipped" in v]
     note = f'<p class="note">Not run: {esc("; ".join(skipped))}.</p>' if skipped else ""
@@ -124,9 +169,9 @@ def _verdict(passed: bool) -> str:
 
 
 def _global(ctx: ReportContext, result: dict[str, Any]) -> str:
-    views = result.get("global", {})
+    views = result.get("global") or {}
     out = ""
-    if ctx.run.figure("explain_classes").is_file():
+    if ctx.own(ctx.run.figure("explain_classes")):
         out += "<h3>What the model looks at, per predicted class (mean attribution)</h3>"
         out += ctx.figure("explain_classes", "mean attribution per predicted class")
     if views.get("confused_pairs"):
@@ -142,8 +187,8 @@ def _global(ctx: ReportContext, result: dict[str, Any]) -> str:
         if result["modality"] == "text":
             out += "".join(
                 f"<p><b>{esc(e.get('predicted', ''))}</b> ({fmt(e.get('confidence'))}), true {esc(e.get('true', ''))}: "
-                f"{token_html(e['tokens'], e['scores'])}</p>"
-                for e in worst
+                f"{_tokens(ctx, e, f'highest_loss[{i}]')}</p>"
+                for i, e in enumerate(worst)
                 if e.get("tokens")
             )
         elif result["modality"] == "tabular":
@@ -151,7 +196,8 @@ def _global(ctx: ReportContext, result: dict[str, Any]) -> str:
                 ["test #", "true", "predicted", "loss", "top features (attribution)"],
                 [
                     [e["index"], e.get("true", ""), e.get("predicted", ""), fmt(e["loss"]),
-                     ", ".join(f"{f['feature']} ({f['attribution']:+.3g})" for f in e.get("top_features", []))]
+                     ", ".join(f"{f['feature']} ({num(f['attribution'], '+.3g')})"
+                               for f in e.get("top_features") or [])]
                     for e in worst
                 ],
                 numeric_from=3,

@@ -4,7 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from glassnet.report.card import ReportContext, esc, fmt, section, table
+from glassnet.report.card import ReportContext, esc, fmt, num, section, table
+from glassnet.report.validate import ANY, NUMBER, NUMBERS, TEXT, Each
+
+# what the section reads of results/robustness.json: checked before it is read
+_ROBUSTNESS = {
+    "space": ANY,
+    "clean_accuracy": ANY,
+    "examples": ANY,
+    "split": ANY,
+    "norm": ANY,
+    "eps": NUMBERS,
+    "curves": Each([ANY]),
+    "robust_accuracy?": Each(ANY),
+    "worst_case?": {"attacks": [TEXT], "accuracy": [ANY], "omitted?": Each(ANY)},
+    "minimum_norms?": Each({"found": ANY, "attacked": ANY, "median": ANY}),
+    "adversarial_examples?": [{"attack": ANY, "eps": NUMBER}],
+    "warnings?": [ANY],
+    "checks?": [{"name": TEXT, "passed": ANY, "detail": ANY}],
+    "adversarial_training?": Each(ANY),
+}
 
 
 @section("Robustness", order=70)
@@ -14,14 +33,15 @@ def robustness(ctx: ReportContext) -> str | None:
     result = ctx.result("robustness")
     if not result:
         return None
+    ctx.check("robustness", result, _ROBUSTNESS)
     parts = [_summary(result), _warnings(result), _curve_table(result)]
     parts.append(ctx.figure("robustness_curves", "accuracy against the attack budget eps"))
     examples = ctx.figure("adversarial_examples", "original and adversarial inputs with their predictions")
-    if examples:
+    if examples and result.get("adversarial_examples"):
         first = result["adversarial_examples"][0]
         parts.append(
             f'<h3>Adversarial examples</h3><p class="note">Found by the {esc(first["attack"])} attack at '
-            f"eps={first['eps']:g}. Top: the original and the model's prediction (confidence); middle: the "
+            f"eps={num(first['eps'], 'g')}. Top: the original and the model's prediction (confidence); middle: the "
             "adversarial input and the new prediction; bottom: the perturbation, magnified so that it can be "
             "seen.</p>" + examples
         )
@@ -35,7 +55,7 @@ def _summary(result: dict[str, Any]) -> str:
     space = (
         "<b>in embedding space</b> (the token embeddings are perturbed, not the text a person could edit)"
         if result["space"] == "embedding"
-        else f"in input space ({esc(result['bounds'])})"
+        else f"in input space ({esc(result.get('bounds'))})"
     )
     worst = result.get("worst_case")
     how = (
@@ -59,7 +79,7 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 def _warnings(result: dict[str, Any]) -> str:
-    if not result["warnings"]:
+    if not result.get("warnings"):
         return ""
     items = "".join(f"<li>{esc(w)}</li>" for w in result["warnings"])
     return (
@@ -72,14 +92,15 @@ def _curve_table(result: dict[str, Any]) -> str:
     rows = [[name, *(fmt(v) for v in curve)] for name, curve in result["curves"].items()]
     if result.get("worst_case"):
         rows.append(["worst case", *(fmt(v) for v in result["worst_case"]["accuracy"])])
-    header = ["attack", *(f"eps={e:g}" for e in result["eps"])]
+    header = ["attack", *(f"eps={num(e, 'g')}" for e in result["eps"])]
     out = "<h3>Accuracy under attack</h3>" + table(header, rows)
     norms = result.get("minimum_norms") or {}
     if norms:
         out += (
             '<p class="note">Minimum-norm attacks: '
             + "; ".join(
-                f"{esc(n)} found {v['found']} of {v['attacked']}, median {result['norm']} size {fmt(v['median'])}"
+                f"{esc(n)} found {esc(v['found'])} of {esc(v['attacked'])}, median {esc(result['norm'])} size "
+                f"{fmt(v['median'])}"
                 for n, v in norms.items()
             )
             + ".</p>"
@@ -88,7 +109,7 @@ def _curve_table(result: dict[str, Any]) -> str:
 
 
 def _checks(result: dict[str, Any]) -> str:
-    if not result["checks"]:
+    if not result.get("checks"):
         return ""
     rows = [[c["name"].replace("_", " "), "passed" if c["passed"] else "FAILED", c["detail"]] for c in result["checks"]]
     return (

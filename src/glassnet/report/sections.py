@@ -4,43 +4,114 @@ from __future__ import annotations
 
 from typing import Any
 
-from glassnet.report.card import ReportContext, esc, fmt, key_values, section, table
+from glassnet.report.card import ReportContext, esc, fmt, key_values, num, section, table
+from glassnet.report.validate import ANY, FLAG, NUMBER, TEXT, Each, Kind
+
+# what each section reads of results/train.json (and evaluate.json): checked before it is read
+_COMPARISON = {
+    "description": ANY,
+    "comparison": {
+        "verdict?": TEXT, "metric": ANY, "network": NUMBER, "baseline": NUMBER, "bounded": FLAG,
+        "difference?": NUMBER, "relative?": NUMBER,
+    },
+}  # fmt: skip
+# a metric is a number (null when it could not be computed) or a table of them (confusion matrix, examples)
+_METRIC = Kind("a number or a table", lambda v: v is None or isinstance(v, (int, float, list, dict)))
+_TEST_METRICS = {"test": Each(_METRIC), "data": {"splits": {"test": {"size": NUMBER}}}}
+_EVALUATION = {"split": TEXT, "data": ANY, "warnings?": [ANY]}
+_BASELINE = {
+    "comparison?": {"metric?": TEXT},
+    "name": ANY,
+    "test": Each(ANY),
+    "candidates": [{"description": ANY, "name": ANY, "floor": ANY, "val": Each(ANY), "test": Each(ANY),
+                    "fit_time_s": NUMBER}],
+    "train_examples": NUMBER,
+    "subsampled_from?": NUMBER,
+}  # fmt: skip
+_DATA = {
+    "data": {
+        "modality": ANY, "task": ANY, "input_shape": [ANY], "class_names?": [ANY],
+        "splits": Each({"size": NUMBER, "class_counts?": [ANY]}),
+    }
+}  # fmt: skip
+_MODEL = {
+    "model": {
+        "name": ANY, "hparams": Each(ANY), "parameters": ANY, "trainable_parameters": ANY,
+        "layers": [{"name": ANY, "type": ANY, "output_shape?": [ANY], "parameters": ANY}],
+    }
+}  # fmt: skip
+_TRAINING = {
+    "training": {
+        "epochs_run": ANY, "max_epochs": ANY, "steps": ANY, "train_time_s": NUMBER, "device": ANY,
+        "samples_per_s": NUMBER, "best_epoch": ANY, "monitor": ANY, "best_score": ANY,
+    }
+}  # fmt: skip
+_SAMPLE = {"sample?": {"prompt": ANY, "temperature": ANY, "seed": ANY, "text": ANY}}
+_PREDICTIONS = {
+    "test": {"examples?": [{"index": ANY, "true": ANY, "predicted": ANY, "confidence": NUMBER}]},
+    "data": {"class_names?": [ANY]},
+}
+_RECONSTRUCTION = {
+    "test": Each(ANY),
+    "anomaly?": {"normal_classes": [ANY], "threshold_percentile": ANY, "threshold_from": ANY, "test_normal": ANY,
+                 "test_abnormal": ANY},
+}  # fmt: skip
 
 
 @section("Test metrics", order=10)
 def test_metrics(ctx: ReportContext) -> str | None:
     if ctx.control:  # an agent: report.control writes this part
         return None
-    result = ctx.result("train")
+    result = ctx.result("train", _TEST_METRICS)
     if not result:
         return None
     test = {k: v for k, v in result["test"].items() if isinstance(v, (int, float))}
     tiles = "".join(f'<div class="metric">{esc(k.replace("_", " "))}<b>{fmt(v)}</b></div>' for k, v in test.items())
     size = result["data"]["splits"]["test"]["size"]
     note = (
-        f'<p class="note">On the held-out test split ({size:,} examples), '
+        f'<p class="note">On the held-out test split ({num(size, ",")} examples), '
         "never used for training or model selection.</p>"
     )
-    evaluation = ctx.result("evaluate")
+    evaluation = ctx.result("evaluate", _EVALUATION)
     extra = ""
     if evaluation:
         split = evaluation["split"]
+        ctx.check("evaluate", evaluation, {split: Each(ANY)})
         rows = [[k, fmt(v)] for k, v in evaluation[split].items()]
         extra = f"<h3>Latest <code>glassnet evaluate</code> ({esc(evaluation['data'])}, {esc(split)})</h3>" + table(
             ["metric", "value"], rows
         )
-        extra += _verdict(evaluation.get("baseline"))
-    return f'<div class="metrics">{tiles}</div>{_verdict(result.get("baseline"))}{note}{extra}'
+        extra += "".join(
+            f'<p class="note" style="color:#b03a2e">&#9888; {esc(w)}</p>' for w in evaluation.get("warnings") or []
+        )
+        extra += _verdict(ctx, "evaluate", evaluation.get("baseline"))
+    return f'<div class="metrics">{tiles}</div>{_verdict(ctx, "train", result.get("baseline"))}{note}{extra}'
 
 
-def _verdict(block: dict[str, Any] | None) -> str:
-    """The network against its classical baseline, in one highlighted sentence."""
+def baseline_sentence(ctx: ReportContext, stage: str, block: Any) -> tuple[str, str] | None:
+    """The verdict of results/``stage``.json's ``baseline`` block and its sentence (``sentence``), or None
+    when the block has no comparison or a figure it compares is missing (a NaN metric is stored as null)."""
     from glassnet.train.baselines import sentence
 
-    line = sentence(block) if block and "comparison" in block else None
-    if line is None:
+    if not isinstance(block, dict) or "comparison" not in block:
+        return None
+    comparison = ctx.check(stage, block, _COMPARISON, "baseline")["comparison"]
+    needed = (
+        ("verdict", "network", "baseline", "difference")
+        if comparison["bounded"]
+        else ("verdict", "network", "baseline")
+    )
+    if any(comparison.get(key) is None for key in needed) or comparison.get("relative", 0.0) is None:
+        return None
+    return comparison["verdict"], sentence(block) or ""
+
+
+def _verdict(ctx: ReportContext, stage: str, block: Any) -> str:
+    """The network against its classical baseline, in one highlighted sentence."""
+    said = baseline_sentence(ctx, stage, block)
+    if not said or not said[1]:
         return ""
-    verdict = block["comparison"]["verdict"]
+    verdict, line = said
     warning = " A classical model does better on this data." if verdict == "trails" else ""
     return f'<p class="verdict {esc(verdict)}"><b>{esc(line[0].upper() + line[1:])}.</b>{esc(warning)}</p>'
 
@@ -50,12 +121,13 @@ def baseline(ctx: ReportContext) -> str | None:
     """Every classical candidate on the same validation and test examples, and which one is the baseline."""
     if ctx.control:  # an agent: report.control writes this part
         return None
-    block = (ctx.result("train") or {}).get("baseline")
+    block = (ctx.result("train", {"baseline?": Each(ANY)}) or {}).get("baseline")
     if not block:
         return None
     if "skipped" in block:
         return f'<p class="note">No baseline: {esc(block["skipped"])}.</p>'
-    metric = block.get("comparison", {}).get("metric")
+    ctx.check("train", block, _BASELINE, "baseline")
+    metric = (block.get("comparison") or {}).get("metric")
     keys = [k for k in block["test"] if k != metric]
     header = ["candidate", "role", f"val {metric}", f"test {metric}", *(f"test {k}" for k in keys), "fit s"]
     rows = [
@@ -65,13 +137,13 @@ def baseline(ctx: ReportContext) -> str | None:
             fmt(c["val"].get(metric)),
             fmt(c["test"].get(metric)),
             *(fmt(c["test"].get(k)) for k in keys),
-            f"{c['fit_time_s']:.2f}",
+            num(c["fit_time_s"], ".2f"),
         ]
         for c in block["candidates"]
     ]
-    used = f"{block['train_examples']:,} training examples"
+    used = f"{num(block['train_examples'], ',')} training examples"
     if block.get("subsampled_from"):
-        used += f" (a seeded sample of {block['subsampled_from']:,}, to bound the fit time)"
+        used += f" (a seeded sample of {num(block['subsampled_from'], ',')}, to bound the fit time)"
     return (
         f'<p class="note">Classical models fitted on the same training split ({esc(used)}) and scored with the '
         "same metrics on the same examples; the baseline is the best on the validation split (trivial "
@@ -83,7 +155,7 @@ def baseline(ctx: ReportContext) -> str | None:
 def data_summary(ctx: ReportContext) -> str | None:
     if ctx.control:  # an agent: report.control writes this part
         return None
-    result = ctx.result("train")
+    result = ctx.result("train", _DATA)
     if not result:
         return None
     data = result["data"]
@@ -102,10 +174,9 @@ def data_summary(ctx: ReportContext) -> str | None:
     out = key_values(facts)
     names = data.get("class_names") or []
     splits = data["splits"]
-    if names and all("class_counts" in splits[s] for s in splits):
-        rows = [
-            [name] + [splits[s]["class_counts"][i] for s in ("train", "val", "test")] for i, name in enumerate(names)
-        ]
+    counts = [(splits.get(s) or {}).get("class_counts") for s in ("train", "val", "test")]
+    if names and all(isinstance(c, list) and len(c) == len(names) for c in counts):
+        rows = [[name] + [c[i] for c in counts] for i, name in enumerate(names)]
         rows.append(["total"] + [splits[s]["size"] for s in ("train", "val", "test")])
         out += "<h3>Examples per class and split</h3>" + table(["class", "train", "val", "test"], rows)
     else:
@@ -115,7 +186,7 @@ def data_summary(ctx: ReportContext) -> str | None:
 
 @section("Model", order=30)
 def model_summary(ctx: ReportContext) -> str | None:
-    result = ctx.result("train")
+    result = ctx.result("train", _MODEL)
     if not result:
         return None
     model = result["model"]
@@ -124,7 +195,7 @@ def model_summary(ctx: ReportContext) -> str | None:
         [
             layer["name"],
             layer["type"],
-            " x ".join(map(str, layer["output_shape"] or [])) or "-",
+            " x ".join(map(str, layer.get("output_shape") or [])) or "-",
             fmt(layer["parameters"]),
         ]
         for layer in model["layers"]
@@ -142,7 +213,7 @@ def model_summary(ctx: ReportContext) -> str | None:
 def training(ctx: ReportContext) -> str | None:
     if ctx.control:  # an agent: report.control writes this part
         return None
-    result = ctx.result("train")
+    result = ctx.result("train", _TRAINING)
     if not result:
         return None
     t = result["training"]
@@ -153,9 +224,10 @@ def training(ctx: ReportContext) -> str | None:
         if k in cfg
     )
     text = (
-        f"<p>{t['epochs_run']} of {t['max_epochs']} epochs ({fmt(t['steps'])} steps) in {t['train_time_s']:.1f} s "
-        f"on {esc(t['device'])} ({t['samples_per_s']:,.0f} training examples/s). The weights kept are those of "
-        f"epoch {t['best_epoch']}, the best on <code>{esc(t['monitor'])}</code> ({fmt(t['best_score'])}).</p>"
+        f"<p>{esc(t['epochs_run'])} of {esc(t['max_epochs'])} epochs ({fmt(t['steps'])} steps) in "
+        f"{num(t['train_time_s'], '.1f')} s on {esc(t['device'])} ({num(t['samples_per_s'], ',.0f')} training "
+        f"examples/s). The weights kept are those of epoch {esc(t['best_epoch'])}, the best on "
+        f"<code>{esc(t['monitor'])}</code> ({fmt(t['best_score'])}).</p>"
         f'<p class="note">Settings: {esc(settings)}. The full configuration is in config.yaml.</p>'
     )
     return text + ctx.figure("training_curves", "training and validation curves")
@@ -163,12 +235,12 @@ def training(ctx: ReportContext) -> str | None:
 
 @section("Generated text", order=52)
 def generated_text(ctx: ReportContext) -> str | None:
-    sample = (ctx.result("train") or {}).get("sample")
+    sample = (ctx.result("train", _SAMPLE) or {}).get("sample")
     if not sample:
         return None
     return (
         f'<p class="note">Sampled after the prompt {esc(repr(sample["prompt"]))} at temperature '
-        f"{sample['temperature']} (seed {sample['seed']}).</p><pre>{esc(sample['text'])}</pre>"
+        f"{esc(sample['temperature'])} (seed {esc(sample['seed'])}).</p><pre>{esc(sample['text'])}</pre>"
     )
 
 
@@ -176,7 +248,7 @@ def generated_text(ctx: ReportContext) -> str | None:
 def predictions(ctx: ReportContext) -> str | None:
     if ctx.control:  # an agent: report.control writes this part
         return None
-    result = ctx.result("train")
+    result = ctx.result("train", _PREDICTIONS)
     if not result:
         return None
     parts = []
@@ -195,12 +267,7 @@ def predictions(ctx: ReportContext) -> str | None:
     elif result["test"].get("examples"):
         names = result["data"].get("class_names") or []
         rows = [
-            [
-                e["index"],
-                names[e["true"]] if names else e["true"],
-                names[e["predicted"]] if names else e["predicted"],
-                f"{e['confidence']:.1%}",
-            ]
+            [e["index"], _label(names, e["true"]), _label(names, e["predicted"]), num(e["confidence"], ".1%")]
             for e in result["test"]["examples"]
         ]
         parts.append("<h3>Examples</h3>" + table(["test row", "true", "predicted", "confidence"], rows, numeric_from=3))
@@ -210,12 +277,19 @@ def predictions(ctx: ReportContext) -> str | None:
     return "".join(parts) or None
 
 
+def _label(names: list[Any], index: Any) -> Any:
+    """The class name of a class index (the index itself when it names no class)."""
+    valid = isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(names)
+    return names[index] if valid else index
+
+
 @section("Reconstruction", order=55)
 def reconstruction(ctx: ReportContext) -> str | None:
     """Anomaly detection, example reconstructions and VAE samples of a reconstruction run."""
     result = ctx.result("train")
     if not result or result.get("task") != "reconstruct":
         return None
+    ctx.check("train", result, _RECONSTRUCTION)
     parts = [_anomaly_detection(result)] if result.get("anomaly") else []
     parts.append(ctx.figure("anomaly_scores", "test anomaly scores of normal and abnormal examples"))
     pairs = ctx.figure("reconstructions", "test examples and their reconstructions")
@@ -229,7 +303,7 @@ def reconstruction(ctx: ReportContext) -> str | None:
     samples = ctx.figure("vae_samples", "images decoded from latent codes drawn from the prior")
     if "elbo" in test:
         parts.append(
-            f"<h3>Variational bound</h3><p>Test ELBO {fmt(test['elbo'])} nats per example "
+            f"<h3>Variational bound</h3><p>Test ELBO {fmt(test.get('elbo'))} nats per example "
             f"(KL of the posterior from the prior {fmt(test.get('kl'))} nats).</p>"
         )
     if samples:
@@ -243,9 +317,9 @@ def _anomaly_detection(result: dict[str, Any]) -> str:
     rows = [
         ["AUROC of the anomaly score", fmt(test.get("auroc"))],
         [f"threshold ({anomaly['threshold_percentile']}th percentile of {anomaly['threshold_from']} scores)",
-         f"{test['threshold']:.4g}"],
-        ["precision (flagged examples that are abnormal)", fmt(test["precision"])],
-        ["recall (abnormal examples flagged)", fmt(test["recall"])],
+         num(test.get("threshold"), ".4g")],
+        ["precision (flagged examples that are abnormal)", fmt(test.get("precision"))],
+        ["recall (abnormal examples flagged)", fmt(test.get("recall"))],
     ]  # fmt: skip
     return (
         f"<h3>Anomaly detection</h3><p>Trained on the normal classes ({esc(normal)}) only; the anomaly score is "

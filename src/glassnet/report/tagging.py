@@ -5,6 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from glassnet.report.card import ReportContext, fmt, section, table
+from glassnet.report.validate import ANY, Each
+
+_SCORES = {"precision": ANY, "recall": ANY, "f1": ANY, "support": ANY}
+_TAGGING = {
+    "test": {"per_tag?": Each(_SCORES)},
+    "baselines?": Each({"accuracy": ANY, "macro_f1": ANY, "sequence_accuracy": ANY}),
+    "examples?": [{"index": ANY, "true": ANY, "predicted": ANY, "errors": ANY}],
+}
 
 
 @section("Sequence labelling", order=51)
@@ -12,7 +20,7 @@ def sequence_labelling(ctx: ReportContext) -> str | None:
     result = ctx.result("train")
     if not result or result.get("task") != "tag":
         return None
-    test = result["test"]
+    test = ctx.check("train", result, _TAGGING)["test"]
     parts = []
     per_tag = test.get("per_tag") or {}
     if per_tag:
@@ -31,7 +39,9 @@ def sequence_labelling(ctx: ReportContext) -> str | None:
         ]
         for name, scores in baselines.items():
             what = (
-                f"majority tag ({scores['tag']}) everywhere" if name == "majority" else scores.get("description", name)
+                f"majority tag ({scores.get('tag')}) everywhere"
+                if name == "majority"
+                else scores.get("description", name)
             )
             rows.append([what, fmt(scores["accuracy"]), fmt(scores["macro_f1"]), fmt(scores["sequence_accuracy"])])
         parts.append(

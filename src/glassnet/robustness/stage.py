@@ -11,6 +11,7 @@ from glassnet.errors import ConfigError, DataError
 from glassnet.robustness import figures
 from glassnet.robustness.evaluate import DEFAULT_ATTACKS, robustness
 from glassnet.runs import writes_run
+from glassnet.train.finite import require_finite_weights
 from glassnet.train.run import Run
 
 DEFAULT_LIMIT = 1000
@@ -61,12 +62,13 @@ def robustness_run(
         The dict written to ``robustness.json``.
 
     Raises:
-        RunError: the run has no saved model.
+        RunError: the run has no saved model, or its weights are NaN or infinite (it diverged).
         DataError: the run is not a classifier.
         ConfigError: bad attack, eps or norm.
     """
     run = Run.open(run)
     model, spec = run.model, run.spec
+    require_finite_weights(model, run.weights)
     if spec.task == "control":
         from glassnet.robustness.policy import attack_policy
 
