@@ -211,6 +211,7 @@ class RunConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("device", self.device, DEVICES)
+        _check_type(self, "monitor", str)
         if not self.monitor.startswith("val/"):
             raise ConfigError(
                 f"monitor must name a validation metric such as 'val/loss' or 'val/accuracy'. "

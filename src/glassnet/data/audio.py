@@ -45,6 +45,9 @@ CHUNK = 256  # clips featurised per torch call: fast batched STFTs without holdi
 # reading and shaping waveforms
 
 
+MAX_WAV_CHUNKS = 1000  # a header walk never loops on a file of tiny chunks
+
+
 def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     """Read a WAV file as a mono float32 waveform in [-1, 1].
 
@@ -66,6 +69,7 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"audio file '{path}' not found")
+    _check_wav_header(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             # scipy warns about unknown chunks (harmless) and about a data chunk cut short (truncated)
@@ -96,6 +100,43 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
             "its header is damaged: export the clip again"
         )
     return _to_mono_float(data, path), int(rate)
+
+
+def _check_wav_header(path: Path) -> None:
+    """Refuse a RIFF/WAVE header that contradicts itself, which scipy's reader accepts: a sample
+    size that does not fit the frame (it reads by ``block_align`` and ignores ``bits_per_sample``)
+    or a data chunk longer than the file (it returns what there is, silently). Files that are not
+    RIFF are left to scipy, which names what they are not."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return
+            order = "<" if head[:4] == b"RIFF" else ">"
+            size = path.stat().st_size
+            for _ in range(MAX_WAV_CHUNKS):
+                chunk = file.read(8)
+                if len(chunk) < 8:
+                    return
+                name, length = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
+                if name == b"fmt " and length >= 16:
+                    _, channels, _, _, block_align, bits = struct.unpack(order + "HHIIHH", file.read(16))
+                    length -= 16
+                    if channels and block_align % channels == 0 and not 0 < bits <= 8 * block_align // channels:
+                        raise DataError(
+                            f"audio file '{path}' has a damaged header: {bits} bits per sample do not fit its "
+                            f"{block_align}-byte frames of {channels} channel(s); export the clip again"
+                        )
+                elif name == b"data":
+                    if length > size - file.tell():
+                        raise DataError(
+                            f"audio file '{path}' is truncated: its header declares {length:,} bytes of audio, "
+                            f"the file holds {size - file.tell():,}. Copy or export it again, or remove it"
+                        )
+                    return
+                file.seek(length + length % 2, os.SEEK_CUR)  # chunks are padded to an even length
+    except (OSError, struct.error) as exc:
+        raise DataError(f"cannot read '{path}' as a WAV file ({exc}); export the clip again") from exc
 
 
 def _to_mono_float(data: np.ndarray, path: Path) -> np.ndarray:

@@ -52,8 +52,13 @@ def read_inputs(paths: list[str | os.PathLike[str]], spec: DataSpec) -> tuple[to
             raise DataError(f"input file '{path}' not found")
         reader = _reader(path, spec)
         x, names = reader(path, spec)
-        if not np.isfinite(x).all():
-            raise DataError(f"'{path}' contains NaN or infinite values")
+        finite = np.isfinite(x).reshape(len(x), -1).all(axis=1) if len(x) else np.ones(0, bool)
+        if not finite.all():
+            where = names[int(np.flatnonzero(~finite)[0])]
+            raise DataError(
+                f"'{path}' contains NaN or infinite values (first at {where}, {int((~finite).sum())} example(s)); "
+                "numbers must be finite and within float32's range (+-3.4e38)"
+            )
         batches.append(x.astype(np.float32 if get_modality(spec.modality).continuous else np.int64))
         labels.extend(names)
     return torch.from_numpy(np.concatenate(batches)), labels

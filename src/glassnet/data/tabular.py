@@ -490,6 +490,9 @@ def _parse_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return values, np.flatnonzero(text.notna().to_numpy() & np.isnan(values))
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _numbers(series: pd.Series, name: str, source: str, lines: np.ndarray) -> np.ndarray:
     """Parse a numeric column (NaN where missing); text or an infinity is a ``DataError``."""
     values, bad = _parse_numbers(series)
@@ -506,6 +509,13 @@ def _numbers(series: pd.Series, name: str, source: str, lines: np.ndarray) -> np
         raise DataError(
             f"'{source}' column {name!r} {where(i, lines)} holds {_raw(series, i)!r} (infinite); "
             "replace it with a finite number or leave the cell empty to mark it missing"
+        )
+    huge = np.flatnonzero(np.abs(np.nan_to_num(values)) > FLOAT32_MAX)
+    if huge.size:
+        i = int(huge[0])
+        raise DataError(
+            f"'{source}' column {name!r} {where(i, lines)} holds {_raw(series, i)!r}, beyond the float32 range "
+            f"(+-{FLOAT32_MAX:.3g}) that models compute in; rescale the column (e.g. to other units or its logarithm)"
         )
     return values
 
