@@ -31,7 +31,7 @@ LAYERS = [
     ("models", ["glassnet.models"]),
     ("learning", ["glassnet.train", "glassnet.rl"]),
     ("audit", ["glassnet.explain", "glassnet.robustness", "glassnet.compress"]),
-    ("presentation", ["glassnet.report"]),
+    ("presentation", ["glassnet.report", "glassnet.serve"]),
     ("workflow", ["glassnet.pipeline", "glassnet.stages.*"]),
     ("interface", ["glassnet.cli"]),
     ("api", ["glassnet"]),

@@ -23,7 +23,7 @@ def doc_file(name):
 
 
 def test_the_built_in_stages_are_registered_in_order():
-    assert [s.name for s in stages.list_stages()] == ["play", "explain", "robustness", "compress", "report"]
+    assert [s.name for s in stages.list_stages()] == ["play", "explain", "robustness", "compress", "serve", "report"]
     assert stages.get_stage("attack") is stages.get_stage("robustness")
     with pytest.raises(UnknownNameError, match="Did you mean 'explain'"):
         stages.get_stage("explian")

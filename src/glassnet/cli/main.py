@@ -195,6 +195,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_outcome(run.path, time.perf_counter() - start)
     _print_audit(run)
     print(f"report:   {run.report}")
+    print(f"serve it: glassnet serve {run.path}   (then open http://127.0.0.1:8000/)")
     return 0
 
 

@@ -1,0 +1,151 @@
+"""The model behind the server: one backend (PyTorch, ONNX Runtime fp32 or int8), its answers as the
+records ``glassnet predict`` prints, and one-example explanations with a picture."""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from glassnet.errors import ConfigError, DataError
+from glassnet.models.outputs import prediction
+from glassnet.train.run import Run
+from glassnet.train.tasks import get_task
+from glassnet.train.trainer import Predictions
+
+BACKENDS = ("torch", "onnx", "int8")
+ONNX_FILES = {"onnx": "compressed/model.onnx", "int8": "compressed/model.int8.onnx"}
+EXPLAIN_METHOD = "integrated_gradients"
+
+
+class ServedModel:
+    """A trained run ready to answer: ``forward`` turns a batch into one JSON-ready record per example.
+
+    Args:
+        run: the run (``Run`` or directory).
+        backend: ``torch`` (the run's weights), ``onnx`` (``compressed/model.onnx``) or ``int8``
+            (``compressed/model.int8.onnx``, ONNX Runtime static int8), both from ``glassnet compress``.
+
+    Raises:
+        ConfigError: an unknown backend, or its ONNX file is missing (the message says how to make it).
+    """
+
+    def __init__(self, run: Run | str | Path, backend: str = "torch") -> None:
+        from glassnet.train.finite import require_finite_weights
+
+        self.run = Run.open(run)
+        self.spec = self.run.spec
+        self.model = self.run.model.eval()
+        require_finite_weights(self.model, self.run.weights)
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.control = self.spec.task == "control"
+        self.task = None if self.control else get_task(self.spec.task)
+        self.class_names = list(self.spec.class_names) or (
+            [str(i) for i in range(self.spec.num_outputs)] if self.spec.task == "classify" else []
+        )
+        self._call = self._backend_call(backend)
+        self.name = getattr(self.model, "glassnet_arch", {}).get("name", type(self.model).__name__)
+
+    def _backend_call(self, backend: str) -> Callable[[torch.Tensor], Any]:
+        if backend == "torch":
+            model = self.model
+            if self.control:
+                return lambda x: model.act(x, deterministic=True)
+            return lambda x: prediction(model(x))
+        if self.control:
+            raise ConfigError("an agent is served with --backend torch (its ONNX policy is checked by compress)")
+        from glassnet.compress.export import OnnxModel
+
+        path = self.run.path / ONNX_FILES[backend]
+        if not path.is_file():
+            how = "--export onnx" if backend == "onnx" else "--quantize ort-static"
+            raise ConfigError(
+                f"--backend {backend} serves '{path}', which does not exist; "
+                f"make it with `glassnet compress {self.run.path} {how}`"
+            )
+        return OnnxModel(path)
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        from glassnet.data.modality import get_modality
+
+        return torch.float32 if self.control or get_modality(self.spec.modality).continuous else torch.int64
+
+    def forward(self, inputs: torch.Tensor) -> list[dict[str, Any]]:
+        """One record per example (what ``glassnet predict`` prints), with every class's probability."""
+        with torch.inference_mode():
+            outputs = self._call(inputs)
+        if self.control:
+            return [{"action": _plain(action)} for action in outputs]
+        decoded = self.task.decode(outputs)
+        records = self.task.records(self.spec, inputs, Predictions(outputs=outputs, **decoded), None)
+        probabilities = decoded.get("probabilities")
+        if probabilities is not None and self.spec.task == "classify":
+            for record, row in zip(records, probabilities.tolist(), strict=True):
+                record["probabilities"] = {name: round(p, 4) for name, p in zip(self.class_names, row, strict=True)}
+        return records
+
+    def warm_up(self) -> None:
+        """One pass over a zero example, so that the first request does not pay for lazy set-up."""
+        self.forward(torch.zeros((1, *self.spec.input_shape), dtype=self.input_dtype))
+
+    def explain(self, inputs: torch.Tensor, method: str = EXPLAIN_METHOD) -> dict[str, Any]:
+        """Attribute one example's prediction to its inputs; the values and a PNG picture of them.
+
+        Raises:
+            DataError: not exactly one example, or a run that explanations do not apply to.
+        """
+        from glassnet.explain.attribute import explain
+        from glassnet.explain.run import TASKS, default_baseline
+
+        if len(inputs) != 1:
+            raise DataError(f"/explain takes one example; received {len(inputs)}")
+        if self.spec.task not in TASKS:
+            raise DataError(f"/explain applies to classifiers and regressors; this run's task is {self.spec.task!r}")
+        record = self.forward(inputs)[0]
+        attributions = explain(
+            self.model, inputs, method, baselines=default_baseline(self.spec, inputs), modality=self.spec.modality
+        )
+        values = attributions.values[0]
+        answer = {**record, "method": method, "attributions": np.round(values.numpy(), 6).tolist()}
+        if self.spec.modality == "text":
+            answer["tokens"] = self._tokens(inputs[0])
+        answer["overlay_png"] = self._picture(attributions, record, answer.get("tokens"))
+        return answer
+
+    def _tokens(self, ids: torch.Tensor) -> list[str]:
+        vocab = self.spec.extra.get("vocab") or []
+        return [vocab[i] if 0 <= i < len(vocab) else "?" for i in ids.tolist()]
+
+    def _picture(self, attributions: Any, record: dict[str, Any], tokens: Sequence[str] | None) -> str | None:
+        """The explanation drawn as the report draws it (bars over tokens for text), base64 PNG."""
+        from glassnet.data.modality import get_modality
+        from glassnet.explain import pictures
+
+        title = f"{record.get('prediction')}" + (f" ({record['confidence']:.0%})" if "confidence" in record else "")
+        with tempfile.TemporaryDirectory(prefix="glassnet-explain-") as folder:
+            figure = lambda name: Path(folder) / f"{name}.png"  # noqa: E731
+            if tokens is not None:
+                keep = [i for i, ids in enumerate(attributions.inputs[0].tolist()) if ids != 0]
+                scores = attributions.values[0].reshape(len(tokens), -1).sum(dim=1).numpy()
+                names = [f"{tokens[i]} @{i}" for i in keep]
+                pictures.feature_bars(names, scores[keep], f"{title}: words behind it", figure("explain"))
+                written = ["explain"] if keep else []
+            else:
+                kind = get_modality(self.spec.modality).picture
+                written = pictures.draw_examples(kind, attributions, self.spec, [title], figure)
+            if not written:
+                return None
+            return base64.b64encode(figure(written[0]).read_bytes()).decode("ascii")
+
+
+def _plain(value: torch.Tensor) -> Any:
+    """A tensor as JSON: a number or a (nested) list."""
+    return value.item() if value.dim() == 0 else value.tolist()
