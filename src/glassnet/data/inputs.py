@@ -52,16 +52,35 @@ def read_inputs(paths: list[str | os.PathLike[str]], spec: DataSpec) -> tuple[to
             raise DataError(f"input file '{path}' not found")
         reader = _reader(path, spec)
         x, names = reader(path, spec)
-        finite = np.isfinite(x).reshape(len(x), -1).all(axis=1) if len(x) else np.ones(0, bool)
-        if not finite.all():
-            where = names[int(np.flatnonzero(~finite)[0])]
-            raise DataError(
-                f"'{path}' contains NaN or infinite values (first at {where}, {int((~finite).sum())} example(s)); "
-                "numbers must be finite and within float32's range (+-3.4e38)"
-            )
-        batches.append(x.astype(np.float32 if get_modality(spec.modality).continuous else np.int64))
+        continuous = get_modality(spec.modality).continuous
+        with np.errstate(over="ignore", invalid="ignore"):  # a value beyond float32 becomes inf: refused below
+            cast = x.astype(np.float32) if continuous else x
+        _check_values(path, cast, names, spec, continuous)
+        batches.append(cast if continuous else x.astype(np.int64))
         labels.extend(names)
     return torch.from_numpy(np.concatenate(batches)), labels
+
+
+def _check_values(path: Path, x: np.ndarray, names: list[str], spec: DataSpec, continuous: bool) -> None:
+    """Finite numbers within float32's range; for models of token ids, whole ids of the vocabulary."""
+    flat = x.reshape(len(x), -1) if len(x) else x.reshape(0, 0)
+    finite = np.isfinite(flat).all(axis=1)
+    if not finite.all():
+        where = names[int(np.flatnonzero(~finite)[0])]
+        raise DataError(
+            f"'{path}' contains NaN or infinite values (first at {where}, {int((~finite).sum())} example(s)); "
+            "numbers must be finite and within float32's range (+-3.4e38)"
+        )
+    if continuous:
+        return
+    vocab = len(spec.extra.get("vocab") or ()) or None
+    bad = (flat != np.round(flat)).any(axis=1) | (flat < 0).any(axis=1)
+    if vocab is not None:
+        bad |= (flat >= vocab).any(axis=1)
+    if bad.any():
+        where = names[int(np.flatnonzero(bad)[0])]
+        limit = f" below the vocabulary size {vocab}" if vocab is not None else ""
+        raise DataError(f"'{path}' holds token ids that are not whole numbers >= 0{limit} (first at {where})")
 
 
 Reader = Callable[[Path, DataSpec], tuple[np.ndarray, list[str]]]

@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator
@@ -276,6 +277,8 @@ def _build(served: ServedModel, settings: ServeSettings) -> Any:
             return refuse(503, f"the server is overloaded: {exc}; retry shortly")
         except TimeoutError:
             return refuse(504, f"no answer within {settings.timeout_s:g} s (glassnet serve --timeout-s)")
+        if not _finite(records):
+            return refuse(400, NOT_FINITE)
         answers = [{"input": label, **record} for label, record in zip(labels, records, strict=True)]
         key = "actions" if served.control else "predictions"
         return Response(
@@ -320,6 +323,8 @@ def _build(served: ServedModel, settings: ServeSettings) -> Any:
                 return refuse(400, str(exc))
             except TimeoutError:
                 return refuse(504, f"no explanation within {settings.timeout_s:g} s (glassnet serve --timeout-s)")
+            if not _finite(answer):
+                return refuse(400, NOT_FINITE)
             return Response(json.dumps({"input": labels[0], **answer}), media_type="application/json")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -349,15 +354,32 @@ def _build(served: ServedModel, settings: ServeSettings) -> Any:
         metrics.queue.set(batcher.waiting)
         return Response(metrics.text(), media_type=CONTENT_TYPE_LATEST)
 
-    if settings.cors:
+    app.add_middleware(_Guard, settings=settings, metrics=metrics)
+    if settings.cors:  # outside the guard: a browser's preflight carries no token, and refusals need the headers
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors, allow_methods=["GET", "POST"], allow_headers=["*"]
         )
-    app.add_middleware(_Guard, settings=settings, metrics=metrics)
     app.state.served, app.state.batcher, app.state.settings = served, batcher, settings
     return app
+
+
+NOT_FINITE = (
+    "the model's output for this input is not finite (NaN or infinite): the input lies far outside the "
+    "range the model was trained on"
+)
+
+
+def _finite(value: Any) -> bool:
+    """Whether every number in a JSON-ready value is finite (JSON has no NaN or Infinity)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    return True
 
 
 class _Refused(Exception):

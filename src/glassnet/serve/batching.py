@@ -59,6 +59,8 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Request] | None = None
         self._task: asyncio.Task[None] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glassnet-forward")
+        self._carry: _Request | None = None  # taken from the queue but left for the next pass (it did not fit)
+        self._busy = False  # a batch is being collected or computed
         self.batches = 0
 
     @property
@@ -72,10 +74,10 @@ class MicroBatcher:
         self._task = asyncio.get_running_loop().create_task(self._collect())
 
     async def stop(self) -> None:
-        """Finish the requests already queued, then stop the collector and the worker thread."""
+        """Answer every request already queued or in a pass, then stop the collector and the worker thread."""
         if self._queue is not None:
-            while not self._queue.empty():
-                await asyncio.sleep(self.max_wait or 0.001)
+            while not self._queue.empty() or self._busy or self._carry is not None:
+                await asyncio.sleep(0.001)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -99,31 +101,46 @@ class MicroBatcher:
 
     async def _collect(self) -> None:
         assert self._queue is not None
-        loop = asyncio.get_running_loop()
         while True:
-            first = await self._queue.get()
-            batch, count = [first], len(first.inputs)
-            deadline = first.arrived + self.max_wait
-            while count < self.max_batch:
-                left = deadline - time.perf_counter()
-                try:
-                    request = self._queue.get_nowait() if left <= 0 else await asyncio.wait_for(self._queue.get(), left)
-                except (asyncio.QueueEmpty, TimeoutError):
-                    break
-                batch.append(request)
-                count += len(request.inputs)
-            live = [r for r in batch if not r.future.done()]  # a timed-out caller has gone
-            for group in _by_shape(live):
-                try:
-                    results = await loop.run_in_executor(self._pool, self._run, [r.inputs for r in group])
-                except Exception as exc:  # the requests learn what failed; the server goes on
-                    for request in group:
-                        if not request.future.done():
-                            request.future.set_exception(exc)
-                    continue
-                for request, result in zip(group, results, strict=True):
+            if self._carry is None:
+                first = await self._queue.get()
+            else:
+                first, self._carry = self._carry, None
+            self._busy = True
+            try:
+                await self._pass(first)
+            finally:
+                self._busy = False
+
+    async def _pass(self, first: _Request) -> None:
+        """Gather requests after ``first`` until ``max_batch`` examples or ``max_wait``, then compute them."""
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        batch, count = [first], len(first.inputs)
+        deadline = first.arrived + self.max_wait
+        while count < self.max_batch:
+            left = deadline - time.perf_counter()
+            try:
+                request = self._queue.get_nowait() if left <= 0 else await asyncio.wait_for(self._queue.get(), left)
+            except (asyncio.QueueEmpty, TimeoutError):
+                break
+            if count + len(request.inputs) > self.max_batch:
+                self._carry = request  # it starts the next pass
+                break
+            batch.append(request)
+            count += len(request.inputs)
+        live = [r for r in batch if not r.future.done()]  # a timed-out caller has gone
+        for group in _by_shape(live):
+            try:
+                results = await loop.run_in_executor(self._pool, self._run, [r.inputs for r in group])
+            except Exception as exc:  # the requests learn what failed; the server goes on
+                for request in group:
                     if not request.future.done():
-                        request.future.set_result(result)
+                        request.future.set_exception(exc)
+                continue
+            for request, result in zip(group, results, strict=True):
+                if not request.future.done():
+                    request.future.set_result(result)
 
     def _run(self, inputs: list[torch.Tensor]) -> list[Any]:
         """One forward pass over the joined inputs, cut back into one slice per request."""

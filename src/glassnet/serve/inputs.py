@@ -57,7 +57,7 @@ def examples(values: Any, spec: DataSpec, dtype: torch.dtype, key: str = "inputs
     size = math.prod(spec.input_shape)
     try:
         array = np.asarray(values, dtype=np.float64)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise DataError(
             f'"{key}" must hold numbers only, each example a (nested) list of {size} numbers shaped '
             f"{list(spec.input_shape)} ({_first_line(exc)})"
@@ -122,6 +122,8 @@ def from_files(files: Sequence[tuple[str, bytes]], spec: DataSpec) -> tuple[torc
             batch, labels = read_inputs(paths, spec)
         except DataError as exc:
             raise DataError(_renamed(str(exc), names)) from None
+    if len(batch) > MAX_EXAMPLES:
+        raise DataError(f"the upload holds {len(batch):,} examples; send at most {MAX_EXAMPLES:,} per request")
     return batch, [_renamed(label, names) for label in labels]
 
 

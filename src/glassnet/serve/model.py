@@ -4,7 +4,9 @@ records ``glassnet predict`` prints, and one-example explanations with a picture
 from __future__ import annotations
 
 import base64
+import copy
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,10 @@ class ServedModel:
             [str(i) for i in range(self.spec.num_outputs)] if self.spec.task == "classify" else []
         )
         self._call = self._backend_call(backend)
+        # explanations hook into a model's layers (text: its embedding), which would change the answers
+        # of forward passes running meanwhile: they get a copy of their own, one at a time
+        self._explained: torch.nn.Module | None = None
+        self._explaining = threading.Lock()
         self.name = getattr(self.model, "glassnet_arch", {}).get("name", type(self.model).__name__)
 
     def _backend_call(self, backend: str) -> Callable[[torch.Tensor], Any]:
@@ -110,9 +116,18 @@ class ServedModel:
         if self.spec.task not in TASKS:
             raise DataError(f"/explain applies to classifiers and regressors; this run's task is {self.spec.task!r}")
         record = self.forward(inputs)[0]
-        attributions = explain(
-            self.model, inputs, method, baselines=default_baseline(self.spec, inputs), modality=self.spec.modality
-        )
+        with self._explaining:
+            if self._explained is None:
+                self._explained = copy.deepcopy(self.model).eval()
+            attributions = explain(
+                self._explained,
+                inputs,
+                method,
+                baselines=default_baseline(self.spec, inputs),
+                modality=self.spec.modality,
+            )
+        if not torch.isfinite(attributions.values).all():
+            raise DataError("the attributions of this input are not finite: it lies far outside the training range")
         values = attributions.values[0]
         answer = {**record, "method": method, "attributions": np.round(values.numpy(), 6).tolist()}
         if self.spec.modality == "text":
