@@ -1300,3 +1300,27 @@ def test_a_real_server_answers_and_sigterm_lets_the_request_in_flight_finish(run
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_an_agent_acts_as_its_policy_does_and_has_no_predict_route(tmp_path):
+    import torch
+
+    from glassnet.train.run import Run
+
+    out = tmp_path / "cartpole"
+    assert main(["train", "--env", "CartPole-v1", "--algo", "ppo", "--steps", "512", "--quiet", "--out", str(out)]) == 0
+    observations = [[0.01, 0.2, -0.03, 0.1], [0.0, -1.0, 0.1, 1.5]]
+    expected = Run(out).model.act(torch.tensor(observations), deterministic=True).tolist()
+    with TestClient(create_app(out), raise_server_exceptions=False) as client:
+        answer = client.post("/act", json={"observations": observations})
+        assert answer.status_code == 200, answer.text
+        assert [a["action"] for a in answer.json()["actions"]] == expected
+        wrong = client.post("/act", json={"observations": [[0.1, 0.2]]})
+        assert wrong.status_code == 400 and "4 numbers" in wrong.json()["error"]
+        missing = client.post("/predict", json={"inputs": observations})
+        assert (
+            missing.status_code == 404
+            and "/act" in missing.json()["error"]
+            and "/predict," not in missing.json()["error"]
+        )
+        assert 'id="row"' in client.get("/").text

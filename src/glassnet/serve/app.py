@@ -232,7 +232,8 @@ def _build(served: ServedModel, settings: ServeSettings) -> Any:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         message = str(exc.detail)
         if exc.status_code == 404:
-            message = f"no route {request.method} {request.url.path}; routes: {', '.join(ROUTES)}"
+            routes = sorted({route.path for route in app.routes if route.path in ROUTES})
+            message = f"no route {request.method} {request.url.path}; routes: {', '.join(routes)}"
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
         return refuse(exc.status_code, message)
