@@ -1245,8 +1245,6 @@ def test_a_real_server_answers_and_sigterm_lets_the_request_in_flight_finish(run
         str(runs["tabular"]),
         "--port",
         str(port),
-        "--max-wait-ms",
-        "800",
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -1270,13 +1268,26 @@ def test_a_real_server_answers_and_sigterm_lets_the_request_in_flight_finish(run
         status, body = _post(f"{url}/predict", {"inputs": [[1, 2]]})
         assert status == 400 and body["status"] == 400
 
-        # one request waits 800 ms in the batcher for company; SIGTERM arrives meanwhile
+        # a client sends its headers, then its body 0.8 s later; SIGTERM arrives meanwhile
         outcome: dict[str, Any] = {}
 
         def slow() -> None:
             begun = time.perf_counter()
+            body = json.dumps({"inputs": samples["table_rows"][2:4].tolist()}).encode()
+            head = (
+                f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
             try:
-                outcome["answer"] = _post(f"{url}/predict", {"inputs": samples["table_rows"][2:4].tolist()})
+                with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+                    connection.sendall(head.encode())
+                    time.sleep(0.8)
+                    connection.sendall(body)
+                    answer = b""
+                    while chunk := connection.recv(65536):
+                        answer += chunk
+                status_line, _, rest = answer.partition(b"\r\n")
+                outcome["answer"] = (int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2]))
             except Exception as exc:  # noqa: BLE001 -- reported below
                 outcome["error"] = repr(exc)
             outcome["seconds"] = time.perf_counter() - begun

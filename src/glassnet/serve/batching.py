@@ -6,6 +6,11 @@ collector task takes the first waiting request, then keeps taking requests until
 batch on a single worker thread (the model's forward pass releases the GIL, so the event loop goes
 on parsing requests meanwhile). Examples of different shapes never share a pass: the batch is split
 by shape. The outputs are cut back into per-request slices.
+
+Waiting only pays when company comes: a pass waits ``max_wait_ms`` only after a pass that joined
+several requests (traffic is concurrent); otherwise it takes what is queued at once. And a lone
+request for a fast model (its last pass took under ``INLINE_S``) runs on the event loop itself,
+sparing two thread hand-offs: one client at a time gets the latency of a plain endpoint.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+INLINE_S = 0.002  # a pass this fast may run on the event loop when it serves a single request
 
 
 class QueueFull(Exception):
@@ -61,6 +68,8 @@ class MicroBatcher:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glassnet-forward")
         self._carry: _Request | None = None  # taken from the queue but left for the next pass (it did not fit)
         self._busy = False  # a batch is being collected or computed
+        self._company = False  # the last pass joined several requests: waiting for others pays
+        self._last_s = float("inf")  # how long the last forward pass took
         self.batches = 0
 
     @property
@@ -117,7 +126,7 @@ class MicroBatcher:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         batch, count = [first], len(first.inputs)
-        deadline = first.arrived + self.max_wait
+        deadline = first.arrived + (self.max_wait if self._company else 0.0)
         while count < self.max_batch:
             left = deadline - time.perf_counter()
             try:
@@ -129,10 +138,15 @@ class MicroBatcher:
                 break
             batch.append(request)
             count += len(request.inputs)
+        self._company = len(batch) > 1
         live = [r for r in batch if not r.future.done()]  # a timed-out caller has gone
+        inline = len(live) == 1 and self._last_s < INLINE_S
         for group in _by_shape(live):
             try:
-                results = await loop.run_in_executor(self._pool, self._run, [r.inputs for r in group])
+                if inline:
+                    results = self._run([r.inputs for r in group])
+                else:
+                    results = await loop.run_in_executor(self._pool, self._run, [r.inputs for r in group])
             except Exception as exc:  # the requests learn what failed; the server goes on
                 for request in group:
                     if not request.future.done():
@@ -148,7 +162,9 @@ class MicroBatcher:
         if self.observe is not None:
             self.observe(len(joined))
         self.batches += 1
+        started = time.perf_counter()
         results = self.forward(joined)
+        self._last_s = time.perf_counter() - started
         slices, start = [], 0
         for part in inputs:
             slices.append(results[start : start + len(part)])
