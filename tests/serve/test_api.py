@@ -956,7 +956,7 @@ def test_glassnet_serve_listens_on_127_0_0_1_by_default():
     args = parser.parse_args(["serve", "some/run"])
     assert args.host == "127.0.0.1"
     assert args.token is None and args.cors == []
-    assert args.max_wait_ms == 2.0 and args.max_batch == 64
+    assert args.max_wait_ms == 0.0 and args.max_batch == 64 and args.threads == 1
     import inspect
 
     from glassnet.serve import serve

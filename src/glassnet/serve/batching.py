@@ -93,20 +93,28 @@ class MicroBatcher:
                 await self._task
         self._pool.shutdown(wait=True)
 
-    async def submit(self, inputs: torch.Tensor) -> Any:
+    async def submit(self, inputs: torch.Tensor, timeout: float | None = None) -> Any:
         """The results for ``inputs`` (``n x ...``), computed in a shared forward pass.
 
         Raises:
             QueueFull: ``queue_size`` requests are waiting already.
+            TimeoutError: no answer within ``timeout`` seconds (the request leaves the batch it is in).
         """
         if self._queue is None:
             raise RuntimeError("the batcher has not been started")
-        request = _Request(inputs, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        request = _Request(inputs, loop.create_future())
         try:
             self._queue.put_nowait(request)
         except asyncio.QueueFull:
             raise QueueFull(f"{self.queue_size} requests are waiting already") from None
-        return await request.future
+        # a timer on the future itself: cheaper than asyncio.wait_for, which wraps every request in a task
+        timer = None if timeout is None else loop.call_later(timeout, _expire, request.future)
+        try:
+            return await request.future
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def _collect(self) -> None:
         assert self._queue is not None
@@ -170,6 +178,11 @@ class MicroBatcher:
             slices.append(results[start : start + len(part)])
             start += len(part)
         return slices
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _by_shape(requests: list[_Request]) -> list[list[_Request]]:

@@ -37,6 +37,9 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the model (default 1)")
     p.add_argument(
+        "--threads", type=int, default=1, help="torch threads per process (default 1; raise it for large models)"
+    )
+    p.add_argument(
         "--backend",
         choices=("torch", "onnx", "int8"),
         default="torch",
@@ -45,7 +48,11 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every route but /health")
     p.add_argument("--max-batch", type=int, default=64, help="examples per forward pass at most (default 64)")
     p.add_argument(
-        "--max-wait-ms", type=float, default=2.0, help="how long a request waits to share a forward pass (default 2)"
+        "--max-wait-ms",
+        type=float,
+        default=0.0,
+        help="under concurrent traffic, how long a pass waits for more requests (default 0: it takes what "
+        "queued during the previous pass)",
     )
     p.add_argument("--queue", type=int, default=1024, help="requests waiting at most; more get 503 (default 1024)")
     p.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body in MB (default 10)")
@@ -58,6 +65,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         "host": args.host,
         "port": args.port,
         "workers": args.workers,
+        "threads": args.threads,
         "backend": args.backend,
         "token": args.token,
         "max_batch": args.max_batch,
