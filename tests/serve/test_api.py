@@ -19,7 +19,6 @@ import io
 import json
 import math
 import os
-import random
 import re
 import shutil
 import signal
@@ -51,33 +50,19 @@ from glassnet.pipeline import predict  # noqa: E402
 from glassnet.serve import create_app  # noqa: E402
 
 TOKEN = "correct-horse-battery-staple"
-GOOD_WORDS = ["sunny", "bright", "happy", "warm", "glad", "joyful", "lovely", "great"]
-BAD_WORDS = ["rainy", "dark", "sad", "cold", "gloomy", "awful", "dreary", "poor"]
 MB = 1_000_000
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
 
 
-def _word_csv(path: Path, rows: int = 200) -> Path:
-    """Two classes of short texts over disjoint vocabularies: ``label,text`` rows."""
-    rng = random.Random(0)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["label", "text"])
-        for i in range(rows):
-            label, words = ("good", GOOD_WORDS) if i % 2 else ("bad", BAD_WORDS)
-            writer.writerow([label, " ".join(rng.choice(words) for _ in range(rng.randint(3, 6)))])
-    return path
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def runs(tmp_path_factory: pytest.TempPathFactory, word_csv: Path) -> dict[str, Path]:
     """Four one-epoch runs trained with the command line: image, tabular, text, regression."""
     root = tmp_path_factory.mktemp("serve-api-runs")
     quiet = ["--epochs", "1", "--quiet"]
     paths = {kind: root / kind for kind in ("image", "tabular", "text", "regression")}
-    words = _word_csv(root / "words.csv")
+    words = word_csv
     commands = {
         "image": ["--data", "digits", "--model", "cnn"],
         "tabular": ["--data", "breast-cancer", "--model", "mlp", "model.width=16"],

@@ -9,10 +9,8 @@ an error when the server refuses an input (a text file named .png).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -50,30 +48,16 @@ from glassnet.pipeline import Run, predict  # noqa: E402
 
 STARTUP_S = 60.0  # the server imports torch and opens the run before /health answers
 ANSWER_MS = 60_000  # /predict then /explain, on two shared CPU cores
-GOOD_WORDS = ["sunny", "bright", "happy", "warm", "glad", "joyful", "lovely", "great"]
-BAD_WORDS = ["rainy", "dark", "sad", "cold", "gloomy", "awful", "dreary", "poor"]
-
-
-def _word_csv(path: Path, rows: int = 200) -> Path:
-    """Two classes of short texts over disjoint vocabularies: ``label,text`` rows."""
-    rng = random.Random(0)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["label", "text"])
-        for i in range(rows):
-            label, words = ("good", GOOD_WORDS) if i % 2 else ("bad", BAD_WORDS)
-            writer.writerow([label, " ".join(rng.choice(words) for _ in range(rng.randint(3, 6)))])
-    return path
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def runs(tmp_path_factory: pytest.TempPathFactory, word_csv: Path) -> dict[str, Path]:
     """An image run and a text run, each trained for one epoch with the command line."""
     root = tmp_path_factory.mktemp("serve-runs")
     image, text = root / "digits-cnn", root / "words-gru"
     common = ["--epochs", "1", "--quiet"]
     assert main(["train", "--data", "digits", "--model", "cnn", *common, "--out", str(image)]) == 0
-    words = _word_csv(root / "words.csv")
+    words = word_csv
     assert main(["train", "--data", str(words), "--model", "gru", *common, "--out", str(text)]) == 0
     return {"image": image, "text": text}
 
