@@ -267,7 +267,7 @@ def _build(served: ServedModel, settings: ServeSettings) -> Any:
             return await run_in_threadpool(parse.from_files, files, served.spec)
         if kind in ("text/csv", "text/plain"):
             suffix = ".csv" if kind == "text/csv" else ".txt"
-            return await run_in_threadpool(parse.from_body, body, suffix, served.spec, "body")
+            return await run_in_threadpool(parse.from_files, [("body" + suffix, body)], served.spec)
         raise _Refused(
             415,
             f"unsupported content type {kind!r}; send application/json, text/csv, text/plain or multipart/form-data",

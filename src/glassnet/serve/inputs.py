@@ -127,11 +127,6 @@ def from_files(files: Sequence[tuple[str, bytes]], spec: DataSpec) -> tuple[torc
     return batch, [_renamed(label, names) for label in labels]
 
 
-def from_body(body: bytes, suffix: str, spec: DataSpec, name: str) -> tuple[torch.Tensor, list[str]]:
-    """A CSV or plain-text body read as a file of that kind."""
-    return from_files([(name + suffix, body)], spec)
-
-
 def _renamed(text: str, names: dict[str, str]) -> str:
     for path, name in names.items():
         text = text.replace(path, name)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from glassnet.data.modality import get_modality
 from glassnet.errors import ConfigError, DataError
 from glassnet.models.outputs import prediction
 from glassnet.train.run import Run
@@ -48,6 +49,9 @@ class ServedModel:
             raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend = backend
         self.control = self.spec.task == "control"
+        # what a request's numbers become: values, or token ids (read per request, so worked out once)
+        continuous = self.control or get_modality(self.spec.modality).continuous
+        self.input_dtype = torch.float32 if continuous else torch.int64
         self.task = None if self.control else get_task(self.spec.task)
         self.class_names = list(self.spec.class_names) or (
             [str(i) for i in range(self.spec.num_outputs)] if self.spec.task == "classify" else []
@@ -77,12 +81,6 @@ class ServedModel:
                 f"make it with `glassnet compress {self.run.path} {how}`"
             )
         return OnnxModel(path)
-
-    @property
-    def input_dtype(self) -> torch.dtype:
-        from glassnet.data.modality import get_modality
-
-        return torch.float32 if self.control or get_modality(self.spec.modality).continuous else torch.int64
 
     def forward(self, inputs: torch.Tensor) -> list[dict[str, Any]]:
         """One record per example (what ``glassnet predict`` prints), with every class's probability."""
@@ -141,7 +139,6 @@ class ServedModel:
 
     def _picture(self, attributions: Any, record: dict[str, Any], tokens: Sequence[str] | None) -> str | None:
         """The explanation drawn as the report draws it (bars over tokens for text), base64 PNG."""
-        from glassnet.data.modality import get_modality
         from glassnet.explain import pictures
 
         title = f"{record.get('prediction')}" + (f" ({record['confidence']:.0%})" if "confidence" in record else "")
