@@ -17,7 +17,8 @@ def image_run(tmp_path_factory):
 def test_report_is_self_contained(image_run):
     html = gn.report(image_run).read_text()
     assert not re.search(r"""(src|href)\s*=\s*["'](?!data:|#)""", html), "external asset referenced"
-    assert "<script" not in html and "<link" not in html and "@import" not in html and "url(" not in html
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+    assert html.count("<script") == 1 and "<script>" in html  # one inline script (sorting, printing), no src
     assert html.count('src="data:image/png;base64,') == 3  # curves, confusion matrix, prediction grid
 
 

@@ -22,6 +22,7 @@ from glassnet.data import DataBundle, DataSpec, load_dataset, split_targets
 from glassnet.errors import CheckpointError, ConfigError, DataError, RunError
 from glassnet.figures import training as figures
 from glassnet.models import create_model, save_model, summarize
+from glassnet.provenance import capture
 from glassnet.rl.evaluation import AGENT_THREADS, cpu_threads
 from glassnet.runs import (
     CHECKPOINTS_DIR,
@@ -324,6 +325,7 @@ def _train(
     if callable(check):
         check(model)
     data, val = _fit_data(config, bundle, trainer)
+    provenance = capture(seed=config.seed, device=trainer.device)  # when training starts, for the report
     if resume_from is None and distributed.is_global_zero():
         prepare_run_dir(run.path, overwrite)  # an overwritten run moves aside, its checkpoints with it
     try:
@@ -366,6 +368,7 @@ def _train(
         },
         "data": _data_summary(bundle),
         "model": {"name": config.model, "hparams": model.glassnet_arch["hparams"], **summarize(model, bundle.spec)},
+        "provenance": provenance,
     }
     if config.baseline:
         results["baseline"] = fit_baselines(task, bundle, results["test"], config.seed)
