@@ -160,7 +160,9 @@ def test_report_follows_links_inside_the_run(run_copy, capsys):
     figure.rename(run_copy / "figures" / "matrix.png")
     figure.symlink_to("matrix.png")
     assert cli(capsys, ["report", run_copy])[0] == 0
-    assert (run_copy / "report.html").read_text().count("data:image/png") == 2
+    assert (run_copy / "report.html").read_text().count(
+        "data:image/png"
+    ) == 5  # curves, confusion matrix, ROC, PR, reliability
 
 
 def test_report_refuses_a_results_file_nested_too_deeply(run_copy, capsys):

@@ -194,8 +194,34 @@ class Classification(Task):
         matrix = confusion_matrix(outputs.argmax(dim=1), targets, task="multiclass", num_classes=num_classes)
         return matrix.tolist()
 
+    def per_class(self, outputs: torch.Tensor, targets: torch.Tensor) -> list[dict[str, float]]:
+        """Precision, recall, F1 and support (test examples of the class) of each class, in class order.
+
+        A class that is never predicted has precision 0 (and one never present recall 0), as in
+        scikit-learn's ``zero_division=0``.
+        """
+        from torchmetrics.functional.classification import (
+            multiclass_f1_score,
+            multiclass_precision,
+            multiclass_recall,
+        )
+
+        n = outputs.shape[1]
+        predicted, targets = outputs.argmax(dim=1), targets.long()
+        columns = {
+            "precision": multiclass_precision(predicted, targets, num_classes=n, average="none"),
+            "recall": multiclass_recall(predicted, targets, num_classes=n, average="none"),
+            "f1": multiclass_f1_score(predicted, targets, num_classes=n, average="none"),
+        }
+        support = torch.bincount(targets, minlength=n)
+        return [
+            {**{k: round(float(v[i]), 6) for k, v in columns.items()}, "support": int(support[i])} for i in range(n)
+        ]
+
     def details(self, context: TaskContext) -> None:
-        """The confusion matrix, example predictions and (images) a grid of them, with their figures."""
+        """The confusion matrix, per-class scores, example predictions and (images) a grid of them, and
+        how far the probabilities can be trusted: ROC and precision-recall curves of binary tasks, and
+        calibration (``scores``), with their figures."""
         from glassnet.figures import training as figures
 
         spec, predictions, test = context.bundle.spec, context.predictions, context.results["test"]
@@ -204,6 +230,8 @@ class Classification(Task):
         test["confusion_matrix"] = matrix
         names = _class_names(spec)
         figures.confusion_matrix(matrix, names, context.run.figure("confusion_matrix"))
+        test["per_class"] = dict(zip(names, self.per_class(predictions.outputs, targets)))
+        self.scores(context, predictions.outputs, targets, names)
         chosen = _grid_indices(targets, predictions.prediction)
         test["examples"] = [
             {
@@ -224,6 +252,40 @@ class Classification(Task):
                 context.run.figure("predictions"),
             )
 
+    def scores(self, context: TaskContext, outputs: torch.Tensor, targets: torch.Tensor, names: list[str]) -> None:
+        """Add ``roc``, ``precision_recall`` (binary tasks) and ``calibration`` to the test results, with
+        their figures.
+
+        Binary tasks judge the probability of class 1 (the positive class) and draw the ROC,
+        precision-recall and reliability figures; others judge the confidence in the predicted class
+        (no figure: the report shows its bins). Nothing is added when an output is not finite.
+
+        Args:
+            context: the run whose ``results["test"]`` gains the records and whose figures are drawn.
+            outputs: the model's logits on the test split, ``N x classes``.
+            targets: the test split's class indices.
+            names: the class names, in class order.
+        """
+        from glassnet.figures import classification as figures
+
+        probabilities = outputs.float().softmax(dim=1)
+        if not bool(torch.isfinite(probabilities).all()) or len(targets) == 0:
+            return
+        test, run, targets = context.results["test"], context.run, targets.long()
+        if outputs.shape[1] == 2:
+            positive = names[1]
+            score, hit = probabilities[:, 1], (targets == 1).float()
+            if 0 < int(targets.sum()) < len(targets):  # ranking needs examples of both classes
+                test["roc"] = roc_curve(score, targets, positive)
+                test["precision_recall"] = precision_recall_curve(score, targets, positive)
+                figures.roc_curve(test["roc"], run.figure("roc_curve"))
+                figures.precision_recall_curve(test["precision_recall"], run.figure("precision_recall_curve"))
+            test["calibration"] = calibration(score, hit, f"probability of {positive}", positive)
+            figures.reliability_diagram(test["calibration"], run.figure("reliability"))
+        else:
+            confidence, predicted = probabilities.max(dim=1)
+            test["calibration"] = calibration(confidence, (predicted == targets).float(), "confidence", "right")
+
     def record(self, spec: DataSpec, predictions: Any, i: int) -> dict[str, Any]:
         """The predicted class and its probability."""
         shown = self.shown(spec, predictions.prediction[i])
@@ -232,6 +294,90 @@ class Classification(Task):
     def shown(self, spec: DataSpec, value: torch.Tensor) -> Any:
         """A class by its name (its index when the data names none)."""
         return spec.class_names[int(value)] if spec.class_names else int(value)
+
+
+CURVE_POINTS = 200  # most points of a stored curve: enough to draw it, small in train.json
+CALIBRATION_BINS = 10
+
+
+def roc_curve(score: torch.Tensor, targets: torch.Tensor, positive: str) -> dict[str, Any]:
+    """The ROC curve of a binary score and its area (``auc``), the curve thinned to ``CURVE_POINTS``.
+
+    Args:
+        score: the probability of the positive class, one per example.
+        targets: 1 for the positive class, 0 for the other; both must occur.
+        positive: the positive class's name, kept with the curve.
+    """
+    from torchmetrics.functional.classification import binary_auroc, binary_roc
+
+    fpr, tpr, _ = binary_roc(score, targets)
+    keep = _thinned(len(fpr))
+    return {
+        "positive_class": positive,
+        "auc": round(float(binary_auroc(score, targets)), 6),
+        "fpr": [round(float(v), 4) for v in fpr[keep]],
+        "tpr": [round(float(v), 4) for v in tpr[keep]],
+    }
+
+
+def precision_recall_curve(score: torch.Tensor, targets: torch.Tensor, positive: str) -> dict[str, Any]:
+    """The precision-recall curve of a binary score, its ``average_precision`` and the ``positive_rate``
+    (the precision of a score that knows nothing), the curve thinned to ``CURVE_POINTS``."""
+    from torchmetrics.functional.classification import binary_average_precision, binary_precision_recall_curve
+
+    precision, recall, _ = binary_precision_recall_curve(score, targets)
+    keep = _thinned(len(precision))
+    return {
+        "positive_class": positive,
+        "average_precision": round(float(binary_average_precision(score, targets)), 6),
+        "positive_rate": round(float(targets.float().mean()), 6),
+        "recall": [round(float(v), 4) for v in recall[keep]],
+        "precision": [round(float(v), 4) for v in precision[keep]],
+    }
+
+
+def calibration(
+    score: torch.Tensor, hit: torch.Tensor, judged: str, event: str, bins: int = CALIBRATION_BINS
+) -> dict[str, Any]:
+    """The reliability diagram of a probability and its expected calibration error (ECE).
+
+    The scores fall into ``bins`` equal-width bins of [0, 1] (1.0 in the last); each bin keeps its
+    examples' ``mean_predicted`` score, the ``observed`` frequency of ``hit`` among them and their
+    ``count`` (the two means are null in an empty bin). ``ece`` is the mean of
+    ``|observed - mean_predicted|`` over the bins, weighted by their counts (torchmetrics'
+    ``calibration_error`` with ``norm="l1"``).
+
+    Args:
+        score: the probability judged, one per example, in [0, 1].
+        hit: 1 where the event the score predicts happened (the example is positive, the
+            prediction right), else 0.
+        judged: what ``score`` is, in words (``probability of malignant``, ``confidence``).
+        event: what ``hit`` counts, in a word that follows "were" (``malignant``, ``right``).
+        bins: the number of bins.
+    """
+    score, hit = score.double().clamp(0, 1), hit.double()
+    index = (score * bins).long().clamp(max=bins - 1)
+    count = torch.bincount(index, minlength=bins)
+    predicted = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, score)
+    observed = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, hit)
+    ece = float((observed - predicted).abs().sum() / len(score))
+    filled = count.clamp(min=1)
+    return {
+        "score": judged,
+        "event": event,
+        "bins": bins,
+        "ece": round(ece, 6),
+        "mean_predicted": [round(float(p), 4) if n else None for p, n in zip(predicted / filled, count)],
+        "observed": [round(float(o), 4) if n else None for o, n in zip(observed / filled, count)],
+        "count": [int(n) for n in count],
+    }
+
+
+def _thinned(n: int, most: int = CURVE_POINTS) -> torch.Tensor:
+    """At most ``most`` evenly spaced indices of ``n`` points, the first and the last always among them."""
+    if n <= most:
+        return torch.arange(n)
+    return torch.unique(torch.linspace(0, n - 1, most).round().long())
 
 
 def _grid_indices(targets: torch.Tensor, predicted: torch.Tensor) -> list[int]:
