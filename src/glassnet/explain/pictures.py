@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from glassnet.explain.attribute import Attributions
 
 POSITIVE, NEGATIVE = "#c0392b", "#2166ac"
+CMAP = "RdBu_r"  # attribution maps: red for the class, blue against it, white for nothing
 SERIES_SHOWN = 4  # spectrograms and series are wide: fewer of them fit a readable figure
 
 Figure = Callable[[str], "str | os.PathLike[str]"]  # a figure's name -> the path of its PNG (``RunDir.figure``)
@@ -98,6 +99,25 @@ def _limit(values: np.ndarray) -> float:
     return float(np.percentile(finite, 99)) if finite.size and finite.max() > 0 else 1.0
 
 
+def scaled(values: np.ndarray) -> np.ndarray:
+    """``values`` divided by their colour limit (``_limit``): 1 is the example's strongest evidence for the class,
+    -1 its strongest against; the few values beyond are clipped, so one colour bar reads for every example."""
+    return np.clip(values / _limit(values), -1.0, 1.0)
+
+
+def attribution_colorbar(fig: Any, axes: Any, image: Any) -> Any:
+    """The colour bar that says what the colours of the attribution maps mean (maps drawn with ``scaled``)."""
+    bar = fig.colorbar(image, ax=axes, shrink=0.8, pad=0.02, aspect=25, ticks=[-1, 0, 1])
+    bar.ax.set_yticklabels(["-1 against", "0", "+1 for"], fontsize=7)
+    bar.set_label("attribution towards the class\n(1 = the strongest value of each map)", fontsize=7)
+    return bar
+
+
+def _heat(ax: Any, values: np.ndarray, **kwargs: Any) -> Any:
+    """An attribution map drawn as pixels (no smoothing), on the shared colour scale of ``scaled``."""
+    return ax.imshow(scaled(values), cmap=CMAP, vmin=-1, vmax=1, interpolation="nearest", **kwargs)
+
+
 def _show_input(ax: Any, image: np.ndarray) -> None:
     if image.shape[0] == 1:
         ax.imshow(image[0], cmap="gray", interpolation="nearest")
@@ -112,57 +132,63 @@ def image_overlays(
     path: str | os.PathLike[str],
     columns: int = 4,
 ) -> None:
-    """Each input beside its attribution map (red: supports the class, blue: against it)."""
+    """Each input beside its attribution map, pixel for pixel (red: supports the class, blue: against it), with
+    one colour bar for all of them."""
     plt = pyplot()
     n = len(images)
+    columns = max(1, min(columns, n))
     rows = max(1, int(np.ceil(n / columns)))
-    fig, axes = plt.subplots(rows, columns * 2, figsize=(columns * 2 * 1.5, rows * 1.75), squeeze=False)
+    fig, axes = plt.subplots(rows, columns * 2, figsize=(columns * 2 * 1.5 + 1.2, rows * 1.75), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
+    shown = None
     for k in range(n):
         r, c = divmod(k, columns)
         left, right = axes[r, 2 * c], axes[r, 2 * c + 1]
         _show_input(left, images[k])
         left.set_title(titles[k], fontsize=7)
-        limit = _limit(heat[k])
-        _show_input(right, images[k])
-        right.imshow(heat[k], cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.65, interpolation="bilinear")
+        shown = _heat(right, heat[k])
         right.set_title("attribution", fontsize=7)
+    if shown is not None:
+        attribution_colorbar(fig, axes.ravel().tolist(), shown)
     save_figure(fig, path)
 
 
 def heat_grid(heat: np.ndarray, titles: Sequence[str], path: str | os.PathLike[str], columns: int = 6) -> None:
-    """Attribution maps alone (per-class means)."""
+    """Attribution maps alone (per-class means), drawn as pixels, with one colour bar."""
     plt = pyplot()
     n = len(heat)
+    columns = max(1, min(columns, n))
     rows = max(1, int(np.ceil(n / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.5, rows * 1.7), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.5 + 1.2, rows * 1.7), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
+    shown = None
     for k in range(n):
         ax = axes.flat[k]
-        limit = _limit(heat[k])
-        ax.imshow(heat[k], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="bilinear")
+        shown = _heat(ax, heat[k])
         ax.set_title(titles[k], fontsize=7)
+    if shown is not None:
+        attribution_colorbar(fig, axes.ravel().tolist(), shown)
     save_figure(fig, path)
 
 
 def spectrogram_overlays(
     spectrograms: np.ndarray, heat: np.ndarray, titles: Sequence[str], path: str | os.PathLike[str]
 ) -> None:
-    """Spectrograms (mel bands up, frames across) with their attribution as a translucent overlay."""
+    """Spectrograms (mel bands up, frames across) beside their attribution, cell for cell, with one colour bar."""
     plt = pyplot()
     n = len(spectrograms)
-    fig, axes = plt.subplots(n, 2, figsize=(8, 1.9 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 2, figsize=(8.8, 1.9 * n), squeeze=False)
+    shown = None
     for k in range(n):
-        axes[k, 0].imshow(spectrograms[k][0], origin="lower", aspect="auto", cmap="magma")
+        axes[k, 0].imshow(spectrograms[k][0], origin="lower", aspect="auto", cmap="magma", interpolation="nearest")
         axes[k, 0].set(title=titles[k], ylabel="mel band")
-        limit = _limit(heat[k])
-        axes[k, 1].imshow(spectrograms[k][0], origin="lower", aspect="auto", cmap="gray")
-        axes[k, 1].imshow(heat[k], origin="lower", aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.6)
+        shown = _heat(axes[k, 1], heat[k], origin="lower", aspect="auto")
         axes[k, 1].set(title="attribution")
     for ax in axes[-1]:
         ax.set_xlabel("frame")
+    attribution_colorbar(fig, axes.ravel().tolist(), shown)
     save_figure(fig, path)
 
 
@@ -173,19 +199,18 @@ def series_overlays(
     path: str | os.PathLike[str],
     channel_names: Sequence[str] = (),
 ) -> None:
-    """Time series (``T x C``) over a background coloured by each time step's attribution."""
+    """Time series (``T x C``) over a background coloured by each time step's attribution (one band per step,
+    no smoothing), with one colour bar."""
     plt = pyplot()
     n = len(series)
-    fig, axes = plt.subplots(n, 1, figsize=(8, 1.8 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(8.8, 1.8 * n), squeeze=False)
+    shown = None
     for k in range(n):
         ax = axes[k, 0]
-        limit = _limit(per_step[k])
         steps = series[k].shape[0]
-        ax.imshow(
+        shown = _heat(
+            ax,
             per_step[k][None, :],
-            cmap="RdBu_r",
-            vmin=-limit,
-            vmax=limit,
             aspect="auto",
             alpha=0.45,
             extent=(-0.5, steps - 0.5, float(series[k].min()), float(series[k].max()) + 1e-9),
@@ -197,6 +222,7 @@ def series_overlays(
         if channel_names and k == 0:
             ax.legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("time step")
+    attribution_colorbar(fig, axes.ravel().tolist(), shown)
     save_figure(fig, path)
 
 

@@ -10,26 +10,84 @@ import numpy as np
 
 from glassnet.figures import pyplot, save_figure
 
+# line style and marker per validation metric, so that curves stay apart without colour (print, colour blindness)
+_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v"), ((0, (1, 3)), "P"))
+DECADE = 10.0  # a loss whose largest value is more than this many times its smallest is drawn on a log axis
 
-def training_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> None:
-    """Loss (train and validation) and the validation metrics per epoch."""
+
+def training_curves(
+    history: Sequence[dict[str, Any]],
+    path: str | os.PathLike[str],
+    kept_epoch: int | None = None,
+    monitor: str | None = None,
+) -> None:
+    """Loss (train and validation) and the validation metrics per epoch.
+
+    Epochs are whole numbers on the axis; the loss is drawn on a log axis when it spans more than a
+    decade (``DECADE``); each metric has its own line style and marker; the epoch whose weights were kept
+    is marked in both panels.
+
+    Args:
+        history: one mapping per epoch (``epoch``, ``train/loss``, ``val/loss``, ``val/<metric>`` ...).
+        path: where the PNG goes.
+        kept_epoch: the epoch whose weights the run kept (the best on ``monitor``); None marks none.
+        monitor: what chose ``kept_epoch`` (e.g. ``val/loss``), named in the marker's label.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     epochs = [h["epoch"] for h in history]
     metrics = [k for k in history[0] if k.startswith("val/") and k != "val/loss"] if history else []
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    axes[0].plot(epochs, [h.get("train/loss") for h in history], label="train", marker=".")
+    losses = {"train": [_none_to_nan(h.get("train/loss")) for h in history]}
     if any("val/loss" in h for h in history):
-        axes[0].plot(epochs, [h.get("val/loss") for h in history], label="validation", marker=".")
-    axes[0].set(title="Loss", xlabel="epoch", ylabel="loss")
-    axes[0].legend()
-    for key in metrics:
-        axes[1].plot(epochs, [_none_to_nan(h.get(key)) for h in history], label=key.split("/", 1)[1], marker=".")
+        losses["validation"] = [_none_to_nan(h.get("val/loss")) for h in history]
+    for k, (name, values) in enumerate(losses.items()):
+        axes[0].plot(epochs, values, label=name, **_style(k))
+    log = loss_spans_decades([v for values in losses.values() for v in values])
+    axes[0].set(title="Loss" + (" (log scale)" if log else ""), xlabel="epoch", ylabel="loss")
+    if log:
+        axes[0].set_yscale("log")
+    for k, key in enumerate(metrics):
+        values = [_none_to_nan(h.get(key)) for h in history]
+        axes[1].plot(epochs, values, label=metric_label(key, split=False), **_style(k))
     axes[1].set(title="Validation metrics", xlabel="epoch")
-    if metrics:
-        axes[1].legend()
     for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
+        if kept_epoch is not None and epochs:
+            kept = f"kept: epoch {kept_epoch}" + (f" (best {metric_label(monitor)})" if monitor else "")
+            ax.axvline(kept_epoch, color="0.35", linestyle="--", linewidth=1, label=kept)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     save_figure(fig, path)
+
+
+def _style(k: int) -> dict[str, Any]:
+    """The ``k``-th curve's look: the first solid and thick with filled markers, the others thinner with hollow
+    markers of other shapes and other dash patterns, so that curves lying on top of each other stay visible."""
+    style, marker = _STYLES[k % len(_STYLES)]
+    look: dict[str, Any] = {"linestyle": style, "marker": marker, "markersize": 4 if k else 3.5}
+    if k:
+        look.update(linewidth=1.3, markerfacecolor="none", markeredgewidth=1.1)
+    else:
+        look.update(linewidth=2.2)
+    return look
+
+
+def loss_spans_decades(values: Sequence[float]) -> bool:
+    """Whether the finite ``values`` are all positive and their largest is more than ``DECADE`` times their smallest."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return bool(finite) and min(finite) > 0 and max(finite) > DECADE * min(finite)
+
+
+def metric_label(key: str, split: bool = True) -> str:
+    """A logged metric's name in words: ``val/macro_f1`` -> ``validation macro-F1`` (``macro-F1`` without ``split``)."""
+    where, _, name = key.rpartition("/")
+    words = {"macro_f1": "macro-F1", "f1": "F1", "micro_f1": "micro-F1", "auroc": "AUROC", "mse": "MSE",
+             "mae": "MAE", "rmse": "RMSE", "r2": "R\u00b2"}.get(name, name.replace("_", " "))  # fmt: skip
+    prefix = {"val": "validation ", "train": "training ", "test": "test "}.get(where, "") if split else ""
+    return prefix + words
 
 
 def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | os.PathLike[str]) -> None:

@@ -374,7 +374,9 @@ def _train(
         results["baseline"] = fit_baselines(task, bundle, results["test"], config.seed)
     task.details(TaskContext(run, bundle, model, trainer, results, config.seed, fit.history))
     if fit.history:
-        figures.training_curves(fit.history, run.figure("training_curves"))
+        figures.training_curves(
+            fit.history, run.figure("training_curves"), kept_epoch=best.best_epoch, monitor=config.monitor
+        )
     run.write_result("train", results)
     model.cpu().eval()
     return Run(run.path, model=model, spec=bundle.spec, config=config, bundle=bundle)

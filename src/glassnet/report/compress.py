@@ -7,6 +7,7 @@ from typing import Any
 
 from glassnet.compress.core import variant_cells
 from glassnet.report.card import ReportContext, esc, num, section, table
+from glassnet.report.sections import subset_note
 from glassnet.report.validate import ANY, NUMBER, TEXT
 
 # what the section reads of results/compress.json: checked before it is read
@@ -39,7 +40,7 @@ def compression(ctx: ReportContext) -> str | None:
         f"test {metric}",
         "latency p50 (ms)",
         "latency p95 (ms)",
-        "throughput b64 (ex/s)",
+        "throughput, batches of 64 (examples/s)",
         "smaller",
         "batch-1 speed-up",
         "batch-64 speed-up",
@@ -47,10 +48,10 @@ def compression(ctx: ReportContext) -> str | None:
     ]
     out = table(header, rows)
     out += (
-        f'<p class="note">All variants measured in one process on the same {num(result["test_size"], ",")} test '
-        f"examples with {esc(result['threads'])} CPU thread(s): latency is one example per call, throughput "
-        "batches of 64. Speed-ups and size ratios are against the fp32 original; a variant slower than "
-        "the original is marked so, not hidden.</p>"
+        f'<p class="note">All variants measured in one process on the same examples ({_examples(ctx, result)}), with '
+        f"{esc(_threads(result['threads']))}: latency is one example per call, throughput batches of 64. Speed-ups "
+        "and size ratios are against the fp32 original; a variant slower than the original is marked so, not "
+        "hidden.</p>"
     )
     onnx = result.get("onnx")
     if onnx:
@@ -68,6 +69,17 @@ def compression(ctx: ReportContext) -> str | None:
         items = "".join(f"<li><b>{esc(s['variant'])}</b>: {esc(s['reason'])}</li>" for s in skipped)
         out += f"<p>Not applicable to this model:</p><ul>{items}</ul>"
     return out
+
+
+def _examples(ctx: ReportContext, result: dict[str, Any]) -> str:
+    """The test examples the variants were scored on: all of the test split, or how many of them."""
+    train = ctx.result("train", {"data?": {"splits?": {"test?": {"size?": NUMBER}}}}) or {}
+    size = (((train.get("data") or {}).get("splits") or {}).get("test") or {}).get("size")
+    return subset_note(result["test_size"], "test", size)
+
+
+def _threads(threads: Any) -> str:
+    return f"{threads} CPU thread" + ("" if threads == 1 else "s") if isinstance(threads, int) else f"{threads} threads"
 
 
 def _row(v: dict[str, Any], metric: str) -> list[Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from glassnet.explain.pictures import token_html
 from glassnet.report.card import ReportContext, esc, fmt, num, section, table
+from glassnet.report.sections import subset_note
 from glassnet.report.validate import ANY, NUMBER, NUMBERS, TEXT, Each
 
 _TOKENS = {"tokens?": [TEXT], "scores?": NUMBERS}
@@ -62,27 +63,90 @@ def explanations(ctx: ReportContext) -> str | None:
     if not result:
         return None
     ctx.check("explain", result, _EXPLAIN)
+    size = _test_size(ctx)
+    used = subset_note(result["examples"], "test", size, how=", taken class by class in turn")
     parts = [
         f"<p><b>{esc(result['method_label'])}</b>: {esc(result['method_description'])} "
-        f"Explained: {esc(result['examples'])} test examples, each for its {esc(result['target'])}. "
+        f"Explained: {used}, each for its {esc(result['target'])}. "
         "Red marks evidence <i>for</i> the class, blue evidence <i>against</i> it.</p>"
     ]
+    if isinstance(size, int) and isinstance(result["examples"], int) and result["examples"] < size:
+        parts.append(
+            '<p class="note">The pictures, the trust checks and the per-class maps cover these examples only; the '
+            "confused classes and the most wrong examples are taken from the whole test split.</p>"
+        )
     parts += [f'<p class="note" style="color:#b03a2e">&#9888; {esc(w)}</p>' for w in result.get("warnings") or []]
     parts.append(_pictures(ctx, result))
     if result.get("trust"):
         parts.append("<h3>Can this explanation be trusted?</h3>" + _trust_table(result["trust"]))
         parts.append(ctx.figure("explain_curves", "deletion and insertion curves"))
     parts.append(_global(ctx, result))
-    summary = result["summary"]
-    budget = summary["budget"]
-    parts.append(
-        f'<p class="note">Computed with Captum in {num(summary["time_s"], ".1f")} s; memory budget '
-        f"{num(budget['memory_mb'], 'g')} MB "
-        f"per pass ({fmt(budget['rows_per_pass'])} model rows); options: "
-        f"{esc(', '.join(f'{k}={v}' for k, v in summary['options'].items()) or 'defaults')}"
-        f"{'; layer ' + esc(summary['layer']) if summary.get('layer') else ''}.</p>"
-    )
+    parts.append(f'<p class="note">{esc(computation(result["summary"]))}</p>')
     return "".join(parts)
+
+
+def _test_size(ctx: ReportContext) -> Any:
+    """The number of test examples (results/train.json), or None."""
+    train = ctx.result("train", {"data?": {"splits?": {"test?": {"size?": NUMBER}}}}) or {}
+    return (((train.get("data") or {}).get("splits") or {}).get("test") or {}).get("size")
+
+
+# how integrated gradients sums along the path (Captum's names)
+_RULES = {
+    "gausslegendre": "Gauss-Legendre quadrature",
+    "riemann_trapezoid": "the trapezoid rule",
+    "riemann_left": "left Riemann sums",
+    "riemann_right": "right Riemann sums",
+    "riemann_middle": "midpoint Riemann sums",
+}
+
+
+def computation(summary: dict[str, Any]) -> str:
+    """How the attributions were computed, in words: the method's settings first, then how the work was split
+    (Captum's batch sizes are not shown as option names)."""
+    options = dict(summary.get("options") or {})
+    said = []
+    steps, rule = options.pop("n_steps", None), options.pop("method", None)
+    if steps is not None:
+        how = _RULES.get(str(rule), str(rule).replace("_", " ")) if rule is not None else ""
+        said.append(
+            f"the path from the blank input to the real one integrated with {_count(steps)}-point {how}"
+            if how
+            else f"{_count(steps)} steps along the path from the blank input to the real one"
+        )
+    elif rule is not None:
+        said.append(f"method {rule}")
+    samples = options.pop("nt_samples", None) or options.pop("n_samples", None)
+    stdevs = options.pop("stdevs", None)
+    if samples is not None:
+        noise = f" (noise of standard deviation {num(stdevs, '.3g')})" if isinstance(stdevs, (int, float)) else ""
+        said.append(f"averaged over {_count(samples)} random samples per example{noise}")
+    references = options.pop("references", None)
+    if references is not None:
+        said.append(f"{_count(references)} reference inputs drawn from")
+    window, strides = options.pop("window", None), options.pop("strides", None)
+    if window is not None:
+        moved = f", moved by {_shape(strides)}" if strides is not None else ""
+        said.append(f"a window of {_shape(window)} values hidden at a time{moved}")
+    chunk = options.pop("examples_per_chunk", None)
+    for internal in ("internal_batch_size", "nt_samples_batch_size", "samples_per_pass", "perturbations_per_eval"):
+        options.pop(internal, None)  # batch sizes: said below as the rows per pass
+    said += [f"{key.replace('_', ' ')} {value}" for key, value in options.items()]
+    budget = summary.get("budget") or {}
+    split = f"at most {_count(budget.get('rows_per_pass'))} model inputs per forward and backward pass (a memory " \
+        f"budget of {num(budget.get('memory_mb'), 'g')} MB)"  # fmt: skip
+    if isinstance(chunk, int):
+        split += f", {_count(chunk)} example{'s' if chunk != 1 else ''} at a time"
+    layer = f" Attributed at layer {summary['layer']}." if summary.get("layer") else ""
+    return f"Computed with Captum in {num(summary.get('time_s'), '.1f')} s: {'; '.join([*said, split])}.{layer}"
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def _shape(value: Any) -> str:
+    return " x ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def _pictures(ctx: ReportContext, result: dict[str, Any]) -> str:
@@ -144,7 +208,9 @@ def _trust_table(checks: dict[str, Any]) -> str:
         rows.append(["max-sensitivity", "reported", num(sens["max_sensitivity"], ".3f"), _CHECKS["sensitivity"]])
     rand = checks.get("randomisation") or {}
     if "rank_correlation" in rand:
-        figure = f"correlation {num(rand['rank_correlation'], '.2f')} (must be below {fmt(rand.get('threshold'))})"
+        figure = (
+            f"correlation {num(rand['rank_correlation'], '.2f')} (must be below {num(rand.get('threshold'), '.2f')})"
+        )
         if "example_share" in rand:  # text: compared after removing the profile over token positions
             figure += (
                 f"; after removing the position profile (before: {num(rand.get('raw_rank_correlation'), '.2f')}), "
@@ -180,26 +246,54 @@ def _global(ctx: ReportContext, result: dict[str, Any]) -> str:
             [[p["true"], p["predicted"], p["count"]] for p in views["confused_pairs"]],
             numeric_from=2,
         )
-    worst = result.get("highest_loss") or []
-    if worst:
-        out += "<h3>The test examples the model gets most wrong, explained</h3>"
-        out += ctx.figure("explain_highest_loss", "highest-loss test examples and their attributions")
-        if result["modality"] == "text":
-            out += "".join(
-                f"<p><b>{esc(e.get('predicted', ''))}</b> ({fmt(e.get('confidence'))}), true {esc(e.get('true', ''))}: "
-                f"{_tokens(ctx, e, f'highest_loss[{i}]')}</p>"
-                for i, e in enumerate(worst)
-                if e.get("tokens")
+    out += _most_wrong(ctx, result, views)
+    return out
+
+
+def _most_wrong(ctx: ReportContext, result: dict[str, Any], views: dict[str, Any]) -> str:
+    """The test examples with the highest loss, explained: only mistakes for a classifier (an example the model
+    gets right is never listed), with "no mistakes" said when there are none."""
+    listed = result.get("highest_loss") or []
+    classified = result.get("task") == "classify" or any("predicted" in e and "true" in e for e in listed)
+    if not classified:  # regression: every example has an error; the largest are shown
+        worst, heading = listed, "The test examples with the largest errors, explained"
+    else:
+        worst = [e for e in listed if str(e.get("predicted")) != str(e.get("true"))]
+        heading = "The worst test mistakes (highest loss), explained"
+    if not worst:
+        if classified and views.get("confused_pairs") == []:  # counted over the whole test split
+            return "<h3>Mistakes</h3><p>No mistakes on the test split.</p>"
+        if classified and listed:
+            return (
+                f"<h3>Mistakes</h3><p>None of the {len(listed)} test examples with the highest loss is a mistake "
+                "(the model predicts them right, without confidence).</p>"
             )
-        elif result["modality"] == "tabular":
-            out += table(
-                ["test #", "true", "predicted", "loss", "top features (attribution)"],
-                [
-                    [e["index"], e.get("true", ""), e.get("predicted", ""), fmt(e["loss"]),
-                     ", ".join(f"{f['feature']} ({num(f['attribution'], '+.3g')})"
-                               for f in e.get("top_features") or [])]
-                    for e in worst
-                ],
-                numeric_from=3,
-            )  # fmt: skip
+        return ""
+    out = f"<h3>{heading}</h3>"
+    if len(worst) == len(listed):  # the figure shows exactly these examples
+        out += ctx.figure("explain_highest_loss", "highest-loss test examples and their attributions")
+    if result["modality"] == "text":
+        out += "".join(
+            f"<p><b>{esc(e.get('predicted', ''))}</b> ({fmt(e.get('confidence'))}), true {esc(e.get('true', ''))}: "
+            f"{_tokens(ctx, e, f'highest_loss[{listed.index(e)}]')}</p>"
+            for e in worst
+            if e.get("tokens")
+        )
+    elif result["modality"] == "tabular":
+        out += table(
+            ["test #", "true", "predicted", "confidence", "loss", "top features (attribution)"],
+            [
+                [e["index"], e.get("true", ""), e.get("predicted", ""), num(e.get("confidence"), ".1%"),
+                 fmt(e["loss"]), ", ".join(f"{f['feature']} ({num(f['attribution'], '+.3g')})"
+                                            for f in e.get("top_features") or [])]
+                for e in worst
+            ],
+            numeric_from=3,
+        )  # fmt: skip
+    elif classified:
+        out += table(
+            ["test #", "true", "predicted", "confidence", "loss"],
+            [[e["index"], e["true"], e["predicted"], num(e.get("confidence"), ".1%"), fmt(e["loss"])] for e in worst],
+            numeric_from=3,
+        )
     return out

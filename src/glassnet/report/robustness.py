@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from glassnet.report.card import ReportContext, esc, fmt, num, section, table
+from glassnet.report.sections import subset_note
 from glassnet.report.validate import ANY, NUMBER, NUMBERS, TEXT, Each
 
 # what the section reads of results/robustness.json: checked before it is read
@@ -19,10 +20,34 @@ _ROBUSTNESS = {
     "robust_accuracy?": Each(ANY),
     "worst_case?": {"attacks": [TEXT], "accuracy": [ANY], "omitted?": Each(ANY)},
     "minimum_norms?": Each({"found": ANY, "attacked": ANY, "median": ANY}),
-    "adversarial_examples?": [{"attack": ANY, "eps": NUMBER}],
+    "adversarial_examples?": [
+        {"attack": ANY, "eps": NUMBER, "changed_features?": ANY,
+         "changes?": [{"feature": ANY, "original": NUMBER, "adversarial": NUMBER, "change": NUMBER,
+                       "change_sd?": NUMBER}]}
+    ],
     "warnings?": [ANY],
     "checks?": [{"name": TEXT, "passed": ANY, "detail": ANY}],
     "adversarial_training?": Each(ANY),
+}  # fmt: skip
+# what it reads of results/train.json: the whole split's accuracy, beside the attacked examples' own
+_SPLITS = {"test?": Each(ANY), "val?": Each(ANY), "data?": {"splits?": Each({"size?": NUMBER})}}
+
+# the norms and attacks in words (the names stay beside them: they are what --attack and --norm take)
+NORMS = {
+    "linf": "L-infinity norm: no single input value moves by more than eps",
+    "l2": "L2 norm: the length of the whole change is at most eps",
+}
+ATTACKS = {
+    "fgsm": "one step along the sign of the gradient (fast, weak)",
+    "pgd": "many small gradient steps, each kept within eps, from a random start",
+    "apgd-ce": "PGD that sets its own step size, on the cross-entropy loss",
+    "apgd-dlr": "the same on a loss that ignores the scale of the model's scores",
+    "apgd-dlr-t": "the same, aimed at each of the most likely wrong classes in turn",
+    "square": "a search with random square patches that uses only the model's outputs, no gradients "
+    "(catches gradients that hide weaknesses)",
+    "cw": "Carlini-Wagner: the smallest L2 change that flips the prediction",
+    "deepfool": "DeepFool: the smallest step across the model's locally linear decision boundary",
+    "embedding-pgd": "PGD on the token embeddings",
 }
 
 
@@ -34,23 +59,26 @@ def robustness(ctx: ReportContext) -> str | None:
     if not result:
         return None
     ctx.check("robustness", result, _ROBUSTNESS)
-    parts = [_summary(result), _warnings(result), _curve_table(result)]
+    parts = [_summary(result, _whole_split(ctx, result)), _warnings(result), _curve_table(result)]
     parts.append(ctx.figure("robustness_curves", "accuracy against the attack budget eps"))
-    examples = ctx.figure("adversarial_examples", "original and adversarial inputs with their predictions")
-    if examples and result.get("adversarial_examples"):
-        first = result["adversarial_examples"][0]
-        parts.append(
-            f'<h3>Adversarial examples</h3><p class="note">Found by the {esc(first["attack"])} attack at '
-            f"eps={num(first['eps'], 'g')}. Top: the original and the model's prediction (confidence); middle: the "
-            "adversarial input and the new prediction; bottom: the perturbation, magnified so that it can be "
-            "seen.</p>" + examples
-        )
+    parts.append(_examples(ctx, result))
     parts.append(_checks(result))
     parts.append(_training(result))
     return "".join(p for p in parts if p)
 
 
-def _summary(result: dict[str, Any]) -> str:
+def _whole_split(ctx: ReportContext, result: dict[str, Any]) -> tuple[Any, Any]:
+    """The size of the attacked split and the clean accuracy on all of it (results/train.json), or None each."""
+    split = result["split"]
+    if not isinstance(split, str):
+        return None, None
+    train = ctx.result("train", _SPLITS) or {}
+    size = (((train.get("data") or {}).get("splits") or {}).get(split) or {}).get("size")
+    accuracy = (train.get(split) or {}).get("accuracy") if split in ("test", "val") else None
+    return size, accuracy
+
+
+def _summary(result: dict[str, Any], whole: tuple[Any, Any] = (None, None)) -> str:
     robust = result.get("robust_accuracy") or {}
     space = (
         "<b>in embedding space</b> (the token embeddings are perturbed, not the text a person could edit)"
@@ -69,13 +97,74 @@ def _summary(result: dict[str, Any]) -> str:
     if result.get("precision") == "bf16":
         how += " The attacks ran under bf16 autocast (faster, slightly weaker); every accuracy is judged in fp32."
     omitted = "".join(f" {esc(reason)}." for reason in ((worst or {}).get("omitted") or {}).values())
-    tiles = f'<div class="metric">clean accuracy<b>{fmt(result["clean_accuracy"])}</b></div>' + "".join(
-        f'<div class="metric">robust accuracy, eps={esc(e)}<b>{fmt(a)}</b></div>' for e, a in robust.items()
+    count = result["examples"]
+    tiles = (
+        f'<div class="metric">clean accuracy on the {fmt(count)} attacked<b>{fmt(result["clean_accuracy"])}</b>'
+        "</div>"
+        + "".join(f'<div class="metric">robust accuracy, eps={esc(e)}<b>{fmt(a)}</b></div>' for e, a in robust.items())
     )
+    used = subset_note(count, str(result["split"]), *whole, how=", a sample drawn with a fixed seed")
+    norm = NORMS.get(result["norm"], f"{result['norm']} norm")
     return (
-        f'<div class="metrics">{tiles}</div><p class="note">{fmt(result["examples"])} {esc(result["split"])} '
-        f"examples attacked {space}, {esc(result['norm'])} norm; robust accuracy is {how}.{omitted}</p>"
+        f'<div class="metrics">{tiles}</div><p class="note">Attacked: {used}, {space}; '
+        f"{esc(result['norm'])} ({esc(norm)}). Clean and robust accuracy are on these examples; robust accuracy is "
+        f"{how}.{omitted}</p>"
     )
+
+
+def _examples(ctx: ReportContext, result: dict[str, Any]) -> str:
+    """The adversarial examples: a table of the changed features for table rows, a figure for everything else."""
+    records = result.get("adversarial_examples") or []
+    if not records:
+        return ""
+    first = records[0]
+    found = f"Found by the {esc(first['attack'])} attack at eps={num(first['eps'], 'g')}."
+    if any("changes" in r for r in records):
+        return f'<h3>Adversarial examples</h3><p class="note">{found} ' + feature_table(ctx, records)
+    examples = ctx.figure("adversarial_examples", "original and adversarial inputs with their predictions")
+    if not examples:
+        return ""
+    return (
+        f'<h3>Adversarial examples</h3><p class="note">{found} Top: the original and the model\'s prediction '
+        "(confidence); middle: the adversarial input and the new prediction; bottom: the perturbation, magnified "
+        "so that it can be seen.</p>" + examples
+    )
+
+
+def feature_table(ctx: ReportContext, records: list[dict[str, Any]]) -> str:
+    """Attacked table rows, feature by feature: the values before and after in the features' own units."""
+    names = list(ctx.model.get("spec", {}).get("class_names") or []) if isinstance(ctx.model, dict) else []
+
+    def label(index: Any) -> str:
+        valid = isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(names)
+        return str(names[index]) if valid else str(index)
+
+    spread = any("change_sd" in c for r in records for c in r.get("changes") or [])
+    header = ["test row", "prediction: before -> after", "feature", "original", "adversarial", "change"]
+    header += ["change (training SDs)"] if spread else []
+    rows = []
+    for r in records:
+        before = f"{label(r.get('clean_prediction'))} ({num(r.get('clean_confidence'), '.0%')})"
+        after = f"{label(r.get('adversarial_prediction'))} ({num(r.get('adversarial_confidence'), '.0%')})"
+        for c in r.get("changes") or []:
+            row = [r.get("index", ""), f"{before} -> {after}", c["feature"], num(c["original"], ".4g"),
+                   num(c["adversarial"], ".4g"), num(c["change"], "+.3g")]  # fmt: skip
+            rows.append(row + ([num(c.get("change_sd"), "+.2f")] if spread else []))
+    counts = [r.get("changed_features") for r in records if isinstance(r.get("changed_features"), int)]
+    listed = max((len(r.get("changes") or []) for r in records), default=0)
+    note = (
+        f"Each row of the table the attack changed is listed with its largest changes (up to {listed} features per "
+        f"row{_moved(counts)}), in the "
+        "features' own units"
+        + (
+            "; the last column puts each change in standard deviations of the feature on the training split, so "
+            "that features of different units compare"
+            if spread
+            else ""
+        )  # fmt: skip
+        + ".</p>"
+    )
+    return note + table(header, rows, numeric_from=3)
 
 
 def _warnings(result: dict[str, Any]) -> str:
@@ -93,7 +182,7 @@ def _curve_table(result: dict[str, Any]) -> str:
     if result.get("worst_case"):
         rows.append(["worst case", *(fmt(v) for v in result["worst_case"]["accuracy"])])
     header = ["attack", *(f"eps={num(e, 'g')}" for e in result["eps"])]
-    out = "<h3>Accuracy under attack</h3>" + table(header, rows)
+    out = "<h3>Accuracy under attack</h3>" + table(header, rows) + _attacks(result)
     norms = result.get("minimum_norms") or {}
     if norms:
         out += (
@@ -106,6 +195,21 @@ def _curve_table(result: dict[str, Any]) -> str:
             + ".</p>"
         )
     return out
+
+
+def _moved(counts: list[int]) -> str:
+    """How many features the attack moved per row, said once."""
+    if not counts:
+        return ""
+    low, high = min(counts), max(counts)
+    return f"; the attack moved {low} features in every row" if low == high else f"; it moved {low} to {high} per row"
+
+
+def _attacks(result: dict[str, Any]) -> str:
+    """What each attack of the table does, in words."""
+    names = [*result["curves"], *((result.get("worst_case") or {}).get("attacks") or [])]
+    said = [f"<li><b>{esc(n)}</b>: {esc(ATTACKS[n])}</li>" for n in dict.fromkeys(names) if n in ATTACKS]
+    return f"<details><summary>What each attack does</summary><ul>{''.join(said)}</ul></details>" if said else ""
 
 
 def _checks(result: dict[str, Any]) -> str:

@@ -106,6 +106,18 @@ def baseline_sentence(ctx: ReportContext, stage: str, block: Any) -> tuple[str, 
     return comparison["verdict"], sentence(block) or ""
 
 
+def subset_note(count: Any, split: str, size: Any, accuracy: Any = None, how: str = "") -> str:
+    """Which examples a stage used, said plainly: all of the split, or a subset of it and how it was drawn,
+    with the accuracy on the whole split beside (a subset's accuracy differs from it)."""
+    name = {"val": "validation", "train": "training"}.get(split, split)
+    if not isinstance(size, int) or isinstance(size, bool) or not isinstance(count, int) or count >= size:
+        return f"all {fmt(count)} {esc(name)} examples"
+    said = f"{fmt(count)} of the {fmt(size)} {esc(name)} examples{esc(how)}"
+    if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool):
+        said += f" (accuracy on the whole {esc(name)} split: {fmt(accuracy)})"
+    return said
+
+
 def _verdict(ctx: ReportContext, stage: str, block: Any) -> str:
     """The network against its classical baseline, in one highlighted sentence."""
     said = baseline_sentence(ctx, stage, block)
@@ -217,20 +229,49 @@ def training(ctx: ReportContext) -> str | None:
     if not result:
         return None
     t = result["training"]
-    cfg: dict[str, Any] = ctx.config
-    settings = ", ".join(
-        f"{k}={cfg[k]}"
-        for k in ("optimizer", "lr", "weight_decay", "schedule", "batch_size", "epochs", "seed")
-        if k in cfg
-    )
+    from glassnet.figures.training import metric_label
+
+    monitor = t["monitor"]
+    best = f"the best {esc(metric_label(monitor))}" if isinstance(monitor, str) else f"the best on {esc(monitor)}"
     text = (
         f"<p>{esc(t['epochs_run'])} of {esc(t['max_epochs'])} epochs ({fmt(t['steps'])} steps) in "
         f"{num(t['train_time_s'], '.1f')} s on {esc(t['device'])} ({num(t['samples_per_s'], ',.0f')} training "
-        f"examples/s). The weights kept are those of epoch {esc(t['best_epoch'])}, the best on "
-        f"<code>{esc(t['monitor'])}</code> ({fmt(t['best_score'])}).</p>"
-        f'<p class="note">Settings: {esc(settings)}. The full configuration is in config.yaml.</p>'
+        f"examples/s). The weights kept are those of epoch {esc(t['best_epoch'])}, {best} "
+        f"({fmt(t['best_score'])}; <code>{esc(monitor)}</code>), marked on the curves.</p>"
+        f'<p class="note">Settings: {esc(training_settings(ctx.config))}. The full configuration is in '
+        "config.yaml.</p>"
     )
     return text + ctx.figure("training_curves", "training and validation curves")
+
+
+_OPTIMIZERS = {"adamw": "AdamW", "sgd": "SGD with momentum"}
+_SCHEDULES = {
+    "onecycle": "one-cycle schedule (learning rate warmed up, then decayed along a cosine)",
+    "cosine": "learning rate decayed along a cosine",
+    "plateau": "learning rate lowered when the validation loss stalls",
+    "none": "constant learning rate",
+}
+
+
+def training_settings(config: dict[str, Any]) -> str:
+    """The main training settings of config.yaml in words (its option names in brackets, as config.yaml spells
+    them)."""
+    said = []
+    if "optimizer" in config:
+        said.append(f"{_OPTIMIZERS.get(str(config['optimizer']), config['optimizer'])} optimiser")
+    for key, words in (("lr", "learning rate"), ("weight_decay", "weight decay")):
+        if key in config:
+            said.append(f"{words} {config[key]} ({key})")
+    if "schedule" in config:
+        schedule = str(config["schedule"])
+        said.append(f"{_SCHEDULES.get(schedule, schedule + ' schedule')}")
+    if "batch_size" in config:
+        said.append(f"batches of {config['batch_size']} examples")
+    if "epochs" in config:
+        said.append(f"at most {config['epochs']} epochs")
+    if "seed" in config:
+        said.append(f"seed {config['seed']}")
+    return ", ".join(map(str, said)) or "defaults"
 
 
 @section("Generated text", order=52)
