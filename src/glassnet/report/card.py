@@ -397,6 +397,7 @@ img{max-width:100%;height:auto;background:#fff;box-shadow:var(--frame);border-ra
 .verdict{border-left:4px solid var(--good);padding:6px 12px;background:var(--good-bg)}
 .verdict.ties{border-color:var(--tie);background:var(--tie-bg)}
 .verdict.trails{border-color:var(--bad);background:var(--bad-bg)}
+.note.warn{color:var(--bad)}
 pre{background:var(--th);padding:8px 12px;border-radius:6px;overflow-x:auto;white-space:pre-wrap}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;font-size:.88em}
 table.facts th{white-space:nowrap}

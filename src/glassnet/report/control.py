@@ -35,7 +35,7 @@ _COMPRESS = {"episodes": ANY, "latency": ANY, "variants": [Each(ANY)], "warnings
 
 
 def _warning(text: str) -> str:
-    return f'<p class="note" style="color:#b03a2e">&#9888; {esc(text)}</p>'
+    return f'<p class="note warn">&#9888; {esc(text)}</p>'
 
 
 @section("Return", order=10)

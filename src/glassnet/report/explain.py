@@ -75,7 +75,7 @@ def explanations(ctx: ReportContext) -> str | None:
             '<p class="note">The pictures, the trust checks and the per-class maps cover these examples only; the '
             "confused classes and the most wrong examples are taken from the whole test split.</p>"
         )
-    parts += [f'<p class="note" style="color:#b03a2e">&#9888; {esc(w)}</p>' for w in result.get("warnings") or []]
+    parts += [f'<p class="note warn">&#9888; {esc(w)}</p>' for w in result.get("warnings") or []]
     parts.append(_pictures(ctx, result))
     if result.get("trust"):
         parts.append("<h3>Can this explanation be trusted?</h3>" + _trust_table(result["trust"]))

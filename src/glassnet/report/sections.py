@@ -82,7 +82,7 @@ def test_metrics(ctx: ReportContext) -> str | None:
             ["metric", "value"], rows
         )
         extra += "".join(
-            f'<p class="note" style="color:#b03a2e">&#9888; {esc(w)}</p>' for w in evaluation.get("warnings") or []
+            f'<p class="note warn">&#9888; {esc(w)}</p>' for w in evaluation.get("warnings") or []
         )
         extra += _verdict(ctx, "evaluate", evaluation.get("baseline"))
     return f'<div class="metrics">{tiles}</div>{_verdict(ctx, "train", result.get("baseline"))}{note}{extra}'
@@ -189,8 +189,8 @@ def data_summary(ctx: ReportContext) -> str | None:
     counts = [(splits.get(s) or {}).get("class_counts") for s in ("train", "val", "test")]
     if names and all(isinstance(c, list) and len(c) == len(names) for c in counts):
         rows = [[name] + [c[i] for c in counts] for i, name in enumerate(names)]
-        rows.append(["total"] + [splits[s]["size"] for s in ("train", "val", "test")])
-        out += "<h3>Examples per class and split</h3>" + table(["class", "train", "val", "test"], rows)
+        total = ["total"] + [splits[s]["size"] for s in ("train", "val", "test")]
+        out += "<h3>Examples per class and split</h3>" + table(["class", "train", "val", "test"], rows, foot=[total])
     else:
         out += table(["split", "examples"], [[s, splits[s]["size"]] for s in splits])
     return out
