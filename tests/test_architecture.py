@@ -25,6 +25,9 @@ LAYERS = [
             "glassnet.runs",
             "glassnet.figures",
             "glassnet.stages",
+            "glassnet.progress",
+            "glassnet.provenance",
+            "glassnet.notebook",
         ],
     ),
     ("data", ["glassnet.data"]),
@@ -32,7 +35,7 @@ LAYERS = [
     ("learning", ["glassnet.train", "glassnet.rl"]),
     ("audit", ["glassnet.explain", "glassnet.robustness", "glassnet.compress"]),
     ("presentation", ["glassnet.report", "glassnet.serve"]),
-    ("workflow", ["glassnet.pipeline", "glassnet.stages.*"]),
+    ("workflow", ["glassnet.pipeline", "glassnet.stages.*", "glassnet.tune"]),
     ("interface", ["glassnet.cli"]),
     ("api", ["glassnet"]),
 ]

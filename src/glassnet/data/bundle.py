@@ -60,6 +60,23 @@ class DataBundle:
             **self.info,
         }
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: the spec and the split sizes (Jupyter shows it for a bundle)."""
+        from glassnet.notebook import facts_table, shorten
+
+        spec = self.spec
+        sizes = " · ".join(f"{name} {len(getattr(self, name)):,}" for name in ("train", "val", "test"))
+        rows = [
+            ("modality", spec.modality),
+            ("task", spec.task),
+            ("input shape", " x ".join(str(n) for n in spec.input_shape)),
+            ("splits", sizes),
+            ("classes" if spec.class_names else "outputs", shorten(spec.class_names) or spec.num_outputs),
+            ("features", shorten(spec.feature_names) if spec.feature_names else None),
+            ("source", self.info.get("description") or self.info.get("source")),
+        ]
+        return facts_table(f"DataBundle {spec.name or ''}".strip(), rows)
+
 
 Split = tuple[Any, Any]
 
@@ -150,7 +167,9 @@ def bundle_from_splits(
         class_names: one name per class (classification).
         feature_names: one name per input column (tabular) or channel (sequence).
         standardize: fit input statistics (False for token ids and other integer inputs).
-        extra: ``DataSpec.extra`` (e.g. the vocabulary of a text model).
+        extra: ``DataSpec.extra`` (e.g. the vocabulary of a text model). Tables also get
+            ``input_range``: each column's minimum and maximum on the training split, which
+            ``glassnet predict`` compares new inputs with.
         info: provenance for ``DataBundle.info``.
     """
     classify = task == "classify"
@@ -169,8 +188,11 @@ def bundle_from_splits(
 
         raise DataError(f"dataset {name!r} has no training examples")
     mean = std = None
+    extra = dict(extra or {})
     if standardize:
         mean, std = _input_statistics(x_train, modality)
+        if modality == "tabular" and x_train.ndim == 2 and "input_range" not in extra:
+            extra["input_range"] = {"min": x_train.amin(dim=0).tolist(), "max": x_train.amax(dim=0).tolist()}
     target_mean = target_std = None
     if not classify:
         flat = y_train.reshape(len(y_train), -1)
@@ -188,7 +210,7 @@ def bundle_from_splits(
         target_mean=target_mean,
         target_std=target_std,
         name=name,
-        extra=dict(extra or {}),
+        extra=extra,
     )
     return DataBundle(
         train=TensorDataset(x_train, y_train),

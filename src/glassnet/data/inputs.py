@@ -33,7 +33,8 @@ def read_inputs(paths: list[str | os.PathLike[str]], spec: DataSpec) -> tuple[to
     - tabular: ``.csv`` rows; raw columns by name when the model was trained on a CSV file (its
       encoding recipe is in the spec), else numbers in feature order (a header row is allowed);
     - image: PNG/JPEG/... files, converted to the model's channels and size, scaled to [0, 1];
-    - text: ``.txt`` with one text per line, or a ``.csv`` with a ``text`` column;
+    - text: ``.txt`` with one text per line, or a ``.csv`` with a ``text`` column (the column the
+      model's texts came from, when trained with ``data.text=COLUMN``);
     - sequence: a ``.csv`` whose last ``T`` rows of the model's channel columns form one window;
     - audio: ``.wav`` files, turned into the model's log-mel spectrogram.
 
@@ -142,9 +143,10 @@ def _read_texts(path: Path, spec: DataSpec) -> tuple[np.ndarray, list[str]]:
             import pandas as pd
 
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-            if "text" not in frame.columns:
-                raise DataError(f"'{path}' has no 'text' column (columns: {', '.join(map(str, frame.columns))})")
-            texts = frame["text"].tolist()
+            column = spec.extra.get("text_column", "text")  # the column the model's texts came from
+            if column not in frame.columns:
+                raise DataError(f"'{path}' has no {column!r} column (columns: {', '.join(map(str, frame.columns))})")
+            texts = frame[column].tolist()
             names = [f"{path}:{n + 2}" for n in range(len(texts))]
     except UnicodeDecodeError as exc:
         raise not_utf8(path) from exc

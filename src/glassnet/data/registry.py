@@ -59,8 +59,9 @@ def register_format(
 ) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
     """Register a loader ``(path, **options) -> DataBundle`` for user files.
 
-    ``detect(path)`` says whether a path looks like this format; ``load_dataset(path)`` uses the
-    first format that claims it, trying ``fallback`` formats (which claim broadly, e.g. any CSV)
+    ``detect(path)`` says whether a path looks like this format (a detector with more parameters
+    gets the loader options of those names, e.g. a text CSV's column names); ``load_dataset(path)``
+    uses the first format that claims it, trying ``fallback`` formats (which claim broadly, e.g. any CSV)
     after all the others; ``format=NAME`` (``data.format=NAME``) picks one explicitly.
     """
 
@@ -107,7 +108,7 @@ def load_dataset(name: str, **options: object) -> DataBundle:
     chosen = options.pop("format", "auto")
     if chosen == "auto":
         ordered = sorted(_FORMATS.values(), key=lambda f: f.fallback)  # stable: registration order within
-        matches = [f for f in ordered if f.detect(path)]
+        matches = [f for f in ordered if _detects(f, path, options)]
         if not matches:
             raise DataError(
                 f"cannot tell the format of '{name}'. Formats: "
@@ -131,6 +132,13 @@ def _call(loader: Callable[..., DataBundle], what: str, options: dict[str, objec
             hint = f" Did you mean {guess!r}?" if guess else ""
             raise ConfigError(f"{what} has no option {key!r}.{hint} Its options: {', '.join(parameters)}")
     return loader(*args, **options)
+
+
+def _detects(fmt: FormatInfo, path: Path, options: dict[str, object]) -> bool:
+    """Whether ``fmt`` claims ``path``. A detector that takes some of its loader's options gets them
+    (a text CSV is recognised by the columns that ``text=`` and ``label=`` name)."""
+    accepted = list(inspect.signature(fmt.detect).parameters)[1:]
+    return fmt.detect(path, **{key: value for key, value in options.items() if key in accepted})
 
 
 def _looks_like_path(name: str) -> bool:

@@ -1,5 +1,9 @@
 """Load labelled text from CSV files (``label,text``) into padded token-id tensors.
 
+The columns may have other names: ``load_text_csv(path, text="Content", label="Author")``
+(``data.text=Content data.label=Author`` on the command line); the spec records the text column's
+name (``extra["text_column"]``) so that prediction reads new texts from the same column.
+
 The vocabulary and the default maximum length are fitted on the training split only, so the
 validation and test scores measure what a model does with words it has never seen. Inputs are
 int64 token ids, ``<pad>`` = 0 at the end and ``<unk>`` = 1 for out-of-vocabulary tokens; every
@@ -37,7 +41,7 @@ from glassnet.errors import ConfigError, DataError, closest, unknown_name_messag
 PAD, UNK = "<pad>", "<unk>"
 PAD_INDEX, UNK_INDEX = TEXT_PAD, TEXT_UNK  # one definition of the special token ids, in glassnet.data.modality
 TOKENIZERS = ("word", "char")
-REQUIRED_COLUMNS = ("label", "text")
+REQUIRED_COLUMNS = ("label", "text")  # the default column names (``label=`` and ``text=`` name others)
 # The default maximum length covers 95 % of the training texts, within these bounds.
 MAX_LENGTH_PERCENTILE, MAX_LENGTH_FLOOR, MAX_LENGTH_CEILING = 95, 8, 512
 _WORD = re.compile(r"\w+(?:'\w+)*")
@@ -72,6 +76,35 @@ class TextOptions:
             raise ConfigError(f"min_freq must be a whole number >= 1. Received: {self.min_freq!r}")
         if not isinstance(self.lowercase, bool):
             raise ConfigError(f"lowercase must be true or false. Received: {self.lowercase!r}")
+
+
+@dataclass(frozen=True)
+class TextColumns:
+    """The names of the label and text columns of a text CSV (``label`` and ``text`` unless told)."""
+
+    label: str = REQUIRED_COLUMNS[0]
+    text: str = REQUIRED_COLUMNS[1]
+
+    def __post_init__(self) -> None:
+        for option, name in (("label", self.label), ("text", self.text)):
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(
+                    f"{option} must be the name of a column of the CSV (e.g. data.{option}=Author). Received: {name!r}"
+                )
+        object.__setattr__(self, "label", self.label.strip())
+        object.__setattr__(self, "text", self.text.strip())
+        if self.label == self.text:
+            raise ConfigError(
+                f"label and text name the same column {self.label!r}; the labels and the texts must be two columns"
+            )
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return self.label, self.text
+
+    @property
+    def default(self) -> bool:
+        return self.names == REQUIRED_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -212,8 +245,14 @@ def _encode(tokens: Iterable[list[str]], index: dict[str, int], max_length: int)
 # --------------------------------------------------------------------------- reading files
 
 
-def looks_like_text_csv(path: Path) -> bool:
-    """Whether ``path`` is a ``.csv``/``.csv.gz`` file whose header has ``label`` and ``text`` columns."""
+def looks_like_text_csv(path: Path, text: str = "text", label: str = "label") -> bool:
+    """Whether ``path`` is a ``.csv``/``.csv.gz`` file whose header has the label and text columns.
+
+    Args:
+        path: the file.
+        text: the name of the text column (``data.text=``).
+        label: the name of the label column (``data.label=``).
+    """
     path = Path(path)
     if not path.is_file() or not _is_csv_name(path):
         return False
@@ -223,31 +262,35 @@ def looks_like_text_csv(path: Path) -> bool:
             header = next(csv.reader([handle.readline()]), [])
     except (OSError, EOFError, zlib.error, csv.Error):
         return False
-    return set(REQUIRED_COLUMNS) <= {name.strip() for name in header}
+    wanted = {str(text).strip(), str(label).strip()}
+    return wanted <= {name.strip() for name in header}
 
 
-def read_text_csv(path: str | os.PathLike[str]) -> TextRows:
-    """Read the ``label`` and ``text`` columns of a CSV file (optionally gzip-compressed).
+def read_text_csv(path: str | os.PathLike[str], text: str = "text", label: str = "label") -> TextRows:
+    """Read the label and text columns of a CSV file (optionally gzip-compressed).
 
     Other columns are ignored; rows whose fields are all empty are skipped; quoted fields may
     hold commas and line breaks.
 
     Args:
         path: a ``.csv`` or ``.csv.gz`` file in UTF-8 with a header row.
+        text: the name of the text column.
+        label: the name of the label column.
 
     Returns:
         The labels (stripped of surrounding spaces), texts and starting line of each row.
 
     Raises:
+        ConfigError: ``text`` or ``label`` is empty, or both name the same column.
         DataError: the file is missing, unreadable, not UTF-8, empty, lacks a column, has a row
             with the wrong number of fields or an empty label, has no rows, or every text is empty.
     """
-    path = Path(path)
+    path, columns = Path(path), TextColumns(label=label, text=text)
     content = _decode(path, _read_bytes(path))
     reader = csv.reader(io.StringIO(content, newline=""))
     old_limit = csv.field_size_limit(_FIELD_LIMIT)
     try:
-        return _parse_rows(path, reader)
+        return _parse_rows(path, reader, columns)
     except csv.Error as exc:
         raise DataError(f"'{path}', line {reader.line_num}: not valid CSV ({exc}). Check the quoting there") from exc
     finally:
@@ -273,9 +316,9 @@ def _decode(path: Path, raw: bytes) -> str:
         raise undecodable(str(path), exc.object, exc.start) from exc
 
 
-def _parse_rows(path: Path, reader: Any) -> TextRows:
-    header, columns = _read_header(path, reader)
-    label_at, text_at = (columns.index(name) for name in REQUIRED_COLUMNS)
+def _parse_rows(path: Path, reader: Any, wanted: TextColumns) -> TextRows:
+    header, columns = _read_header(path, reader, wanted)
+    label_at, text_at = (columns.index(name) for name in wanted.names)
     labels, texts, lines = [], [], []
     start = reader.line_num + 1
     for row in reader:
@@ -289,24 +332,25 @@ def _parse_rows(path: Path, reader: Any) -> TextRows:
             )
         label = row[label_at].strip()
         if not label:
-            raise DataError(f"'{path}', line {line}: the 'label' column is empty. Give every row a label or remove it")
+            raise DataError(
+                f"'{path}', line {line}: the {wanted.label!r} column is empty. Give every row a label or remove it"
+            )
         labels.append(label)
         texts.append(row[text_at])
         lines.append(line)
     if not labels:
         raise DataError(f"'{path}' has a header ({', '.join(columns)}) but no rows. Add one row per labelled text")
-    _check_empty_texts(path, texts)
+    _check_empty_texts(path, texts, wanted.text)
     return TextRows(path, labels, texts, lines)
 
 
-def _check_empty_texts(path: Path, texts: list[str]) -> None:
+def _check_empty_texts(path: Path, texts: list[str], column: str) -> None:
     """Refuse a file whose texts are all empty (a model would learn nothing); warn when most are."""
     empty = sum(1 for text in texts if not text.strip())
-    column = REQUIRED_COLUMNS[1]
     if empty == len(texts):
         raise DataError(
             f"'{path}': every text in column {column!r} is empty ({empty} rows), so there is nothing to learn from; "
-            f"put the texts in the {column!r} column (is the text in another column?)"
+            f"put the texts in the {column!r} column (is the text in another column? name it with data.text=COLUMN)"
         )
     if empty > EMPTY_WARN_SHARE * len(texts):
         warnings.warn(
@@ -317,20 +361,30 @@ def _check_empty_texts(path: Path, texts: list[str]) -> None:
         )
 
 
-def _read_header(path: Path, reader: Any) -> tuple[list[str], list[str]]:
-    """The raw header row and its stripped column names; checks the required columns."""
+def _read_header(path: Path, reader: Any, wanted: TextColumns) -> tuple[list[str], list[str]]:
+    """The raw header row and its stripped column names; checks that the label and text columns exist."""
     header = next((row for row in reader if any(field.strip() for field in row)), None)
     if header is None:
-        raise DataError(f"'{path}' is empty. A text CSV needs a header row 'label,text' and one row per text")
+        raise DataError(
+            f"'{path}' is empty. A text CSV needs a header row '{wanted.label},{wanted.text}' and one row per text"
+        )
     columns = [name.strip() for name in header]
-    for name in REQUIRED_COLUMNS:
-        if name not in columns:
-            guess = closest(name, columns)
-            hint = f" Did you mean {guess!r}? Rename it to {name!r}." if guess else ""
-            raise DataError(
-                f"'{path}' has no {name!r} column (its columns: {', '.join(repr(c) for c in columns)}).{hint} "
-                f"A text CSV needs the columns 'label' and 'text'"
+    for option, name in (("label", wanted.label), ("text", wanted.text)):
+        if name in columns:
+            continue
+        guess = closest(name, [c for c in columns if c not in wanted.names])
+        found = f"its columns: {', '.join(repr(c) for c in columns)}"
+        if wanted.default:
+            hint = (
+                f" Did you mean {guess!r}? Rename it to {name!r}, or name it with data.{option}={guess}."
+                if guess
+                else f" Name the {option} column with data.{option}=COLUMN."
             )
+            raise DataError(
+                f"'{path}' has no {name!r} column ({found}).{hint} A text CSV needs a label and a text column"
+            )
+        hint = f" Did you mean {guess!r}?" if guess else ""
+        raise DataError(f"'{path}' has no {name!r} column (data.{option}={name}; {found}).{hint}")
     return header, columns
 
 
@@ -340,11 +394,13 @@ def _read_header(path: Path, reader: Any) -> tuple[list[str], list[str]]:
 @register_format(
     "text",
     detect=looks_like_text_csv,
-    description="text CSV: label,text",
+    description="text CSV: label,text (data.text=, data.label= name other columns)",
     example="glassnet train --data reviews.csv --model lstm data.max_length=200",
 )
 def load_text_csv(
     path: str | os.PathLike[str],
+    text: str = "text",
+    label: str = "label",
     tokenizer: str = "word",
     max_length: int | None = None,
     vocab_size: int = 20000,
@@ -358,8 +414,10 @@ def load_text_csv(
     """Load a ``label,text`` CSV file as a text-classification bundle.
 
     Args:
-        path: a ``.csv`` or ``.csv.gz`` file (UTF-8, header row with ``label`` and ``text``;
+        path: a ``.csv`` or ``.csv.gz`` file (UTF-8, header row with the label and text columns;
             other columns are ignored).
+        text: the name of the column holding the texts (``data.text=Content``).
+        label: the name of the column holding the labels (``data.label=Author``).
         tokenizer: ``word`` or ``char`` (see ``tokenize``).
         max_length: tokens kept per text (longer texts lose their end, shorter ones are padded);
             default: the 95th percentile of training lengths, clamped to [8, 512].
@@ -369,14 +427,14 @@ def load_text_csv(
         val_fraction: share of the rows of ``path`` used for validation (stratified).
         test_fraction: share of the rows of ``path`` used for testing (ignored with ``test_file``).
         split_seed: seed of the stratified split.
-        test_file: an optional second CSV in the same format that becomes the test split.
+        test_file: an optional second CSV with the same columns that becomes the test split.
 
     Returns:
         A bundle of int64 token ids ``(N, max_length)`` and class indices; class names are the
-        sorted distinct labels of ``path``.
+        sorted distinct labels of ``path``; ``spec.extra["text_column"]`` names the text column.
 
     Raises:
-        ConfigError: an option is out of range.
+        ConfigError: an option is out of range, or ``text`` and ``label`` name one column.
         DataError: a file is malformed (see ``read_text_csv``), has a single class, a class too
             small to split, or the test file has a label that ``path`` lacks.
     """
@@ -385,6 +443,7 @@ def load_text_csv(
         Path(path),
         Path(test_file) if test_file is not None else None,
         options,
+        columns=TextColumns(label=label, text=text),
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         split_seed=split_seed,
@@ -398,13 +457,14 @@ def _load(
     test_path: Path | None,
     options: TextOptions,
     *,
+    columns: TextColumns = TextColumns(),
     val_fraction: float,
     test_fraction: float,
     split_seed: int,
     name: str,
     info: dict[str, Any],
 ) -> DataBundle:
-    rows = read_text_csv(path)
+    rows = read_text_csv(path, text=columns.text, label=columns.label)
     class_names = _class_names(rows)
     y = np.array([class_names.index(label) for label in rows.labels], dtype=np.int64)
     texts = np.array(rows.texts, dtype=object)
@@ -413,7 +473,7 @@ def _load(
         train, val, test = stratified_split(y, val_fraction, test_fraction, split_seed)
         splits = {"train": (texts[train], y[train]), "val": (texts[val], y[val]), "test": (texts[test], y[test])}
     else:
-        test_rows = read_text_csv(test_path)
+        test_rows = read_text_csv(test_path, text=columns.text, label=columns.label)
         y_test = _test_labels(test_rows, class_names, path)
         train, val = _train_val(rows, y, class_names, val_fraction, split_seed)
         splits = {"train": (texts[train], y[train]), "val": (texts[val], y[val]), "test": (test_rows.texts, y_test)}
@@ -426,6 +486,8 @@ def _load(
         "lowercase": options.lowercase,
         "max_length": facts["max_length"],
     }
+    if not columns.default:  # new texts for prediction are read from the same column
+        extra["text_column"] = columns.text
     meta = {
         **info,
         "format": "text",
@@ -436,6 +498,8 @@ def _load(
         "tokenizer": options.tokenizer,
         "lowercase": options.lowercase,
         "min_freq": options.min_freq,
+        "text_column": columns.text,
+        "label_column": columns.label,
         **facts,
     }
     return bundle_from_splits(

@@ -17,10 +17,11 @@ from torch import nn
 
 from glassnet.config import RunConfig, read_yaml
 from glassnet.data import DataBundle, DataSpec, list_datasets, load_dataset, split_tensors
-from glassnet.errors import ConfigError, DataError, RunError
+from glassnet.errors import ConfigError, DataError, GlassnetError, RunError
 from glassnet.models import list_models, load_model, model_info
 from glassnet.runs import RunDir
 from glassnet.train.reconstruction import reconstruction_bundle
+from glassnet.train.tasks import get_task
 from glassnet.train.trainer import Predictions, Trainer
 
 
@@ -127,8 +128,60 @@ class Run(RunDir):
         return self.read_result(stage)
 
     def predict(self, inputs: torch.Tensor) -> Predictions:
-        """Predictions for a batch of inputs in natural units (images in [0, 1]), on the CPU."""
-        return Trainer(task=self.spec.task, device="cpu").predict(self.model, inputs)
+        """Predictions for a batch of inputs in natural units (images in [0, 1]), on the CPU.
+
+        Returns:
+            ``Predictions`` carrying the run's spec: ``.labels`` gives each prediction as a class
+            name (as ``glassnet predict`` prints it), ``.class_names`` the names in output order.
+        """
+        return Trainer(task=self.spec.task, device="cpu").predict(self.model, inputs, spec=self.spec)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view of the run: model, data, test metrics and the stages that have run."""
+        from glassnet.notebook import facts_table
+
+        try:
+            rows = self._facts()
+        except (GlassnetError, OSError, ValueError) as exc:  # a broken run still shows what is wrong
+            return facts_table(f"Run {self.path}", [("problem", str(exc))])
+        return facts_table(f"Run {self.path}", rows)
+
+    def _facts(self) -> list[tuple[str, Any]]:
+        """The facts ``_repr_html_`` shows, read from the run's files (the weights are not loaded)."""
+        if not self.has_model():
+            return [("model", "none saved yet")]
+        described = read_json(self.model_json) if self._model is None else None
+        arch = getattr(self._model, "glassnet_arch", None) or (described or {})
+        spec = self._spec or DataSpec.from_dict((described or {})["spec"])
+        config = self.config
+        train = self.read_result("train") or {}
+        test = train.get("test") or {}
+        metrics = [f"{k} {test[k]:.4f}" for k in get_task(spec.task).headline_metrics if _is_number(test.get(k))]
+        stages = sorted(p.stem for p in self.results_dir.glob("*.json")) if self.results_dir.is_dir() else []
+        return [
+            ("model", arch.get("name") or "?"),
+            ("data", (config.data if config else "") or spec.name or None),
+            ("task", spec.task),
+            ("classes", ", ".join(spec.class_names) if spec.class_names else None),
+            ("test", ", ".join(metrics) or None),
+            ("stages done", ", ".join(stages) or "none"),
+            ("report", str(self.report) if self.report.is_file() else "not written (gn.report(run))"),
+        ]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_json(path: os.PathLike[str]) -> dict[str, Any]:
+    """A small JSON file of the run as a dict (``RunError`` when it cannot be read)."""
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot read {path}: {exc}") from exc
 
 
 def model_info_name(run: Run) -> str:

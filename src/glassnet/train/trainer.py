@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from glassnet.data.bundle import DataBundle
+from glassnet.data.spec import DataSpec
 from glassnet.errors import CheckpointError, ConfigError, DataError
 from glassnet.models.outputs import Outputs, concat_outputs, eval_mode, map_outputs
 from glassnet.train import distributed
@@ -68,12 +69,37 @@ class FitResult:
 
 @dataclass
 class Predictions:
-    """Outputs of ``Trainer.predict``: raw model outputs and the decoded predictions."""
+    """Outputs of ``Trainer.predict`` and ``Run.predict``: raw model outputs and the decoded predictions.
+
+    Attributes:
+        outputs: the model's raw outputs (logits for classification).
+        prediction: the decoded predictions: class indices (classification), 0/1 per label
+            (multi-label) or values in natural units (regression).
+        confidence: the probability of each decision (classification), else None.
+        probabilities: every class's probability (classification), else None.
+        spec: the ``DataSpec`` of the data the model was trained on (its class names), when known.
+    """
 
     outputs: Outputs
     prediction: torch.Tensor
     confidence: torch.Tensor | None = None
     probabilities: torch.Tensor | None = None
+    spec: DataSpec | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The names of the classes (or labels) in output order; empty when the data names none."""
+        return tuple(self.spec.class_names) if self.spec is not None else ()
+
+    @property
+    def labels(self) -> list[Any]:
+        """One prediction per example as a person reads it, as ``glassnet predict`` prints it: the class
+        name (classification; its index when the data names no classes), the names of the predicted
+        labels (multi-label) or the predicted values (regression). Without a spec, the raw predictions."""
+        if self.spec is None:
+            return self.prediction.tolist()
+        task = get_task(self.spec.task)
+        return [task.shown(self.spec, row) for row in self.prediction]
 
 
 @dataclass
@@ -97,6 +123,9 @@ class Trainer:
 
     Args:
         task: ``classify``, ``regress`` ... or a ``Task`` instance (loss, metrics, monitor directions).
+            None (the default): the task of the data, ``bundle.spec.task`` (read when ``fit``,
+            ``evaluate`` or ``predict`` gets data that carries a ``DataSpec``); data without one is
+            classified when its targets are class indices, and refused otherwise.
         max_epochs: passes over a dataset (callbacks may stop earlier).
         batch_size: training batch size (per process under ``torchrun``; per micro-batch with ``accumulate``).
         optimizer: ``adamw`` or ``sgd`` (for steps that do not configure their own optimisers).
@@ -133,7 +162,7 @@ class Trainer:
 
     def __init__(
         self,
-        task: str | Task = "classify",
+        task: str | Task | None = None,
         max_epochs: int = 10,
         batch_size: int = 64,
         optimizer: str = "adamw",
@@ -175,7 +204,12 @@ class Trainer:
         for name, value in (("max_steps", max_steps), ("eval_every", eval_every)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} must be an integer >= 1 or None. Received: {name}={value!r}")
-        self.task = get_task(task)
+        # without a task, classification stands in until data with a spec says otherwise (_infer_task)
+        self.task = get_task(task if task is not None else "classify")
+        self._chosen_task: Task | None = None if task is not None else self.task  # the task the trainer picked
+        self._task_from_spec = False
+        self._default_step = step is None
+        self.spec: DataSpec | None = None  # the spec of the data last fitted on (class names for predict)
         self.max_epochs, self.batch_size, self.eval_batch_size = max_epochs, batch_size, eval_batch_size
         self.max_steps, self.eval_every = max_steps, eval_every
         self.optimizer_name, self.lr, self.weight_decay, self.momentum = optimizer, lr, weight_decay, momentum
@@ -260,6 +294,7 @@ class Trainer:
             CheckpointError: ``resume_from`` is missing, corrupt or does not fit this model.
             ConfigError: a stream source without ``max_steps``, or settings the step cannot use.
         """
+        self._infer_task(data)
         if isinstance(data, DataBundle):
             data, val = data.train, data.val
         if isinstance(val, Dataset) and len(val) == 0:
@@ -635,22 +670,66 @@ class Trainer:
 
     # --- evaluate and predict --------------------------------------------------------------------
 
-    def evaluate(self, model: nn.Module, data: Dataset) -> dict[str, float]:
-        """Loss and task metrics of ``model`` on ``data`` (eval mode, no gradients).
+    def evaluate(self, model: nn.Module, data: Dataset | DataBundle) -> dict[str, float]:
+        """Loss and task metrics of ``model`` on ``data`` (eval mode, no gradients); a ``DataBundle``
+        is scored on its test split.
 
         Under ``torchrun`` each process computes the outputs of its share of ``data``; the outputs
         are gathered so that every metric is computed once, over the whole split, on every rank.
         """
+        self._infer_task(data)
+        if isinstance(data, DataBundle):
+            data = data.test
         outputs, targets = self._outputs(model, data)
         return self.task.metrics(outputs, targets)
 
-    def predict(self, model: nn.Module, data: Dataset | torch.Tensor) -> Predictions:
-        """Outputs and decoded predictions for a dataset or a tensor of inputs."""
+    def predict(
+        self, model: nn.Module, data: Dataset | DataBundle | torch.Tensor, spec: DataSpec | None = None
+    ) -> Predictions:
+        """Outputs and decoded predictions for a dataset, a bundle's test split or a tensor of inputs.
+
+        Args:
+            model: the model.
+            data: inputs in natural units, a dataset of ``(input, target)`` pairs, or a bundle.
+            spec: the spec whose class names the predictions carry (``Predictions.labels``);
+                default: the bundle's, else that of the data this trainer last fitted on.
+
+        Returns:
+            ``Predictions``: raw outputs, decoded predictions and (with a spec) class names.
+        """
+        self._infer_task(data)
+        spec = spec or getattr(data, "spec", None) or self.spec
+        if isinstance(data, DataBundle):
+            data = data.test
         if isinstance(data, torch.Tensor):
             data = TensorDataset(data, torch.zeros(len(data)))
         outputs, _ = self._outputs(model, data)
         decoded = self.task.decode(outputs)
-        return Predictions(outputs=outputs, **decoded)
+        return Predictions(outputs=outputs, **decoded, spec=spec)
+
+    def _infer_task(self, data: Any) -> None:
+        """Take the task from ``data``'s ``DataSpec`` when the trainer was given none (explicit tasks win).
+
+        Raises:
+            ConfigError: no task was given and ``data`` has neither a spec nor class-index targets.
+        """
+        spec = getattr(data, "spec", None)
+        if isinstance(spec, DataSpec):
+            self.spec = spec
+        if self._chosen_task is None or self.task is not self._chosen_task:
+            return  # a task was given (or set on the trainer since): it wins
+        if not isinstance(spec, DataSpec):
+            if not self._task_from_spec and isinstance(data, Dataset) and not _class_targets(data):
+                raise ConfigError(
+                    f"Trainer cannot tell the task of a {type(data).__name__} with {_target_kind(data)} targets "
+                    "and no DataSpec: pass it, e.g. Trainer(task='regress'), or fit on a DataBundle (its spec has it)"
+                )
+            return  # class indices, inputs alone, or the task an earlier bundle gave
+        if spec.task != self.task.name:
+            self.task = self._chosen_task = get_task(spec.task)
+            if self._default_step and self.step.name != self.task.default_step:
+                self.step = make_step(self.task.default_step, spec)
+        self._task_from_spec = True
 
     def _outputs(self, model: nn.Module, data: Dataset) -> tuple[Outputs, torch.Tensor]:
         if len(data) == 0:
@@ -688,6 +767,29 @@ class Trainer:
     def _call(self, hook: str, model: nn.Module, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(self, model, *args)
+
+
+def _first_target(data: Dataset) -> Any:
+    """The target of a dataset's first example (None when it has none)."""
+    if isinstance(data, TensorDataset):
+        return data.tensors[1] if len(data.tensors) > 1 else None
+    if len(data) == 0:
+        return None
+    item = data[0]
+    return item[1] if isinstance(item, (tuple, list)) and len(item) > 1 else None
+
+
+def _class_targets(data: Dataset) -> bool:
+    """Whether a dataset's targets are class indices (integers), or it has none to go by."""
+    target = _first_target(data)
+    if target is None:
+        return True
+    return not torch.as_tensor(target).is_floating_point()
+
+
+def _target_kind(data: Dataset) -> str:
+    target = torch.as_tensor(_first_target(data))
+    return f"{str(target.dtype).removeprefix('torch.')} (floating-point)"
 
 
 def _loss(out: Any, step: Step) -> torch.Tensor:
