@@ -143,3 +143,15 @@ def test_range_test_runs_under_the_trainers_bf16_autocast(image_bundle):
     trainer = Trainer(batch_size=16, precision="bf16", channels_last=True)
     result = find_lr(trainer, fresh_model(image_bundle, "cnn"), image_bundle, num_steps=12, max_lr=0.1)
     assert len(result.lrs) == 12 and all(math.isfinite(v) for v in result.losses)
+
+
+def test_a_trainer_without_a_task_tests_a_regression_bundle_with_its_own_task():
+    """Trainer() takes its task from the bundle; the range test fits the bare training split, so it
+    must be handed the bundle's task (it used to refuse: targets are not class indices)."""
+    from glassnet.data import load_dataset
+
+    bundle = load_dataset("diabetes")
+    seed_everything(0)
+    model = create_model("mlp", bundle.spec)
+    result = find_lr(Trainer(batch_size=32), model, bundle, num_steps=20)
+    assert len(result.lrs) > 5 and all(math.isfinite(loss) for loss in result.losses)

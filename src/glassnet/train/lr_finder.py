@@ -114,7 +114,11 @@ def find_lr(
         raise DataError("the training split is empty: the LR range test needs training batches")
     finder = LRFinder(min_lr, max_lr, num_steps, smoothing, diverge_factor)
     step = trainer.step if optimizer is None else _GivenOptimizer(trainer.step, optimizer)
+    # the test fits on the bare training split, so a trainer that takes its task from the data's
+    # spec is given the bundle's task here (a regression bundle must not be tested with cross-entropy)
+    given = {"task": data.spec.task} if isinstance(data, DataBundle) and trainer._arguments["task"] is None else {}
     tester = trainer.replace(
+        **given,
         callbacks=[finder],
         step=step,
         lr=min_lr,
