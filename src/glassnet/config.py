@@ -19,7 +19,12 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "plateau", "none")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
-LOGGERS = ("csv", "tensorboard")
+LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")
+# the options of the experiment trackers (docs/tracking.md)
+TRACKER_OPTIONS = {
+    "mlflow": ("tracking_uri", "experiment", "run_name"),
+    "wandb": ("project", "entity", "mode", "run_name"),
+}
 
 
 @dataclass
@@ -93,8 +98,14 @@ class RunConfig:
             ``balanced`` (rare classes weigh more, counted on the training split) or one number per
             class (per label for multi-label, where they weigh the positive examples); None: equal.
         label_smoothing: share of each target spread over the other classes, in [0, 1); 0 disables.
-        loggers: extra per-epoch loggers besides ``metrics.jsonl``: ``csv`` (``metrics.csv``) and/or
-            ``tensorboard`` (event files in ``tensorboard/``; needs ``pip install glassnet[tensorboard]``).
+        loggers: extra per-epoch loggers besides ``metrics.jsonl``: ``csv`` (``metrics.csv``),
+            ``tensorboard`` (event files in ``tensorboard/``; needs ``pip install 'glassnet[tensorboard]'``),
+            ``mlflow`` and ``wandb`` (experiment trackers, docs/tracking.md; ``pip install 'glassnet[track]'``).
+        mlflow: options of the ``mlflow`` logger: ``tracking_uri`` (default ``MLFLOW_TRACKING_URI``, else
+            ``sqlite:///mlflow.db`` in the working directory), ``experiment`` (default: the data's name),
+            ``run_name`` (default: the run directory's name); e.g. ``mlflow.tracking_uri=sqlite:///mlflow.db``.
+        wandb: options of the ``wandb`` logger: ``project`` (default: the data's name), ``entity``, ``mode``
+            (default ``WANDB_MODE``, else ``offline``), ``run_name`` (default: the run directory's name).
     """
 
     data: str = "digits"
@@ -119,6 +130,8 @@ class RunConfig:
     class_weights: str | list[float] | None = None
     label_smoothing: float = 0.0
     loggers: list[str] = field(default_factory=list)
+    mlflow: dict[str, Any] = field(default_factory=dict)
+    wandb: dict[str, Any] = field(default_factory=dict)
     warmup: int | float | None = None
     plateau_factor: float = 0.5
     plateau_patience: int = 2
@@ -204,6 +217,9 @@ class RunConfig:
         if isinstance(self.loggers, str):  # loggers=csv on the command line
             self.loggers = [self.loggers]
         _check_loggers(self.loggers)
+        for tracker in TRACKER_OPTIONS:
+            _check_type(self, tracker, dict)
+            _check_tracker(tracker, getattr(self, tracker))
         _check_type(self, "label_smoothing", float)
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1). Received: label_smoothing={self.label_smoothing}")
@@ -243,6 +259,7 @@ class RunConfig:
         values["augment"] = dict(values["augment"])
         values["step"] = dict(values["step"])
         values["env_args"] = dict(values["env_args"])
+        values["mlflow"], values["wandb"] = dict(values["mlflow"]), dict(values["wandb"])
         nested = {
             "model": "model_args",
             "data": "data_args",
@@ -250,6 +267,8 @@ class RunConfig:
             "step": "step",
             "adversarial": "step",
             "env": "env_args",
+            "mlflow": "mlflow",
+            "wandb": "wandb",
         }
         for key, value in overrides.items():
             prefix, _, sub = key.partition(".")
@@ -260,7 +279,7 @@ class RunConfig:
             elif sub:
                 raise ConfigError(
                     f"unknown configuration key {key!r}: only model.<arg>, data.<arg>, augment.<op>, step.<option> "
-                    "and adversarial.<option> take a dot "
+                    "and adversarial.<option> take a dot, as do env.<option>, mlflow.<option> and wandb.<option> "
                     "(e.g. model.width=64, data.val_fraction=0.2, augment.hflip=0.5, adversarial.eps=0.1)"
                 )
             elif key == "adversarial":
@@ -505,6 +524,25 @@ def _check_loggers(value: Any) -> None:
             f"loggers must be a list of distinct names from {', '.join(LOGGERS)} (e.g. loggers=[csv,tensorboard]). "
             f"Received: loggers={value!r}"
         )
+
+
+def _check_tracker(name: str, options: dict[str, Any]) -> None:
+    """The options of an experiment tracker (``mlflow.tracking_uri=...``): known keys, text values."""
+    allowed = TRACKER_OPTIONS[name]
+    for key, value in options.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            options[key] = value = str(value)  # mlflow.experiment=2024 names an experiment "2024"
+        if key not in allowed:
+            hint = closest(str(key), allowed)
+            extra = f" Did you mean {name}.{hint}?" if hint else ""
+            raise ConfigError(
+                f"unknown option {name}.{key}: the {name} logger takes {', '.join(f'{name}.{k}' for k in allowed)}."
+                f"{extra}"
+            )
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{name}.{key} must be a non-empty string. Received: {name}.{key}={value!r}")
+    if name == "wandb" and options.get("mode", "offline") not in ("offline", "online", "disabled"):
+        raise ConfigError(f"wandb.mode must be offline, online or disabled. Received: wandb.mode={options['mode']!r}")
 
 
 def _check_class_weights(value: Any) -> None:

@@ -52,6 +52,7 @@ from glassnet.train import (
 )
 from glassnet.train.baselines import fit_baselines
 from glassnet.train.checkpoint import LAST
+from glassnet.train.loggers import track_run_files
 from glassnet.train.reconstruction import reconstruction_bundle
 from glassnet.train.run import Run, check_compatible, load_run_data
 from glassnet.train.steps import Step, step_from_options
@@ -93,7 +94,7 @@ def prepare_run_dir(out: str | os.PathLike[str], overwrite: bool) -> RunDir:
             )
         # the loggers' files of a failed attempt too (metrics.csv is rewritten by the next fit)
         leftovers = (run.metrics, _checkpoints(run), run.path / "metrics.csv", run.path / "tensorboard")
-        leftovers += (run.path / LOCK_FILE,)
+        leftovers += (run.path / "wandb", run.path / LOCK_FILE)
         foreign = sorted(p.name for p in run.path.iterdir() if p not in leftovers)
         if foreign:
             raise RunError(
@@ -202,14 +203,11 @@ def _checkpoints(run: RunDir) -> Path:
 
 
 def _loggers(config: RunConfig, run: RunDir) -> list[Any]:
-    """The ``loggers`` of the config: ``csv`` writes RUN/metrics.csv, ``tensorboard`` RUN/tensorboard/."""
-    from glassnet.train.loggers import CSVLogger, TensorBoardLogger
+    """The ``loggers`` of the config: ``csv`` writes RUN/metrics.csv, ``tensorboard`` RUN/tensorboard/,
+    ``mlflow`` and ``wandb`` log to the experiment trackers (docs/tracking.md)."""
+    from glassnet.train.loggers import build_loggers
 
-    made = {
-        "csv": lambda: CSVLogger(run.path / "metrics.csv"),
-        "tensorboard": lambda: TensorBoardLogger(run.path / "tensorboard"),
-    }
-    return [made[name]() for name in config.loggers]
+    return build_loggers(config, run.path)
 
 
 def _training_step(config: RunConfig, spec: DataSpec) -> Step:
@@ -378,6 +376,7 @@ def _train(
             fit.history, run.figure("training_curves"), kept_epoch=best.best_epoch, monitor=config.monitor
         )
     run.write_result("train", results)
+    track_run_files(trainer.callbacks, run.path)  # MLflow keeps the run's files as artifacts
     model.cpu().eval()
     return Run(run.path, model=model, spec=bundle.spec, config=config, bundle=bundle)
 
