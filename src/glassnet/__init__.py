@@ -1,16 +1,19 @@
-"""glassnet: train a neural network on your data, then open the box (explain, attack, compress, report)."""
+"""glassnet: train a neural network on your data, then open the box (explain, attack, compress, report).
 
-import inspect  # noqa: E402
-import sys  # noqa: E402
-import types  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
+The public names load on first use (PEP 562): ``import glassnet`` stays light, so the ``glassnet``
+command answers ``--help`` without importing torch, while ``gn.Trainer``, ``from glassnet import
+load_dataset`` and ``dir(glassnet)`` behave as if everything had been imported up front.
+"""
 
-from glassnet.compress import compress as _compress  # noqa: E402
-from glassnet.config import RunConfig, load_config  # noqa: E402
-from glassnet.data import DataBundle, DataSpec, list_datasets, load_dataset, register_dataset  # noqa: E402
-from glassnet.data.environments import list_environments, load_environment  # noqa: E402
-from glassnet.errors import (  # noqa: E402
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import types
+from typing import Any
+
+from glassnet.errors import (
     CheckpointError,
     ConfigError,
     DataError,
@@ -18,36 +21,70 @@ from glassnet.errors import (  # noqa: E402
     RunError,
     UnknownNameError,
 )
-from glassnet.explain import explain as _explain  # noqa: E402
-from glassnet.models import create_model, list_models, load_model, register_model, save_model  # noqa: E402
-from glassnet.pipeline import demo, evaluate, load, predict  # noqa: E402
-from glassnet.pipeline import train as _train_run  # noqa: E402
-from glassnet.report import report  # noqa: E402
-from glassnet.rl import evaluate_policy  # noqa: E402  (registers the RL algorithms and the control task)
-from glassnet.robustness import robustness as _robustness  # noqa: E402
-from glassnet.stages import Stage, get_stage, list_stages, register_stage, run_stage  # noqa: E402
-from glassnet.train import (  # noqa: E402
-    EMA,
-    BestModel,
-    Callback,
-    CSVLogger,
-    EarlyStopping,
-    FitResult,
-    GradientClipping,
-    MetricsLogger,
-    ModelCheckpoint,
-    ProgressBar,
-    TensorBoardLogger,
-    TerminateOnNaN,
-    TimeLimit,
-    Trainer,
-    find_lr,
-    seed_everything,
-)
-from glassnet.train.run import Run  # noqa: E402
-from glassnet.train.sources import BatchSource, EnvironmentSource, SampleSource  # noqa: E402
-from glassnet.train.steps import Step, register_step  # noqa: E402
 from glassnet.version import __version__
+
+# public name -> the module that defines it (imported on first access)
+_LAZY = {
+    "RunConfig": "glassnet.config",
+    "load_config": "glassnet.config",
+    "DataBundle": "glassnet.data",
+    "DataSpec": "glassnet.data",
+    "list_datasets": "glassnet.data",
+    "load_dataset": "glassnet.data",
+    "register_dataset": "glassnet.data",
+    "list_environments": "glassnet.data.environments",
+    "load_environment": "glassnet.data.environments",
+    "create_model": "glassnet.models",
+    "list_models": "glassnet.models",
+    "load_model": "glassnet.models",
+    "register_model": "glassnet.models",
+    "save_model": "glassnet.models",
+    "demo": "glassnet.pipeline",
+    "evaluate": "glassnet.pipeline",
+    "load": "glassnet.pipeline",
+    "predict": "glassnet.pipeline",
+    "evaluate_policy": "glassnet.rl",
+    "Stage": "glassnet.stages",
+    "get_stage": "glassnet.stages",
+    "list_stages": "glassnet.stages",
+    "register_stage": "glassnet.stages",
+    "run_stage": "glassnet.stages",
+    "EMA": "glassnet.train",
+    "BestModel": "glassnet.train",
+    "Callback": "glassnet.train",
+    "CSVLogger": "glassnet.train",
+    "EarlyStopping": "glassnet.train",
+    "FitResult": "glassnet.train",
+    "GradientClipping": "glassnet.train",
+    "MetricsLogger": "glassnet.train",
+    "ModelCheckpoint": "glassnet.train",
+    "ProgressBar": "glassnet.train",
+    "TensorBoardLogger": "glassnet.train",
+    "TerminateOnNaN": "glassnet.train",
+    "TimeLimit": "glassnet.train",
+    "Trainer": "glassnet.train",
+    "find_lr": "glassnet.train",
+    "seed_everything": "glassnet.train",
+    "Run": "glassnet.train.run",
+    "BatchSource": "glassnet.train.sources",
+    "EnvironmentSource": "glassnet.train.sources",
+    "SampleSource": "glassnet.train.sources",
+    "Step": "glassnet.train.steps",
+    "register_step": "glassnet.train.steps",
+}
+
+# subpackages that are also their stage's main function: name -> (module, function) it calls
+_STAGE_FUNCTIONS = {
+    "train": ("glassnet.pipeline", "train"),
+    "compress": ("glassnet.compress", "compress"),
+    "explain": ("glassnet.explain", "explain"),
+    "robustness": ("glassnet.robustness", "robustness"),
+}
+
+
+def _stage_function(package: str) -> Any:
+    module, name = _STAGE_FUNCTIONS[package.rpartition(".")[2]]
+    return getattr(importlib.import_module(module), name)
 
 
 class _StageModule(types.ModuleType):
@@ -58,24 +95,64 @@ class _StageModule(types.ModuleType):
     """
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.__stage_function__(*args, **kwargs)
+        return _stage_function(self.__name__)(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(_stage_function(self.__name__))
 
 
-def _make_callable(package: str, function: Callable[..., Any]) -> None:
-    module = sys.modules[package]
-    module.__class__ = _StageModule
-    module.__stage_function__ = function  # type: ignore[attr-defined]
-    module.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+def _stage_package(name: str) -> property:
+    """``glassnet.<name>``: the subpackage, made callable whenever and however it is imported."""
+
+    def get(module: types.ModuleType) -> types.ModuleType:
+        package = module.__dict__.get(name) or importlib.import_module(f"{__name__}.{name}")
+        package.__class__ = _StageModule
+        return package
+
+    def set(module: types.ModuleType, package: types.ModuleType) -> None:
+        # the import system sets the attribute once the subpackage has loaded
+        package.__class__ = _StageModule
+        module.__dict__[name] = package
+        if name == "train":  # the RL steps and the control task register in the trainer's registries
+            importlib.import_module(f"{__name__}.rl")
+
+    return property(get, set)
 
 
-_make_callable("glassnet.train", _train_run)
-_make_callable("glassnet.compress", _compress)
-_make_callable("glassnet.explain", _explain)
-_make_callable("glassnet.robustness", _robustness)
-train = sys.modules["glassnet.train"]
-compress = sys.modules["glassnet.compress"]
-explain = sys.modules["glassnet.explain"]
-robustness = sys.modules["glassnet.robustness"]
+def _report(module: types.ModuleType) -> Any:
+    from glassnet.report import report
+
+    return report
+
+
+class _Glassnet(types.ModuleType):
+    """The ``glassnet`` module: attributes whose name is also a subpackage's are resolved here, so that
+    importing the subpackage (which sets the attribute) cannot replace what ``gn.<name>`` means."""
+
+    train = _stage_package("train")
+    compress = _stage_package("compress")
+    explain = _stage_package("explain")
+    robustness = _stage_package("robustness")
+    # gn.report is the function; importing the glassnet.report package must not turn it into the package
+    report = property(_report, lambda module, value: None)
+
+
+sys.modules[__name__].__class__ = _Glassnet
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name on first access and keep it (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "BatchSource",

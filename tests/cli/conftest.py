@@ -17,8 +17,10 @@ def train_quietly(out, *args):
 
 @pytest.fixture(autouse=True)
 def _work_in_tmp(tmp_path, monkeypatch):
-    """Nothing a command writes by default (runs/...) lands in the repository."""
+    """Nothing a command writes by default (runs/...) lands in the repository; tables are as wide as in a
+    100-column terminal, whatever terminal runs the tests."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "100")
 
 
 @pytest.fixture(scope="session")

@@ -37,8 +37,8 @@ def read_yaml(path):
 
 
 def table_names(stdout):
-    """First column of a printed table, header and rule removed."""
-    return [line.split()[0] for line in stdout.splitlines()[2:] if line.strip()]
+    """First column of a printed table, header and rule removed (the continuation lines of wrapped cells too)."""
+    return [line.split()[0] for line in stdout.splitlines()[2:] if line.strip() and not line.startswith(" ")]
 
 
 def predict_records(capsys, run, *inputs, suffix=".json"):

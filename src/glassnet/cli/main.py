@@ -7,7 +7,10 @@ Errors that the user can fix (``GlassnetError``) print one message and exit with
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
+import shutil
 import sys
 import time
 import warnings
@@ -19,6 +22,35 @@ from glassnet.stages import list_stages, print_table
 
 EXIT_USAGE = 2
 
+# modules that add a command of their own: each exposes ``add_parser(commands, common)``, which adds
+# its subcommand with ``parents=[common]`` and ``set_defaults(func=handler)``; a missing one is skipped
+EXTENSIONS = ("glassnet.cli.compare", "glassnet.cli.tune")
+
+# commands that take ``key=value`` words anywhere on their line (configuration or search-space overrides)
+OVERRIDE_COMMANDS = ("train", "models", "tune")
+
+# one example per command for ``glassnet --help`` (a command without one is listed with its help line)
+EXAMPLES = {
+    "demo": "glassnet demo --out runs/demo",
+    "train": "glassnet train --data digits --model cnn --epochs 5 lr=0.01",
+    "evaluate": "glassnet evaluate runs/demo --split val",
+    "predict": "glassnet predict runs/demo digit.png",
+    "explain": "glassnet explain runs/demo --method saliency",
+    "robustness": "glassnet attack runs/demo --eps 0.05 0.1",
+    "compress": "glassnet compress runs/demo --quantize int8 --export onnx",
+    "report": "glassnet report runs/demo",
+    "serve": "glassnet serve runs/demo --port 8000",
+    "play": "glassnet play runs/cartpole --out episode.gif",
+    "compare": "glassnet compare runs/a runs/b",
+    "tune": "glassnet tune --data digits --model mlp --trials 20 'lr=log(1e-4,1e-2)'",
+    "datasets": "glassnet datasets",
+    "models": "glassnet models --data breast-cancer",
+    "envs": "glassnet envs --family classic_control",
+    "completion": "glassnet completion bash > ~/.local/share/bash-completion/completions/glassnet",
+}
+
+HELP_WIDTH = 100
+
 
 def build_parser() -> argparse.ArgumentParser:
     # --debug is accepted before and after the command; SUPPRESS keeps a subcommand's default
@@ -27,20 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of errors"
     )
+    common.add_argument("--quiet", action="store_true", default=False, help="no progress bars")
     parser = argparse.ArgumentParser(
         prog="glassnet",
+        usage="%(prog)s [-h] [--debug] [--version] COMMAND ...",
         description="Train a neural network, then open the box: evaluate, predict, explain, attack, compress, report.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
     parser.add_argument("--version", action="version", version=_version())
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # the commands are listed by the epilog, with an example each, instead of argparse's narrow column
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, help=argparse.SUPPRESS, prog="glassnet"
+    )
 
     demo = commands.add_parser(
         "demo", parents=[common], help="train a CNN on digits, evaluate it and write the report card"
     )
     demo.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo, replaced if present)")
     demo.add_argument("--epochs", type=int, help="override the demo's number of epochs")
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.add_argument("--no-audit", action="store_true", help="train and report only (no explain, attack, compress)")
 
     train = commands.add_parser("train", parents=[common], help="train a model on a dataset into a run directory")
@@ -59,7 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the interrupted training in RUN from its checkpoints/last.pt, with its saved configuration",
     )
     train.add_argument("--report", action="store_true", help="write report.html after training")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument(
         "--adversarial",
         metavar="METHOD",
@@ -80,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--episodes", type=int, help="an agent's run: seeded episodes of the deterministic policy (default 100)"
     )
     evaluate.add_argument("--seed", type=int, help="an agent's run: the first episode's seed (default 20000)")
+    evaluate.add_argument(
+        "--report", action="store_true", help="write report.html afterwards (an existing one is always rewritten)"
+    )
 
     predict = commands.add_parser("predict", parents=[common], help="predict with a trained run")
     predict.add_argument("run", help="run directory")
@@ -132,34 +171,97 @@ def build_parser() -> argparse.ArgumentParser:
                 help="write report.html afterwards (an existing one is always rewritten)",
             )
         sub.set_defaults(func=_stage_command, stage=stage)
+    for name in EXTENSIONS:
+        extension = _extension(name)
+        if extension is not None:
+            extension.add_parser(commands, common)
+    completion = commands.add_parser(
+        "completion", parents=[common], help="print a shell completion script (bash, zsh or fish)"
+    )
+    completion.add_argument("shell", choices=["bash", "zsh", "fish"], help="the shell to complete in")
+    parser.epilog = _command_examples(commands)
     return parser
+
+
+def _extension(name: str) -> Any:
+    """The extension module ``name``, or None while it does not exist (any other import failure is a bug)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
+
+
+def _command_examples(commands: Any) -> str:
+    """The command list of ``glassnet --help``: each command, its help line and one example."""
+    import textwrap
+
+    aliases = {
+        name: [a for a, p in commands.choices.items() if p is sub and a != name]
+        for name, sub in commands.choices.items()
+    }
+    lines = ["commands (`glassnet COMMAND --help` lists a command's options):"]
+    for action in commands._choices_actions:
+        name, text = action.dest, action.help or ""
+        if aliases.get(name):
+            text += f" (also: {', '.join(aliases[name])})"
+        wrapped = textwrap.wrap(text, HELP_WIDTH - 14) or [""]
+        lines.append(f"  {name:<10}  {wrapped[0]}")
+        lines += [f"{'':<14}{line}" for line in wrapped[1:]]
+        if name in EXAMPLES:
+            lines.append(f"{'':<14}$ {EXAMPLES[name]}")
+    lines += [
+        "",
+        "Every command takes --quiet (no progress bars) and --debug (the traceback of an error).",
+        "Shell completion: `glassnet completion bash|zsh|fish`. Documentation: docs/cli.md",
+    ]
+    return "\n".join(lines)
 
 
 def _stage_command(args: argparse.Namespace) -> int:
     """Run a registered stage on RUN, print its result, and keep an existing report.html current."""
-    from glassnet.report import report
-    from glassnet.runs import RunDir
-
     stage = args.stage
     result = stage.run(args.run, **stage.options(args))
     if stage.show is not None:
         stage.show(result, args)
-    if stage.refreshes_report and (getattr(args, "report", False) or RunDir(args.run).report.is_file()):
-        print(f"report:   {report(args.run)}")
+    if stage.refreshes_report:
+        _refresh_report(args.run, args.report)
     return 0
+
+
+def _refresh_report(run: str, asked: bool) -> None:
+    """Rewrite RUN's report.html when it exists or ``--report`` asks for it; else say in one line why not."""
+    from glassnet.report import report
+    from glassnet.runs import RunDir
+
+    existed = RunDir(run).report.is_file()
+    if existed or asked:
+        path = report(run)
+        print(f"report:   {path} ({'refreshed' if existed else 'written'})")
+    else:
+        print(f"report:   not written (no report.html yet; add --report or run glassnet report {run})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from glassnet.errors import GlassnetError
 
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     parser = build_parser()
+    _check_command(parser, argv)
     args, extra = parser.parse_known_args(argv)
     if extra:
         # `train ... epochs=3 --out X lr=0.1`: overrides may sit on both sides of an option
-        if args.command not in ("train", "models") or any(e.startswith("-") or "=" not in e for e in extra):
+        if args.command not in OVERRIDE_COMMANDS or any(e.startswith("-") or "=" not in e for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.overrides += extra
+        args.overrides = [*(getattr(args, "overrides", None) or []), *extra]
+    from glassnet import progress
+
+    # --quiet also silences the bars of steps no option reaches (a built-in dataset's one-off
+    # synthesis); the setting lasts for this command only (main may be called again in-process)
+    was_quiet = progress.is_quiet()
+    progress.set_quiet(getattr(args, "quiet", False))
     shown_as = warnings.formatwarning
     warnings.formatwarning = _one_line_warning
     try:
@@ -173,8 +275,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("glassnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `glassnet datasets | head`: the reader left; no traceback, nothing more to print
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     finally:
         warnings.formatwarning = shown_as
+        progress.set_quiet(was_quiet)
+
+
+def _check_command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Exit with status 2 and the closest command's name when the command word is misspelled."""
+    import difflib
+
+    word = next((a for a in argv if not a.startswith("-")), None)
+    names = list(_subcommands(parser))
+    if word is None or word in names:
+        return
+    guesses = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    hint = f"did you mean {guesses[0]!r}?" if guesses else "see `glassnet --help` for the commands"
+    parser.exit(EXIT_USAGE, f"glassnet: error: unknown command {word!r}; {hint}\n")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every command word (aliases included) and its parser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> str:
@@ -302,6 +429,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  {key:<10} {value:.4f}")
     _print_baseline(result.get("baseline"))
     print(f"written:  {Path(args.run) / 'results' / 'evaluate.json'}")
+    _refresh_report(args.run, args.report)
     return 0
 
 
@@ -338,11 +466,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from glassnet.data import list_datasets
+    from glassnet.cli.catalog import datasets
 
-    rows = [[d.name, d.task, d.modality, d.size, d.source] for d in list_datasets()]
-    print_table(["name", "task", "modality", "size", "source"], rows)
+    rows = [[d.name, d.task, d.modality, d.size, d.source] for d in datasets()]
+    print_table(["name", "task", "modality", "size", "source"], rows, width=_table_width())
+    print("details: docs/data.md; train with: glassnet train --data NAME --model M (see `glassnet models`)")
     return 0
+
+
+def _table_width() -> int:
+    """Tables fit the terminal, at most ``HELP_WIDTH`` columns (and at least 60)."""
+    return max(60, min(shutil.get_terminal_size((HELP_WIDTH, 24)).columns, HELP_WIDTH))
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -361,30 +495,35 @@ def cmd_envs(args: argparse.Namespace) -> int:
         ]
         for f in list_environments()
     ]
-    print_table(["family", "installed", "examples", "install with"], rows)
+    print_table(["family", "installed", "examples", "install with"], rows, width=_table_width())
     print("train with: glassnet train --env ID --algo ppo|dqn|sac --steps N (`--family NAME` lists every id)")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from glassnet.data import load_dataset
     from glassnet.errors import ConfigError
-    from glassnet.models import list_models, model_info
 
     if args.describe is not None:
         return _describe_model(args)
     if args.overrides or args.batch_size is not None:
         shown = " ".join(args.overrides) or f"--batch-size {args.batch_size}"
         raise ConfigError(f"hyper-parameters and --batch-size apply to --describe NAME only. Received: {shown}")
-    spec = load_dataset(args.data).spec if args.data else None
+    if args.data is None:
+        from glassnet.cli.catalog import models
+
+        rows = [[m.name, "/".join(m.modalities), "/".join(m.tasks), m.description] for m in models()]
+        print_table(["name", "modalities", "tasks", "description"], rows, width=_table_width())
+        return 0
+    from glassnet.data import load_dataset
+    from glassnet.models import list_models, model_info
+
+    spec = load_dataset(args.data).spec
     rows = []
     for name in list_models(spec=spec):
         info = model_info(name)
-        rows.append([name, "/".join(info.modalities), "/".join(info.tasks), info.description])
-        if spec is not None:
-            rows[-1].insert(1, _parameter_count(name, spec))
-    header = ["name", "modalities", "tasks", "description"]
-    print_table(header if spec is None else ["name", "parameters", *header[1:]], rows)
+        rows.append([name, _parameter_count(name, spec), "/".join(info.modalities), "/".join(info.tasks)])
+        rows[-1].append(info.description)
+    print_table(["name", "parameters", "modalities", "tasks", "description"], rows, width=_table_width())
     return 0
 
 
@@ -465,7 +604,15 @@ def _bytes(count: int) -> str:
     return f"{size:,.1f} {unit}"
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from glassnet.cli.completion import script
+
+    print(script(args.shell, build_parser()), end="")
+    return 0
+
+
 COMMANDS = {
+    "completion": cmd_completion,
     "demo": cmd_demo,
     "train": cmd_train,
     "evaluate": cmd_evaluate,

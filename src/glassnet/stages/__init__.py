@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -131,11 +133,65 @@ def result_dict(result: Any) -> dict[str, Any]:
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)
 
 
-def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Columns padded to their widest cell, with a rule under the header."""
+def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> None:
+    """Columns padded to their widest cell, with a rule under the header.
+
+    Args:
+        header: the column names.
+        rows: the cells, one sequence per row (each shown with ``str``).
+        width: the most characters a line may take: columns are narrowed in proportion to their
+            widest cell (never below their longest word) and their cells wrapped at spaces and after
+            slashes, with a blank line between rows when any cell wraps. None: no limit.
+    """
     cells = [list(header)] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    if width is not None:
+        pieces = [[w for row in cells for w in _Wrapper.wordsep_re.findall(row[i])] for i in range(len(header))]
+        floors = [max(1, min(max(map(len, p), default=1), MAX_WORD)) for p in pieces]
+        widths = _fit(widths, floors, width - 2 * (len(header) - 1))
+    wrapped = any(len(c) > w for row in cells for c, w in zip(row, widths))
     for n, row in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        lines = [_Wrapper(max(w, 1)).wrap(c) or [""] for c, w in zip(row, widths)]
+        if wrapped and n > 1:
+            print()
+        for k in range(max(map(len, lines))):
+            print("  ".join((ls[k] if k < len(ls) else "").ljust(w) for ls, w in zip(lines, widths)).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
+
+
+MAX_WORD = 20  # a longer word than this may be broken to fit a table's width
+
+
+class _Wrapper(textwrap.TextWrapper):
+    """Wraps at spaces and after the slashes of a path or address (not at hyphens: ``0-9,999`` stays whole)."""
+
+    wordsep_re = re.compile(r"(\s+|[^\s/]*/+(?=[^\s/])|[^\s/]+)")
+
+    def __init__(self, width: int) -> None:
+        super().__init__(width, break_on_hyphens=True)  # True: split with wordsep_re
+
+
+def _fit(widths: list[int], floors: list[int], room: int) -> list[int]:
+    """Column widths that fill ``room``: each in proportion to its natural width, none below its floor."""
+    if sum(widths) <= room:
+        return widths
+    fixed: set[int] = set()
+    while True:
+        free = [i for i in range(len(widths)) if i not in fixed]
+        budget = room - sum(floors[i] for i in fixed)
+        natural = sum(widths[i] for i in free)
+        if not free or budget <= 0:
+            return list(floors)  # wider than the room even at their floors: as narrow as they go
+        scaled = {i: min(widths[i], int(widths[i] * budget / natural)) for i in free}
+        below = [i for i in free if scaled[i] < floors[i]]
+        if not below:
+            break
+        fixed.update(below)
+    result = [floors[i] if i in fixed else scaled[i] for i in range(len(widths))]
+    spare = room - sum(result)
+    for i in sorted(free, key=lambda i: -widths[i]):  # rounding leftovers to the widest columns
+        extra = min(spare, widths[i] - result[i])
+        result[i] += extra
+        spare -= extra
+    return result
