@@ -92,5 +92,5 @@ def test_integer_inputs_are_cast_to_the_model_dtype(exported_cnn, digits):
 
 def test_missing_package_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an absent package looks like to import
-    with pytest.raises(ConfigError, match=r"pip install glassnet\[compress\]"):
+    with pytest.raises(ConfigError, match=r"pip install 'glassnet\[compress\]'"):
         require("onnxruntime")

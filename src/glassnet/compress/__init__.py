@@ -1,14 +1,37 @@
 """Compression and export: pruning, int8 quantisation, distillation and ONNX, each variant measured
-against the fp32 original (size, parameters, test metric, latency, throughput)."""
+against the fp32 original (size, parameters, test metric, latency, throughput).
 
-from glassnet.compress.core import CompressResult, compress
-from glassnet.compress.distillation import DistillationStep, distill
-from glassnet.compress.export import ExportCheck, OnnxModel, compact_onnx, export_onnx, verify_onnx
-from glassnet.compress.pruning import channel_prune, magnitude_prune
-from glassnet.compress.quantization import dynamic_quantize, ort_quantize, static_quantize
-from glassnet.compress.recurrent import recurrent_prune
-from glassnet.compress.run import compress_run
-from glassnet.compress.storage import load_compressed, save_compressed
+The names below load on first use, so that importing the package (for the command line's parser) does
+not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from glassnet.compress.core import CompressResult, compress
+    from glassnet.compress.distillation import DistillationStep, distill
+    from glassnet.compress.export import ExportCheck, OnnxModel, compact_onnx, export_onnx, verify_onnx
+    from glassnet.compress.pruning import channel_prune, magnitude_prune
+    from glassnet.compress.quantization import dynamic_quantize, ort_quantize, static_quantize
+    from glassnet.compress.recurrent import recurrent_prune
+    from glassnet.compress.run import compress_run
+    from glassnet.compress.storage import load_compressed, save_compressed
+
+_HOMES = {
+    **dict.fromkeys(("CompressResult", "compress"), "glassnet.compress.core"),
+    **dict.fromkeys(("DistillationStep", "distill"), "glassnet.compress.distillation"),
+    **dict.fromkeys(
+        ("ExportCheck", "OnnxModel", "compact_onnx", "export_onnx", "verify_onnx"), "glassnet.compress.export"
+    ),
+    **dict.fromkeys(("channel_prune", "magnitude_prune"), "glassnet.compress.pruning"),
+    **dict.fromkeys(("dynamic_quantize", "ort_quantize", "static_quantize"), "glassnet.compress.quantization"),
+    "recurrent_prune": "glassnet.compress.recurrent",
+    "compress_run": "glassnet.compress.run",
+    **dict.fromkeys(("load_compressed", "save_compressed"), "glassnet.compress.storage"),
+}
 
 __all__ = [
     "CompressResult",
@@ -30,3 +53,16 @@ __all__ = [
     "static_quantize",
     "verify_onnx",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

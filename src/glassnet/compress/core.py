@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,7 +32,8 @@ from glassnet.compress.storage import save_compressed
 from glassnet.data.bundle import DataBundle, split_tensors
 from glassnet.errors import ConfigError, DataError, GlassnetError
 from glassnet.models.serialization import save_model
-from glassnet.train import BestModel, Trainer
+from glassnet.progress import Progress, note, progress_bar
+from glassnet.train import BestModel, Callback, Trainer
 from glassnet.train.finite import require_finite_weights
 from glassnet.train.tasks import get_task
 
@@ -83,6 +84,26 @@ class CompressResult:
             "skipped": self.skipped,
         }
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: each variant's primary metric, size, latency and speed-up beside the original."""
+        from glassnet.notebook import esc, grid_table, titled
+
+        header = ["variant", self.metric, "size (KB)", "parameters", "latency p50 (ms)", "speed-up"]
+        rows = [
+            [
+                v.get("name"),
+                v.get(self.metric),
+                round(v["size_bytes"] / 1024, 1) if v.get("size_bytes") is not None else None,
+                v.get("parameters"),
+                v.get("latency_ms_p50"),
+                v.get("latency_speedup"),
+            ]
+            for v in self.variants
+        ]
+        skipped = "".join(f"<div>skipped {esc(s.get('variant'))}: {esc(s.get('reason'))}</div>" for s in self.skipped)
+        note = f"measured on {self.test_size:,} test examples with {self.threads} CPU thread(s)"
+        return titled("Compression: variants against the original", grid_table(header, rows), skipped, note=note)
+
 
 def compress(
     model: nn.Module,
@@ -107,7 +128,7 @@ def compress(
     repeats: int = 100,
     threads: int | None = None,
     seed: int = 0,
-    progress: IO[str] | None = None,
+    progress: Progress = None,
 ) -> CompressResult:
     """Make smaller variants of a trained model and measure them against it.
 
@@ -140,7 +161,8 @@ def compress(
         threads: CPU threads of PyTorch and ONNX Runtime for the whole call (None: torch's current
             setting). On a busy machine ``threads=1`` gives steadier timings.
         seed: seeds fine-tuning and distillation.
-        progress: stream for one line per step (e.g. ``sys.stderr``); None is silent.
+        progress: bars with elapsed time and time left, one over the variants made and one over the
+            measurements: True on stderr, or a text stream; None (default) or False draws nothing.
 
     Returns:
         A ``CompressResult``; a method that does not apply to the model (e.g. ONNX export of a
@@ -287,30 +309,50 @@ def _cell(value: Any, spec: str, unit: str = "") -> str:
     return format(value, spec) + unit if _number(value) else "n/a"
 
 
+def _steps(plan: Plan) -> int:
+    """Variants ``_run_plan`` will try to make (the units of its progress bar)."""
+    ort = sum(m.startswith("ort-") for m in plan.quantize)
+    torch_int8 = sum(m in ("torch-dynamic", "torch-static") for m in plan.quantize)
+    onnx = plan.export == "onnx" or ort > 0
+    return (plan.prune is not None) + torch_int8 + onnx + ort + ort * plan.stack + (plan.distill is not None)
+
+
+class _Ticker(Callback):
+    """Keeps a variant's bar alive while it trains (fine-tuning, distillation): the epoch in its postfix, the
+    elapsed time redrawn as often as the bar redraws."""
+
+    def __init__(self, bar: Any, name: str, what: str) -> None:
+        self.bar, self.name, self.what = bar, name, what
+
+    def on_batch_end(self, trainer: Trainer, model: nn.Module, batch_size: int) -> None:
+        note(self.bar, f"{self.name}: {self.what} {trainer.period_label()}")
+
+
 def _run_plan(
-    model: nn.Module, data: DataBundle, plan: Plan, out: str | os.PathLike[str] | None, progress: IO[str] | None
+    model: nn.Module, data: DataBundle, plan: Plan, out: str | os.PathLike[str] | None, progress: Progress
 ) -> CompressResult:
     spec = data.spec
     task = get_task(spec.task)
     model = model.cpu().eval()
     test_x, test_y = _tensors(data.test, "test")
     train_x, _ = _tensors(data.train, "train")
-    say = (lambda text: print(f"compress: {text}", file=progress, flush=True)) if progress else (lambda text: None)
+    bar = progress_bar(_steps(plan), "compress", progress, unit="variants")
     result = CompressResult(task=spec.task, metric=PRIMARY_METRIC.get(spec.task, "loss"), settings=plan.to_dict())
     result.test_size, result.threads = len(test_x), torch.get_num_threads()
-    with tempfile.TemporaryDirectory(prefix="glassnet-compress-") as scratch:
+    with bar, tempfile.TemporaryDirectory(prefix="glassnet-compress-") as scratch:
         folder = Path(out) if out is not None else Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
         variants = [_original(model)]
 
         def attempt(name: str, make: Any) -> bool:
-            say(name)
+            note(bar, name)
             try:
                 variant = make()
             except GlassnetError as exc:
                 result.skipped.append({"variant": name, "reason": str(exc)})
-                say(f"{name} skipped: {exc}")
                 return False
+            finally:
+                bar.update(1)
             if out is None:
                 variant.file = None
             variants.append(variant)
@@ -318,7 +360,7 @@ def _run_plan(
 
         pruned: list[nn.Module] = []  # the pruned model, once made, for the stacked variants
         if plan.prune is not None:
-            tune = _fine_tuner(data, plan)
+            tune = _fine_tuner(data, plan, [_Ticker(bar, f"pruned-{plan.prune_method}", "fine-tuning")])
             attempt(
                 f"pruned-{plan.prune_method}", lambda: _pruned(model, spec, train_x, plan, tune, folder, pruned.append)
             )
@@ -338,6 +380,7 @@ def _run_plan(
                     result.skipped.append(
                         {"variant": f"int8-{method}", "reason": "needs the ONNX export, which failed"}
                     )
+                    bar.update(1)
         if plan.stack:
             for method in ort_methods:
                 name = f"pruned-{plan.prune_method}+int8-{method}"
@@ -350,10 +393,13 @@ def _run_plan(
                     )
                 else:
                     result.skipped.append({"variant": name, "reason": "needs the pruned model, which failed"})
+                    bar.update(1)
         if plan.distill is not None:
-            attempt(f"distilled-{plan.distill}", lambda: _distilled(model, data, plan, folder))
-        say(f"measuring {len(variants)} variants on {len(test_x):,} test examples")
-        measurements = measure(variants, test_x, test_y, task, repeats=plan.repeats)
+            ticker = _Ticker(bar, f"distilled-{plan.distill}", "training")
+            attempt(f"distilled-{plan.distill}", lambda: _distilled(model, data, plan, folder, [ticker]))
+        note(bar, "")
+        bar.close()
+        measurements = measure(variants, test_x, test_y, task, repeats=plan.repeats, progress=progress)
     result.variants = _records(variants, measurements, result.metric)
     return result
 
@@ -379,7 +425,7 @@ def _original(model: nn.Module) -> Variant:
     )
 
 
-def _fine_tuner(data: DataBundle, plan: Plan) -> Any:
+def _fine_tuner(data: DataBundle, plan: Plan, callbacks: list[Callback] | None = None) -> Any:
     if plan.fine_tune_epochs == 0:
         return None
 
@@ -392,7 +438,7 @@ def _fine_tuner(data: DataBundle, plan: Plan) -> Any:
             seed=plan.seed,
             device="cpu",
             schedule="cosine",
-            callbacks=[BestModel("val/loss")] if len(data.val) else [],
+            callbacks=([BestModel("val/loss")] if len(data.val) else []) + list(callbacks or []),
         )
         trainer.fit(model, data)
         model.eval()
@@ -528,7 +574,9 @@ def _stacked(
     )
 
 
-def _distilled(teacher: nn.Module, data: DataBundle, plan: Plan, folder: Path) -> Variant:
+def _distilled(
+    teacher: nn.Module, data: DataBundle, plan: Plan, folder: Path, callbacks: list[Callback] | None = None
+) -> Variant:
     assert plan.distill is not None
     model = distillation.distill(
         teacher,
@@ -542,6 +590,7 @@ def _distilled(teacher: nn.Module, data: DataBundle, plan: Plan, folder: Path) -
         alpha=plan.alpha,
         seed=plan.seed,
         device="cpu",
+        callbacks=callbacks,
     )
     directory = folder / "student"
     save_model(model, data.spec, directory)

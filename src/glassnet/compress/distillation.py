@@ -9,7 +9,7 @@ from torch import nn
 from glassnet.data.bundle import DataBundle
 from glassnet.errors import ConfigError
 from glassnet.models.registry import create_model
-from glassnet.train import BestModel, Trainer
+from glassnet.train import BestModel, Callback, Trainer
 from glassnet.train.steps.distillation import DistillationStep
 
 __all__ = ["DistillationStep", "distill"]
@@ -27,6 +27,7 @@ def distill(
     alpha: float = 0.7,
     seed: int = 0,
     device: str = "auto",
+    callbacks: list[Callback] | None = None,
 ) -> nn.Module:
     """Train a new ``student`` (any registered model) for ``data.spec`` from ``teacher``.
 
@@ -39,6 +40,7 @@ def distill(
         student_hparams: its hyper-parameters, e.g. ``{"channels": [8, 16], "hidden": 32}``.
         epochs, lr, batch_size, seed, device: the ``Trainer``'s settings.
         temperature, alpha: see ``DistillationStep``.
+        callbacks: more ``Trainer`` callbacks (e.g. progress).
 
     Returns:
         The trained student in eval mode (built by ``create_model``, so it saves as a run).
@@ -56,7 +58,7 @@ def distill(
         seed=seed,
         device=device,
         step=step,
-        callbacks=[best] if best else [],
+        callbacks=([best] if best else []) + list(callbacks or []),
     )
     trainer.fit(model, data)
     return model.cpu().eval()

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from glassnet.progress import Progress, note, progress_bar
 from glassnet.train.tasks import Task
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -105,14 +106,36 @@ def measure(
     task: Task,
     repeats: int = 100,
     batch_size: int = 64,
+    progress: Progress = None,
 ) -> list[Measurement]:
     """Measure every variant on the same inputs.
 
     Latency is the wall time of one forward pass of one example (``repeats`` of them, p50 and
     p95); throughput is examples per second through batches of ``batch_size`` (median batch).
     Rounds alternate between the variants, so a busy moment on the machine slows all of them.
+    ``progress`` draws a bar over the test-set passes and the timing rounds (True on stderr, or a text
+    stream; None or False draws nothing).
     """
-    metrics = [evaluate(v.forward, inputs, targets, task) for v in variants]
+    rounds = max(5, repeats // 5)
+    with progress_bar(len(variants) + repeats + rounds, f"measure {len(variants)} variants", progress) as bar:
+        return _measure(variants, inputs, targets, task, repeats, rounds, batch_size, bar)
+
+
+def _measure(
+    variants: Sequence[Variant],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    task: Task,
+    repeats: int,
+    rounds: int,
+    batch_size: int,
+    bar: Any,
+) -> list[Measurement]:
+    note(bar, f"metrics on {len(inputs):,} test examples")
+    metrics = []
+    for v in variants:
+        metrics.append(evaluate(v.forward, inputs, targets, task))
+        bar.update(1)
     n = len(inputs)
     batch = (
         inputs[:batch_size]
@@ -125,17 +148,22 @@ def measure(
             v.forward(batch)
     single: list[list[float]] = [[] for _ in variants]
     batched: list[list[float]] = [[] for _ in variants]
+    note(bar, "batch-1 latency")
     for r in range(repeats):
         example = inputs[r % n : r % n + 1]
         for k, v in enumerate(variants):
             start = time.perf_counter()
             v.forward(example)
             single[k].append(time.perf_counter() - start)
-    for _ in range(max(5, repeats // 5)):
+        bar.update(1)
+    note(bar, f"batch-{len(batch)} throughput")
+    for _ in range(rounds):
         for k, v in enumerate(variants):
             start = time.perf_counter()
             v.forward(batch)
             batched[k].append(time.perf_counter() - start)
+        bar.update(1)
+    note(bar, "")
     results = []
     for k in range(len(variants)):
         times = np.asarray(single[k]) * 1000

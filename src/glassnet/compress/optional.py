@@ -22,5 +22,5 @@ def require(module: str) -> ModuleType:
         package = _PACKAGES.get(module.split(".")[0], module)
         raise ConfigError(
             f"this compression method needs the '{package}' package, which is not installed: "
-            f"run `pip install glassnet[compress]` (or `pip install {package}`). ({exc})"
+            f"run `pip install 'glassnet[compress]'` (or `pip install {package}`). ({exc})"
         ) from exc

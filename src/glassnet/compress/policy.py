@@ -24,6 +24,7 @@ from torch import nn
 
 from glassnet.compress import export, quantization
 from glassnet.compress.measure import count_parameters, pickled_state_size, serialized_size, torch_forward
+from glassnet.progress import Progress, note, progress_bar
 from glassnet.rl.evaluation import TEST_SEED, DecisionAgent, collect_states, cpu_threads, evaluate_policy
 from glassnet.train.run import Run
 
@@ -32,7 +33,9 @@ VARIANTS = ("int8-torch-dynamic", "onnx-fp32", "int8-ort-dynamic")
 
 
 @cpu_threads()  # one thread: steady per-step timings, no stalls when the cores are shared
-def compress_policy(run: Run, episodes: int = 20, export_onnx: bool = True, seed: int = 0) -> dict[str, Any]:
+def compress_policy(
+    run: Run, episodes: int = 20, export_onnx: bool = True, seed: int = 0, progress: Progress = None
+) -> dict[str, Any]:
     """Quantise and export an agent's policy; compare returns and per-action latency.
 
     Args:
@@ -40,6 +43,8 @@ def compress_policy(run: Run, episodes: int = 20, export_onnx: bool = True, seed
         episodes: seeded test episodes each variant plays.
         export_onnx: also export to ONNX and run it (and its int8 version) in ONNX Runtime.
         seed: calibration sample draw.
+        progress: a bar over the variants played, with elapsed time and time left: True on stderr, or a
+            text stream; None (default) or False draws nothing.
 
     Returns:
         The dict written to ``results/compress.json``: ``variants`` (name, description, return mean
@@ -78,7 +83,9 @@ def compress_policy(run: Run, episodes: int = 20, export_onnx: bool = True, seed
             notes.append(f"ONNX variants skipped: {str(exc).splitlines()[0]}")
     records = []
     original = None
+    bar = progress_bar(len(variants), "compress", progress, unit="variants")
     for name, description, forward, size, file in variants:
+        note(bar, f"{name}: {episodes} episodes")
         scores = evaluate_policy(DecisionAgent(forward, spec), environment, episodes, seed=TEST_SEED)
         p50, p95 = _latency(forward, states[:1])
         record = {
@@ -106,6 +113,8 @@ def compress_policy(run: Run, episodes: int = 20, export_onnx: bool = True, seed
             )
         record["decisions_agree"] = round(float(agree.mean()), 6)
         records.append(record)
+        bar.update(1)
+    bar.close()
     params, _ = count_parameters(model)
     base = records[0]["size_bytes"]
     for record in records:

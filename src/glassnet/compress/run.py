@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from glassnet.compress.core import CompressResult, compress
 from glassnet.compress.figures import size_tradeoff
 from glassnet.data import DataBundle
 from glassnet.errors import ConfigError
+from glassnet.progress import Progress
 from glassnet.runs import writes_run
 from glassnet.train.finite import require_finite_weights
 from glassnet.train.run import Run
@@ -20,7 +21,7 @@ FIGURE = "compress_tradeoff"
 
 @writes_run("compress")
 def compress_run(
-    run: Run | str | os.PathLike[str], data: DataBundle | None = None, progress: IO[str] | None = None, **options: Any
+    run: Run | str | os.PathLike[str], data: DataBundle | None = None, progress: Progress = None, **options: Any
 ) -> CompressResult:
     """Compress a trained run: variants go to ``RUN/compressed/``, figures to
     ``RUN/results/compress.json`` and ``RUN/figures/compress_tradeoff.png``.
@@ -29,7 +30,8 @@ def compress_run(
         run: the ``Run``, or its directory.
         data: the data to fine-tune, calibrate and measure on; by default the run's own dataset,
             re-loaded with the same split options (so its test split is the run's test split).
-        progress: stream for progress lines (None is silent).
+        progress: bars over the variants and the measurements, with elapsed time and time left: True on
+            stderr, or a text stream; None (default) or False draws nothing.
         **options: the options of ``glassnet.compress.compress`` (``prune``, ``quantize``,
             ``distill``, ``export_format``, ...).
 
@@ -42,7 +44,7 @@ def compress_run(
     model, spec = run.model, run.spec
     require_finite_weights(model, run.weights)
     if spec.task == "control":
-        return _compress_agent(run, data, options)
+        return _compress_agent(run, data, options, progress)
     if options.pop("episodes", None) is not None:
         raise ConfigError("--episodes applies to an agent's run (glassnet train --env ...); this run learnt from data")
     if data is None:
@@ -71,7 +73,7 @@ def compress_run(
     return result
 
 
-def _compress_agent(run: Run, data: Any, options: dict[str, Any]) -> dict[str, Any]:
+def _compress_agent(run: Run, data: Any, options: dict[str, Any], progress: Progress = None) -> dict[str, Any]:
     """An agent's policy: int8 and ONNX variants judged by the return of the same test episodes.
 
     Raises:
@@ -86,4 +88,4 @@ def _compress_agent(run: Run, data: Any, options: dict[str, Any]) -> dict[str, A
             "an agent's policy is compressed by int8 quantisation and ONNX export, judged by its return; "
             f"{', '.join(unsupported) or 'data'} does not apply to it (drop those options)"
         )
-    return compress_policy(run, episodes=options.get("episodes") or 20, export_onnx=True)
+    return compress_policy(run, episodes=options.get("episodes") or 20, export_onnx=True, progress=progress)

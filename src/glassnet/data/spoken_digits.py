@@ -33,6 +33,7 @@ from glassnet.data.bundle import DataBundle, bundle_from_splits
 from glassnet.data.locate import cache_dir
 from glassnet.data.registry import register_dataset
 from glassnet.errors import ConfigError, DataError
+from glassnet.progress import Progress, progress_bar
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 ENGLISH_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
@@ -146,6 +147,7 @@ def synthesise_spoken_digits(
     speeds: Sequence[int] = SPEEDS,
     pitches: Sequence[int] = PITCHES,
     workers: int | None = None,
+    progress: Progress = "auto",
 ) -> Path:
     """Synthesise the ten digits in every voice, speed and pitch into ``target``, atomically.
 
@@ -160,6 +162,9 @@ def synthesise_spoken_digits(
         speeds: speaking rates in words per minute.
         pitches: espeak-ng pitches (0..99); flite maps them to a mean F0 of ``80 + 2 * pitch`` Hz.
         workers: synthesis processes run at once (default: up to 4, one per CPU core).
+        progress: a bar over the (voice, speed, pitch) takes with elapsed time and time left: True on
+            stderr, a text stream, False or None for none; ``"auto"`` (default) draws it when stderr is a
+            terminal (synthesis takes minutes, once per cache).
 
     Returns:
         ``target``.
@@ -174,7 +179,7 @@ def synthesise_spoken_digits(
     target.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        clips, skipped = _synthesise_all(building, voices, list(speeds), list(pitches), workers)
+        clips, skipped = _synthesise_all(building, voices, list(speeds), list(pitches), workers, progress)
         if not clips:
             raise DataError(f"no voice could be synthesised into '{target}': {skipped}")
         manifest = {
@@ -199,7 +204,12 @@ def synthesise_spoken_digits(
 
 
 def _synthesise_all(
-    folder: Path, voices: list[Voice], speeds: list[int], pitches: list[int], workers: int | None
+    folder: Path,
+    voices: list[Voice],
+    speeds: list[int],
+    pitches: list[int],
+    workers: int | None,
+    progress: Progress = None,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Run every (voice, speed, pitch) take in a bounded pool; keep the voices whose takes all worked."""
     for word in DIGITS:
@@ -209,8 +219,12 @@ def _synthesise_all(
     takes = [(v, s, p) for v in voices for s in speeds for p in pitches]
     workers = workers or min(4, os.cpu_count() or 1)
     # threads suffice: the work happens in the engines' processes
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda take: _take(folder, scratch, *take), takes))
+    bar = progress_bar(len(takes), "synthesise spoken-digits", progress, unit="takes")
+    with bar, ThreadPoolExecutor(max_workers=workers) as pool:
+        results = []
+        for result in pool.map(lambda take: _take(folder, scratch, *take), takes):
+            results.append(result)
+            bar.update(1)
     shutil.rmtree(scratch)
     skipped = {v.name: r for (v, _, _), r in zip(takes, results) if isinstance(r, str)}
     clips = [c for (v, _, _), r in zip(takes, results) if v.name not in skipped for c in r]
@@ -336,8 +350,11 @@ def _move_into_place(building: Path, target: Path) -> None:
 # the built-in dataset
 
 
-def spoken_digits_folder() -> Path:
+def spoken_digits_folder(progress: Progress = "auto") -> Path:
     """The synthesised folder in the cache, synthesising it first when it is missing or outdated.
+
+    Args:
+        progress: the synthesis's progress bar (see ``synthesise_spoken_digits``).
 
     Returns:
         ``cache_dir() / "spoken-digits"``, complete with its manifest.
@@ -347,7 +364,7 @@ def spoken_digits_folder() -> Path:
     """
     folder = cache_dir() / FOLDER
     if not _is_current(folder):
-        synthesise_spoken_digits(folder)
+        synthesise_spoken_digits(folder, progress=progress)
     return folder
 
 

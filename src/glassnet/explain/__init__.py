@@ -4,10 +4,42 @@
 chunks; ``explain_run(run_dir)`` explains a trained run's test examples, runs the trust checks
 (deletion and insertion curves, infidelity, max-sensitivity, model randomisation, completeness)
 and the global views, and writes ``results/explain.json`` and ``figures/explain_*.png``.
+
+The names below load on first use, so that ``glassnet.explain.names`` and ``glassnet.explain.methods``
+(what the command line needs for its help) import without torch.
 """
 
-from glassnet.explain.attribute import Attributions, explain, resolve_method
-from glassnet.explain.methods import METHODS, MethodInfo, method_names
-from glassnet.explain.run import explain_run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from glassnet.explain.attribute import Attributions, explain, resolve_method
+    from glassnet.explain.methods import METHODS, MethodInfo, method_names
+    from glassnet.explain.run import explain_run
+
+_HOMES = {
+    "Attributions": "glassnet.explain.attribute",
+    "explain": "glassnet.explain.attribute",
+    "resolve_method": "glassnet.explain.attribute",
+    "METHODS": "glassnet.explain.methods",
+    "MethodInfo": "glassnet.explain.methods",
+    "method_names": "glassnet.explain.methods",
+    "explain_run": "glassnet.explain.run",
+}
 
 __all__ = ["METHODS", "Attributions", "MethodInfo", "explain", "explain_run", "method_names", "resolve_method"]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -23,6 +23,7 @@ from glassnet.explain import model_checks as checks
 from glassnet.explain.budget import DEFAULT_MEMORY_MB, Budget, cached_probe, plan
 from glassnet.explain.methods import ALIASES, METHODS
 from glassnet.models.outputs import batched_outputs
+from glassnet.progress import Progress, note, progress_bar
 
 STEP_TOLERANCE = 0.01  # integrated gradients: |sum of attributions - output difference| <= 1% of the difference
 # ... or of this share of the batch's median |difference|, when an example's difference is smaller: the
@@ -79,6 +80,87 @@ class Attributions:
             "time_s": round(self.time_s, 4),
         }
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: the method, the examples explained, how the work was split and its time."""
+        from glassnet.notebook import facts_table
+
+        label = METHODS[self.method].label if self.method in METHODS else self.method
+        rows = [
+            ("method", label),
+            ("examples", len(self.values)),
+            ("modality", self.modality),
+            ("attribution shape", " x ".join(str(n) for n in self.values.shape)),
+            ("largest |attribution|", float(self.values.abs().max()) if self.values.numel() else None),
+            ("layer", self.layer),
+            ("completeness", (self.completeness or {}).get("max_relative_error")),
+            ("options", ", ".join(f"{k}={v}" for k, v in self.options.items()) or "defaults"),
+            ("time (s)", round(self.time_s, 2)),
+        ]
+        return facts_table("Attributions", rows)
+
+    def save(self, run: Any) -> Any:
+        """Write these attributions into a run as ``glassnet explain RUN`` does, so that its report shows them.
+
+        Writes ``results/explain.json`` in the stage's format and the pictures of the examples
+        (``figures/explain_*``), under the run's lock, all together or not at all; explanation
+        figures of an earlier ``explain`` that no longer match are removed. The trust checks,
+        the per-class views and the highest-loss examples need the run's test split and are left
+        out (``glassnet explain RUN`` computes them). ``gn.report(run)`` then shows the section.
+
+        Args:
+            run: the run directory (or ``Run``) of the explained model; the inputs must fit it.
+
+        Returns:
+            The path of ``results/explain.json``.
+
+        Raises:
+            RunError: the run is missing or holds no saved model.
+            DataError: the explained inputs do not have the shape of the run's inputs.
+        """
+        from glassnet.explain import pictures
+        from glassnet.runs import transaction
+        from glassnet.train.run import Run
+
+        run = Run.open(run)
+        spec = run.spec
+        if tuple(self.inputs.shape[1:]) != tuple(spec.input_shape):
+            raise DataError(
+                f"these attributions explain inputs of shape {list(self.inputs.shape[1:])}, but the run at "
+                f"'{run.path}' takes {list(spec.input_shape)}; save them into the run of the model they explain"
+            )
+        classify = spec.task == "classify"
+        names = list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
+        predicted = _predict(run.model, self.inputs, 256).argmax(dim=1) if classify else None
+        own_target = predicted is not None and bool((predicted == self.target).all())
+        target = ("predicted class" if own_target else "chosen class") if classify else f"output {int(self.target[0])}"
+        shown = min(8, len(self.values))
+        titles = (
+            [f"{'pred' if own_target else 'class'} {names[int(t)]}" for t in self.target[:shown]] if classify else []
+        )
+        result: dict[str, Any] = {
+            "method": self.method,
+            "method_label": METHODS[self.method].label,
+            "method_description": METHODS[self.method].description,
+            "modality": spec.modality,
+            "task": spec.task,
+            "target": target,
+            "examples": len(self.values),
+            "summary": self.summary(),
+            "warnings": [],
+            "figures": [],
+            "source": "computed in memory with gn.explain and saved into the run (no trust checks)",
+        }
+        kind = get_modality(spec.modality)
+        with transaction(run.path, "explain"):
+            result["views"] = kind.explanation_views(spec, self.inputs, self.values, shown)
+            titles = titles or [f"example {k}" for k in range(shown)]
+            result["figures"] = pictures.draw_examples(kind.picture, self, spec, titles, run.figure)
+            for old in run.figures_dir.glob("explain_*.*") if run.figures_dir.is_dir() else []:
+                if old.suffix in (".png", ".svg") and old.stem not in result["figures"]:
+                    old.unlink(missing_ok=True)  # an earlier explanation's figure would not match this one
+            result["time_s"] = round(self.time_s, 3)
+            return run.write_result("explain", result)
+
 
 def resolve_method(method: str) -> str:
     """The canonical method name for ``method`` or an alias.
@@ -117,6 +199,7 @@ def explain(
     window: Sequence[int] | None = None,
     feature_mask: torch.Tensor | None = None,
     seed: int = 0,
+    progress: Progress = None,
 ) -> Attributions:
     """Attribute a model's outputs to its inputs with one of Captum's methods.
 
@@ -149,6 +232,8 @@ def explain(
             shaped like one example, equal ids forming one feature (default: blocks of about an
             eighth of an image side, each column of a table, each time step, each token).
         seed: seeds the random draws (SmoothGrad, GradientSHAP, LIME, KernelSHAP, permutation).
+        progress: a bar of the examples explained, with elapsed time and time left: True on stderr, or a
+            text stream; None (default) or False draws nothing (``glassnet.progress``).
 
     Returns:
         ``Attributions`` with ``values`` shaped like ``inputs`` (text: ``N x tokens``).
@@ -167,12 +252,14 @@ def explain(
     _check_options(n_steps=n_steps, n_samples=n_samples, memory_mb=memory_mb)
     device = _device(model)
     inputs = inputs.to(device)
-    with _eval_mode(model), _seeded(seed), _quiet_captum():
+    bar = progress_bar(len(inputs), f"explain ({METHODS[name].label})", progress, unit="examples")
+    with bar, _eval_mode(model), _seeded(seed), _quiet_captum():
         start = time.perf_counter()
         measured, output_shape, first = cached_probe(model, inputs[:1])  # first: example 0's output, if run now
         budget = plan(model, inputs[:1], memory_mb, activation=measured)
         targets = _targets(model, inputs, target, budget.rows_without_gradients, output_shape, first)
         job = _Job(model, inputs, targets, name, modality, budget, baselines, layer, n_steps, auto_steps)
+        job.bar = bar
         job.n_samples, job.stdevs, job.window, job.feature_mask = n_samples, stdevs, window, feature_mask
         values = _RUNNERS[name](job)
         elapsed = time.perf_counter() - start
@@ -221,6 +308,7 @@ class _Job:
         self.difference_scale: float | None = None  # median |f(x) - f(baseline)|, for completeness
         self.layer_name: str | None = None
         self._embedding: nn.Embedding | None = None
+        self.bar: Any = progress_bar(None, "", None)  # advanced by the examples done (see ``explain``)
 
     # --- pieces the runners share -------------------------------------------------------------
     def chunks(self, expansion: int = 1) -> Iterator[tuple[slice, int]]:
@@ -334,6 +422,7 @@ def _integrated_gradients(job: _Job) -> torch.Tensor:
                 x, baselines=job.reference(sub), target=t, n_steps=steps, internal_batch_size=internal
             )
             out.append(job.sum_embedding(values).detach())
+            job.bar.update(len(x))
         return torch.cat(out)
 
     everything = torch.arange(len(job.inputs), device=job.inputs.device)
@@ -344,6 +433,9 @@ def _integrated_gradients(job: _Job) -> torch.Tensor:
     while job.auto_steps and bool((errors > STEP_TOLERANCE).any()) and current < MAX_STEPS:
         current = min(MAX_STEPS, current * 2)
         failing = torch.nonzero(errors > STEP_TOLERANCE).flatten()
+        # the examples whose attributions do not add up yet are explained again with more steps
+        job.bar.total += len(failing)
+        note(job.bar, f"{len(failing)} again with {current} steps")
         values[failing] = run(failing.to(job.inputs.device), current)
         steps[failing] = current
         errors[failing] = _completeness_errors(job, values, failing)
@@ -595,9 +687,11 @@ def _feature_permutation(job: _Job) -> torch.Tensor:
     per_eval = job.budget.perturbations_per_pass(len(job.inputs), job.inputs.device)
     job.used.update(perturbations_per_eval=per_eval, examples_per_chunk=len(job.inputs))
     with torch.no_grad():
-        return FeaturePermutation(job.model).attribute(
+        values = FeaturePermutation(job.model).attribute(
             job.inputs, target=job.targets, feature_mask=mask, perturbations_per_eval=per_eval
         )
+    job.bar.update(len(job.inputs))
+    return values
 
 
 def _surrogate(kind: str) -> Callable[[_Job], torch.Tensor]:
@@ -625,6 +719,7 @@ def _surrogate(kind: str) -> Callable[[_Job], torch.Tensor]:
                         perturbations_per_eval=per_eval,
                     )
                 )
+                job.bar.update(1)
         return torch.cat(out)
 
     return run_all
@@ -663,6 +758,7 @@ def _chunked(
         x, t = job.inputs[part], job.targets[part]
         with torch.no_grad() if no_grad else contextlib.nullcontext():
             out.append(attribute(x, t, part).detach())
+        job.bar.update(len(x))
     return torch.cat(out)
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-DEFAULT_MEMORY_MB = 512.0
+from glassnet.explain.names import DEFAULT_MEMORY_MB
+
 # a pass with input gradients holds the forward activations and the gradients of the backward pass, which
 # are freed layer by layer: on the 28 x 28 CNN of benchmarks/explain_vs_captum.py the peak of a pass of
 # 256 or 1,024 rows measured 1.15 to 1.3 times the summed leaf outputs (with or without frozen parameters)

@@ -17,12 +17,13 @@ from glassnet.explain import pictures, trust
 from glassnet.explain.attribute import Attributions, explain, resolve_method
 from glassnet.explain.budget import DEFAULT_MEMORY_MB
 from glassnet.explain.methods import METHODS
+from glassnet.explain.names import DEFAULT_EXAMPLES, TASKS
 from glassnet.models.outputs import batched_outputs, prediction
+from glassnet.progress import Progress, note, progress_bar
 from glassnet.runs import RunDir, writes_run
 from glassnet.train.finite import require_finite_weights
 from glassnet.train.run import Run
 
-DEFAULT_EXAMPLES = 64
 SHOWN = 8  # examples drawn in the pictures
 HIGHEST_LOSS = 6
 CONFUSED_PAIRS = 5
@@ -30,9 +31,10 @@ SENSITIVITY_EXAMPLES = 8
 # LIME and KernelSHAP refit a surrogate per example, permutation importance depends on the whole batch:
 # re-running them for max-sensitivity would cost minutes, so that one metric is skipped for them
 NO_SENSITIVITY = ("lime", "kernel_shap", "feature_permutation")
-TASKS = ("classify", "regress", "forecast")
 # sensitivities (per unit of input change); every other method gives contributions relative to a baseline
 LOCAL_METHODS = ("saliency", "smoothgrad", "grad_cam")
+# what the progress bar of the checks names, in order
+TRUST_STEPS = ("deletion and insertion", "infidelity and sensitivity", "randomised model")
 
 
 @writes_run("explain")
@@ -45,6 +47,7 @@ def explain_run(
     layer: str | None = None,
     checks: bool = True,
     seed: int = 0,
+    progress: Progress = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Explain a run's test examples; write ``results/explain.json`` and ``figures/explain_*.png``.
@@ -64,6 +67,8 @@ def explain_run(
         layer: Grad-CAM's layer (default: after the last convolution).
         checks: run the trust checks (default on; they cost a few more passes).
         seed: seeds every random draw.
+        progress: bars with elapsed time and time left, one over the examples explained and one over the
+            checks and figures: True on stderr, or a text stream; None (default) or False draws nothing.
         **options: more arguments of ``explain`` (``n_steps``, ``n_samples``, ``window`` ...).
 
     Returns:
@@ -82,7 +87,7 @@ def explain_run(
     if spec.task == "control":  # an agent: its decisions and value estimates on the states it meets
         from glassnet.explain.policy import explain_policy
 
-        return explain_policy(run, name, n, memory_mb, checks, seed, **options)
+        return explain_policy(run, name, n, memory_mb, checks, seed, progress=progress, **options)
     if spec.task not in TASKS:
         raise ConfigError(
             f"explain attributes a classifier's or regressor's outputs; this run's task is {spec.task!r}. "
@@ -97,7 +102,7 @@ def explain_run(
     baseline = default_baseline(spec, x)
     attributions = explain(
         model, x, name, baselines=baseline, modality=spec.modality, memory_mb=memory_mb, layer=layer, seed=seed,
-        **options,
+        progress=progress, **options,
     )  # fmt: skip
     result: dict[str, Any] = {
         "method": name,
@@ -111,21 +116,31 @@ def explain_run(
         "warnings": [],
         "figures": [],
     }
-    if checks:
-        result["trust"] = _trust(model, attributions, baseline, spec, seed, options)
-        result["warnings"] = _warnings(result["trust"], name)
-    result["global"] = _global_views(model, spec, attributions, labels[chosen], outputs, labels)
-    result["highest_loss"], worst = _highest_loss(
-        model, spec, inputs, labels, outputs, name, baseline, memory_mb, layer, seed, options
-    )
-    kind = get_modality(spec.modality)
-    result["views"] = kind.explanation_views(spec, attributions.inputs, attributions.values, SHOWN)
-    result["figures"] = _figures(run, spec, attributions, labels[chosen], result)
-    titles = [
-        f"{e.get('predicted', '')} ({e.get('confidence', 0):.0%})\ntrue {e.get('true', '')}"
-        for e in result["highest_loss"]
-    ]
-    result["figures"] += pictures.draw_highest_loss(kind.picture, worst, titles, run.figure)
+    # the trust checks (TRUST_STEPS of them), the highest-loss examples and the figures: one bar
+    with progress_bar(len(TRUST_STEPS) * checks + 2, "explain checks", progress, unit="steps") as bar:
+        if checks:
+            result["trust"] = _trust(model, attributions, baseline, spec, seed, options, bar)
+            result["warnings"] = _warnings(result["trust"], name)
+        result["global"] = _global_views(model, spec, attributions, labels[chosen], outputs, labels)
+        note(bar, "highest-loss examples")
+        result["highest_loss"], worst = _highest_loss(
+            model, spec, inputs, labels, outputs, name, baseline, memory_mb, layer, seed, options
+        )
+        bar.update(1)
+        note(bar, "figures")
+        kind = get_modality(spec.modality)
+        result["views"] = kind.explanation_views(spec, attributions.inputs, attributions.values, SHOWN)
+        result["figures"] = _figures(run, spec, attributions, labels[chosen], result)
+        titles = [
+            f"{e.get('predicted', '')} ({e.get('confidence', 0):.0%})\ntrue {e.get('true', '')}"
+            for e in result["highest_loss"]
+        ]
+        if worst is not None:
+            result["figures"] += pictures.draw_highest_loss(kind.picture, worst, titles, run.figure)
+        else:
+            run.figure("explain_highest_loss").unlink(missing_ok=True)  # no mistakes: an old figure would mislead
+        note(bar, "")
+        bar.update(1)
     result["time_s"] = round(time.perf_counter() - started, 3)
     run.write_result("explain", result)
     return result
@@ -180,17 +195,22 @@ def _trust(
     spec: DataSpec,
     seed: int,
     options: dict[str, Any],
+    bar: Any,
 ) -> dict[str, Any]:
+    """The trust checks of ``attributions``; ``bar`` advances by one per check (``TRUST_STEPS``)."""
     x, targets, name = attributions.inputs, attributions.target, attributions.method
     kind = get_modality(spec.modality)
     masked = kind.masking_baseline(x, baseline)
     valid = kind.valid_units(x, masked)  # units equal to the baseline already: nothing to remove or explain
     batch = max(1, attributions.budget.rows_without_gradients)
+    note(bar, TRUST_STEPS[0])
     out: dict[str, Any] = {
         "faithfulness": trust.deletion_insertion(
             model, x, attributions.values, targets, masked, spec.modality, valid=valid, batch=batch, seed=seed
         )
     }
+    bar.update(1)
+    note(bar, TRUST_STEPS[1])
     if not kind.continuous:
         out["infidelity"] = {"skipped": kind.not_continuous}
         out["sensitivity"] = {"skipped": kind.not_continuous}
@@ -212,6 +232,8 @@ def _trust(
                 ).values  # fmt: skip
 
             out["sensitivity"] = trust.max_sensitivity(again, x[:k], targets[:k], 0.02 * scale, seed=seed)
+    bar.update(1)
+    note(bar, TRUST_STEPS[2])
     if METHODS[name].gradient:
         randomised = trust.randomised_copy(model, seed)
         other = explain(
@@ -224,6 +246,7 @@ def _trust(
         )
     else:
         out["randomisation"] = {"skipped": "the test applies to gradient methods"}
+    bar.update(1)
     if attributions.completeness is not None:
         out["completeness"] = attributions.completeness
     return out
@@ -339,14 +362,18 @@ def _highest_loss(
     layer: str | None,
     seed: int,
     options: dict[str, Any],
-) -> tuple[list[dict[str, Any]], Attributions]:
+) -> tuple[list[dict[str, Any]], Attributions | None]:
     """The test examples with the largest loss, explained for the class the model predicted (with the
     same method options as the main explanation: ``n_steps``, ``n_samples`` ...)."""
     if spec.task != "classify":
         errors = (outputs.reshape(len(outputs), -1) - labels.reshape(len(labels), -1).float()).pow(2).mean(dim=1)
     else:
         errors = torch.nn.functional.cross_entropy(outputs, labels.long(), reduction="none")
-    worst = errors.argsort(descending=True)[: min(HIGHEST_LOSS, len(errors))]
+        errors = errors.masked_fill(outputs.argmax(dim=1) == labels.long(), float("-inf"))  # mistakes only
+    order = errors.argsort(descending=True)
+    worst = order[torch.isfinite(errors[order])][:HIGHEST_LOSS]
+    if len(worst) == 0:
+        return [], None
     x = inputs[worst]
     kwargs = dict(baselines=baseline, modality=spec.modality, memory_mb=memory_mb, layer=layer, seed=seed)
     predicted = explain(model, x, method, **kwargs, **options)

@@ -58,5 +58,5 @@ def demo(
         options, line = stage.demo(run)
         if line and progress is not None:
             print(f"{stage.name}: {line}", file=progress, flush=True)
-        stage.run(run, **options)
+        stage.run(run, **options, **({"progress": progress} if stage.audit else {}))
     return run

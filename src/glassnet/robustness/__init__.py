@@ -1,26 +1,57 @@
 """Audit stage ``robustness``: attacks and robustness evaluation with gradient-masking checks.
 
 Adversarial training is a training step of the learning layer (``glassnet.train.steps.adversarial``).
+The names below load on first use, so that the light ``glassnet.robustness.units`` imports without torch.
 """
 
-from glassnet.robustness.attacks import (
-    AttackInfo,
-    apgd_ce,
-    apgd_dlr,
-    apgd_targeted,
-    attack_info,
-    carlini_wagner,
-    deepfool,
-    fgsm,
-    list_attacks,
-    pgd,
-    run_attack,
-    square,
-)
-from glassnet.robustness.bounds import BoxModel, InputBounds, input_bounds
-from glassnet.robustness.embedding import embedding_apgd, embedding_pgd
-from glassnet.robustness.evaluate import RobustnessResult, robustness
-from glassnet.robustness.stage import attack_run, robustness_run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from glassnet.robustness.attacks import (
+        AttackInfo,
+        apgd_ce,
+        apgd_dlr,
+        apgd_targeted,
+        attack_info,
+        carlini_wagner,
+        deepfool,
+        fgsm,
+        list_attacks,
+        pgd,
+        run_attack,
+        square,
+    )
+    from glassnet.robustness.bounds import BoxModel, InputBounds, input_bounds
+    from glassnet.robustness.embedding import embedding_apgd, embedding_pgd
+    from glassnet.robustness.evaluate import RobustnessResult, robustness
+    from glassnet.robustness.stage import attack_run, robustness_run
+
+_HOMES = {
+    **dict.fromkeys(
+        (
+            "AttackInfo",
+            "apgd_ce",
+            "apgd_dlr",
+            "apgd_targeted",
+            "attack_info",
+            "carlini_wagner",
+            "deepfool",
+            "fgsm",
+            "list_attacks",
+            "pgd",
+            "run_attack",
+            "square",
+        ),
+        "glassnet.robustness.attacks",
+    ),
+    **dict.fromkeys(("BoxModel", "InputBounds", "input_bounds"), "glassnet.robustness.bounds"),
+    **dict.fromkeys(("embedding_apgd", "embedding_pgd"), "glassnet.robustness.embedding"),
+    **dict.fromkeys(("RobustnessResult", "robustness"), "glassnet.robustness.evaluate"),
+    **dict.fromkeys(("attack_run", "robustness_run"), "glassnet.robustness.stage"),
+}
 
 __all__ = [
     "AttackInfo",
@@ -45,3 +76,16 @@ __all__ = [
     "run_attack",
     "square",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

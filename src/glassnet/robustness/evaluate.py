@@ -28,6 +28,7 @@ from glassnet.data.modality import get_modality
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError, DataError
 from glassnet.models.outputs import batched_outputs
+from glassnet.progress import Progress, note, progress_bar
 from glassnet.robustness.attacks import (
     apgd_ce,
     apgd_targeted,
@@ -41,6 +42,7 @@ from glassnet.robustness.attacks import (
 )
 from glassnet.robustness.bounds import BoxModel, InputBounds, input_bounds
 from glassnet.robustness.embedding import embedding_apgd, embedding_pgd, perturbed
+from glassnet.robustness.units import check_budget
 from glassnet.train.perturbation import flat_norm
 
 DEFAULT_EPS = {"linf": (0.01, 0.02, 0.05, 0.1), "l2": (0.25, 0.5, 1.0, 2.0)}
@@ -129,6 +131,63 @@ class RobustnessResult:
             "adversarial_examples": self.adversarial_examples.get("records", []),
         }
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: clean and robust accuracy per eps, each attack's curve, the warnings."""
+        from glassnet.notebook import esc, grid_table, titled
+
+        header = ["", "clean", *(f"eps={e:g}" for e in self.eps)]
+        rows = [[name, self.clean_accuracy, *curve] for name, curve in self.curves.items()]
+        if self.worst_case is not None:
+            rows.append(["worst case", self.clean_accuracy, *self.worst_case["accuracy"]])
+        warned = "".join(f"<div>warning: {esc(w)}</div>" for w in self.warnings)
+        note = f"{self.examples:,} examples attacked in {self.space} space, {self.norm} norm ({self.bounds})"
+        return titled("Robustness: accuracy under attack", grid_table(header, rows), warned, note=note)
+
+    def save(self, run: Any, *, split: str = "test", data: str | None = None) -> Any:
+        """Write this result into a run as ``glassnet robustness RUN`` does, so that its report shows it.
+
+        Writes ``results/robustness.json`` (the stage's keys, with ``data`` and ``split``) and the
+        figures ``robustness_curves`` and ``adversarial_examples``, under the run's lock, all
+        together or not at all. ``gn.report(run)`` (or ``glassnet report RUN``) then shows the section.
+
+        Args:
+            run: the run directory (or ``Run``) of the attacked model.
+            split: the split the attacked examples came from, as the report names it.
+            data: the dataset's name (default: the run's).
+
+        Returns:
+            The path of ``results/robustness.json``.
+
+        Raises:
+            RunError: the run is missing or holds no saved model.
+            DataError: the run's model is not a classifier (robustness.json describes classifiers).
+        """
+        from glassnet.robustness import figures
+        from glassnet.runs import transaction
+        from glassnet.train.run import Run
+
+        run = Run.open(run)
+        spec, config = run.spec, run.config
+        if spec.task != "classify":
+            raise DataError(f"a robustness result goes into a classifier's run; the run at '{run.path}' is {spec.task}")
+        with transaction(run.path, "attack"):
+            name = data or spec.name or (config.data if config else "")
+            record = {"data": name, "split": split, **self.to_dict()}
+            record["adversarial_training"] = None  # the run's adversarial-training settings, as the stage records
+            if config is not None and config.step.get("name") == "adversarial":
+                from glassnet.train.steps.adversarial import adversarial_step
+
+                options = {k: v for k, v in config.step.items() if k != "name"}
+                record["adversarial_training"] = adversarial_step(options, spec).describe()
+            figures.accuracy_curves(record, run.figure("robustness_curves"))
+            examples, path = self.adversarial_examples, run.figure("adversarial_examples")
+            if examples.get("records"):
+                originals, adversarial = examples["originals"].numpy(), examples["adversarial"].numpy()
+                figures.adversarial_examples(originals, adversarial, examples["records"], list(spec.class_names), path)
+            else:
+                path.unlink(missing_ok=True)  # a figure from an earlier attack would no longer match the results
+            return run.write_result("robustness", record)
+
 
 def robustness(
     model: nn.Module,
@@ -148,6 +207,7 @@ def robustness(
     checks: bool = True,
     reference: torch.Tensor | None = None,
     precision: str = "fp32",
+    progress: Progress = None,
 ) -> RobustnessResult:
     """Attack ``model`` at each ``eps`` and measure what accuracy is left.
 
@@ -175,6 +235,8 @@ def robustness(
         precision: ``fp32`` (default), or ``bf16``: the attacks' forward and backward passes run under
             bf16 autocast (1.5-1.7x faster than fp32 on this CPU, but a slightly weaker attack:
             0.3-1 point of robust accuracy in docs/robustness.md), while every accuracy is still judged in fp32.
+        progress: a bar over the (attack, eps) points with elapsed time and time left: True on stderr, or
+            a text stream; None (default) or False draws nothing (``glassnet.progress``).
 
     Returns:
         A ``RobustnessResult``.
@@ -193,10 +255,11 @@ def robustness(
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}")
     text = (spec is not None and not get_modality(spec.modality).continuous) or not torch.is_floating_point(inputs)
-    eps_list = _eps_list(eps, norm, text)
+    eps_list = _eps_list(eps, norm, text, spec.modality if spec is not None else None, inputs[0].numel())
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    with _frozen(model, channels_last=not text and inputs.dim() == 4):
+    bar = progress_bar(_points(attacks, eps_list, text, worst_case, checks), "attack", progress, unit="points")
+    with bar, _frozen(model, channels_last=not text and inputs.dim() == 4):
         if text:
             return _text_robustness(
                 model,
@@ -212,6 +275,7 @@ def robustness(
                 apgd_steps=apgd_steps,
                 target_classes=target_classes,
                 precision=precision,
+                bar=bar,
             )
         for name in attacks:
             info = attack_info(name)
@@ -246,12 +310,14 @@ def robustness(
             result.settings[name] = {k: v for k, v in kwargs.items() if k != "generator"}
             if attack_info(name).minimum_norm:
                 curve, norms, adv = _minimum_norm_curve(
-                    name, boxed, z, y, correct, eps_list, norm, batch_size, kwargs, attacker
+                    name, boxed, z, y, correct, eps_list, norm, batch_size, kwargs, attacker, bar=bar
                 )
                 result.minimum_norms[name] = norms
                 runs = len(y)
             else:
-                curve, adv = _budget_curve(name, boxed, z, y, correct, eps_list, norm, batch_size, kwargs, attacker)
+                curve, adv = _budget_curve(
+                    name, boxed, z, y, correct, eps_list, norm, batch_size, kwargs, attacker, bar=bar
+                )
                 runs = len(y) * len(eps_list)
             elapsed = time.perf_counter() - start
             result.curves[name] = curve
@@ -272,6 +338,7 @@ def robustness(
                 square_queries,
                 generator,
                 attacker,
+                bar=bar,
             )
             elapsed = time.perf_counter() - start
             result.timing["worst-case"] = {
@@ -285,7 +352,9 @@ def robustness(
                 "square_queries": square_queries,
             }
         if checks:
+            note(bar, "gradient-masking checks")
             _masking_checks(result, boxed, z, y, correct, norm, batch_size, generator, attacker)
+            bar.update(1)
         result.adversarial_examples = _pick_examples(boxed, bounds, z, y, adversarial, eps_list)
     return result
 
@@ -346,7 +415,9 @@ def _sample(size: int, limit: int | None) -> torch.Tensor:
     return torch.randperm(size, generator=generator)[:limit].sort().values
 
 
-def _eps_list(eps: Sequence[float] | float | None, norm: str, text: bool) -> list[float]:
+def _eps_list(
+    eps: Sequence[float] | float | None, norm: str, text: bool, modality: str | None = None, size: int = 1
+) -> list[float]:
     if eps is None:
         values = list(DEFAULT_TEXT_EPS if text else DEFAULT_EPS[norm])
     elif isinstance(eps, (int, float)):
@@ -356,10 +427,8 @@ def _eps_list(eps: Sequence[float] | float | None, norm: str, text: bool) -> lis
     if not values:
         raise ConfigError("eps must list at least one budget, e.g. eps=[0.05, 0.1]")
     for value in values:
-        if text:
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"eps must be a finite number > 0. Received: eps={value}")
-        else:
+        check_budget(value, norm, "text" if text else modality, size)
+        if not text:
             check_eps(value, norm)
     return sorted(set(values))
 
@@ -452,6 +521,15 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     return fused.eval()
 
 
+def _points(attacks: list[str], eps_list: list[float], text: bool, worst_case: bool, checks: bool) -> int:
+    """Units of the progress bar: one per (attack, eps), one per minimum-norm attack (one run gives every eps),
+    one per (worst-case component, eps), one for the gradient-masking checks."""
+    if text:
+        return len(eps_list) * (1 + len(TEXT_WORST_CASE) * worst_case)
+    curves = sum(1 if attack_info(name).minimum_norm else len(eps_list) for name in attacks)
+    return curves + len(eps_list) * len(WORST_CASE) * worst_case + checks
+
+
 def _takes_generator(name: str) -> bool:
     return name in ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "square")
 
@@ -462,6 +540,17 @@ def _mean(mask: torch.Tensor) -> float:
 
 def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     return batched_outputs(model, x, batch_size, device=x.device, to_cpu=False)
+
+
+def _step(bar: Any, what: str) -> None:
+    """Name the point the progress bar is on (``bar`` None: no bar)."""
+    if bar is not None:
+        note(bar, what)
+
+
+def _done(bar: Any) -> None:
+    if bar is not None:
+        bar.update(1)
 
 
 def _batches(index: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
@@ -484,11 +573,13 @@ def _budget_curve(
     batch_size: int,
     kwargs: dict[str, Any],
     attacker: nn.Module | None = None,
+    bar: Any = None,
 ) -> tuple[list[float], dict[float, torch.Tensor]]:
     """Accuracy per eps; only the correctly classified examples are attacked (the others already count as lost)."""
     curve, adversarial = [], {}
     standing_index = correct.nonzero().squeeze(1)
     for eps in eps_list:
+        _step(bar, f"{name} eps={eps:g}")
         robust = torch.zeros_like(correct)
         adv_all = z.clone()
         for index in _batches(standing_index, batch_size):
@@ -498,6 +589,7 @@ def _budget_curve(
             adv_all[index] = adv
         curve.append(_mean(robust))
         adversarial[eps] = adv_all
+        _done(bar)
     return curve, adversarial
 
 
@@ -512,8 +604,10 @@ def _minimum_norm_curve(
     batch_size: int,
     kwargs: dict[str, Any],
     attacker: nn.Module | None = None,
+    bar: Any = None,
 ) -> tuple[list[float], dict[str, float], dict[float, torch.Tensor]]:
     """One run gives every eps: an example survives eps when no adversarial input within eps was found."""
+    _step(bar, f"{name} (every eps)")
     sizes = torch.full((len(y),), float("inf"), device=z.device)
     adv_all = z.clone()
     for index in _batches(correct.nonzero().squeeze(1), batch_size):
@@ -523,6 +617,7 @@ def _minimum_norm_curve(
         sizes[index] = torch.where(fooled, flat_norm(adv - z[index], norm), sizes[index])
         adv_all[index] = adv
     sizes[~correct] = 0.0
+    _done(bar)
     curve = [_mean(sizes > eps * (1 + 1e-6)) for eps in eps_list]
     found = sizes[correct & torch.isfinite(sizes)]
     norms = {
@@ -549,6 +644,7 @@ def _worst_case(
     square_queries: int,
     generator: torch.Generator,
     attacker: nn.Module | None = None,
+    bar: Any = None,
 ) -> tuple[dict[str, Any], dict[float, torch.Tensor]]:
     """Per eps: APGD-CE, then APGD-DLR targeted, then Square, each on the examples still standing."""
     components = list(WORST_CASE)
@@ -559,6 +655,7 @@ def _worst_case(
         robust = correct.clone()
         adv_all = z.clone()
         for name in components:
+            _step(bar, f"worst case: {name} eps={eps:g}")
             for index in _batches(robust.nonzero().squeeze(1), batch_size):
                 x0, y0 = z[index], y[index]
                 if name == "apgd-ce":
@@ -572,6 +669,7 @@ def _worst_case(
                 robust[index[fooled]] = False
                 adv_all[index[fooled]] = adv[fooled]
             after[name].append(round(_mean(robust), 6))
+            _done(bar)
         accuracy.append(round(_mean(robust), 6))
         adversarial[eps] = adv_all
     return {"accuracy": accuracy, "attacks": components, "after": after, "space": "input"}, adversarial
@@ -724,6 +822,7 @@ def _text_robustness(
     apgd_steps: int = 100,
     target_classes: int = 3,
     precision: str = "fp32",
+    bar: Any = None,
 ) -> RobustnessResult:
     """Token models, in embedding space: the PGD curve and the worst case over APGD-CE and APGD-DLR targeted."""
     if attacks != ["pgd"] and set(attacks) != {"pgd", "fgsm"}:
@@ -747,12 +846,14 @@ def _text_robustness(
     result.settings["embedding-pgd"] = dict(kwargs)
     start, curve = time.perf_counter(), []
     for eps in eps_list:
+        _step(bar, f"embedding-pgd eps={eps:g}")
         robust = torch.zeros_like(correct)
         for index in _batches(correct.nonzero().squeeze(1), batch_size):
             delta = embedding_pgd(attacker, tokens[index], y[index], eps, generator=generator, **kwargs)
             with torch.no_grad(), perturbed(model, delta):
                 robust[index] = model(tokens[index]).argmax(1) == y[index]
         curve.append(_mean(robust))
+        _done(bar)
     elapsed = time.perf_counter() - start
     result.curves["embedding-pgd"] = curve
     result.timing["embedding-pgd"] = {
@@ -762,7 +863,7 @@ def _text_robustness(
     if worst_case:
         start = time.perf_counter()
         result.worst_case = _text_worst_case(
-            model, tokens, y, correct, eps_list, batch_size, apgd_steps, target_classes, generator, attacker
+            model, tokens, y, correct, eps_list, batch_size, apgd_steps, target_classes, generator, attacker, bar
         )
         elapsed = time.perf_counter() - start
         result.timing["worst-case"] = {
@@ -811,6 +912,7 @@ def _text_worst_case(
     target_classes: int,
     generator: torch.Generator,
     attacker: nn.Module | None = None,
+    bar: Any = None,
 ) -> dict[str, Any]:
     """Per eps, in embedding space: APGD-CE, then APGD-DLR targeted, each on the examples still standing."""
     accuracy, after = [], {name: [] for name in TEXT_WORST_CASE}
@@ -818,6 +920,7 @@ def _text_worst_case(
     for eps in eps_list:
         robust = correct.clone()
         for name in TEXT_WORST_CASE:
+            _step(bar, f"worst case: {name} eps={eps:g}")
             for index in _batches(robust.nonzero().squeeze(1), batch_size):
                 t0, y0 = tokens[index], y[index]
                 if name == "apgd-ce":
@@ -830,6 +933,7 @@ def _text_worst_case(
                     fooled = model(t0).argmax(1) != y0
                 robust[index[fooled]] = False
             after[name].append(round(_mean(robust), 6))
+            _done(bar)
         accuracy.append(round(_mean(robust), 6))
     return {
         "accuracy": accuracy,

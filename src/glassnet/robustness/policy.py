@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from glassnet.errors import ConfigError, UnknownNameError
 from glassnet.figures import rl as rl_figures
+from glassnet.progress import Progress, note, progress_bar
 from glassnet.rl.evaluation import TEST_SEED, collect_states, cpu_threads, evaluate_policy
 from glassnet.train.run import Run
 
@@ -106,6 +107,7 @@ def attack_policy(
     episodes: int = 10,
     steps: int = 10,
     seed: int = 0,
+    progress: Progress = None,
 ) -> dict[str, Any]:
     """Return against eps for each attack; writes ``results/robustness.json`` and ``figures/robustness_return.png``.
 
@@ -116,6 +118,8 @@ def attack_policy(
         episodes: seeded test episodes per point of each curve.
         steps: PGD's iterations.
         seed: the attacks' random draws.
+        progress: a bar over the (attack, eps) points with elapsed time and time left: True on stderr, or
+            a text stream; None (default) or False draws nothing.
 
     Raises:
         UnknownNameError: an attack is not ``random``, ``fgsm`` or ``pgd``.
@@ -137,15 +141,20 @@ def attack_policy(
     model, environment = run.model.eval(), run.data()
     scale = torch.ones(spec.input_shape) if image else _feature_scale(model, environment)
     curves: dict[str, list[dict[str, float]]] = {}
-    clean = evaluate_policy(model, environment, episodes, seed=TEST_SEED)
-    for method in methods:
-        curves[method] = []
-        for budget in budgets:
-            agent = PerturbedAgent(model, method, budget, scale, image, steps, seed)
-            scores = clean if budget == 0 else evaluate_policy(agent, environment, episodes, seed=TEST_SEED)
-            point = {"eps": budget, "return_mean": scores["return_mean"], "return_std": scores["return_std"]}
-            point["changed"] = round(agent.changed / max(agent.decisions, 1), 6)
-            curves[method].append(point)
+    with progress_bar(1 + len(methods) * len(budgets), "attack", progress, unit="points") as bar:
+        note(bar, "clean")
+        clean = evaluate_policy(model, environment, episodes, seed=TEST_SEED)
+        bar.update(1)
+        for method in methods:
+            curves[method] = []
+            for budget in budgets:
+                note(bar, f"{method} eps={budget:g}")
+                agent = PerturbedAgent(model, method, budget, scale, image, steps, seed)
+                scores = clean if budget == 0 else evaluate_policy(agent, environment, episodes, seed=TEST_SEED)
+                point = {"eps": budget, "return_mean": scores["return_mean"], "return_std": scores["return_std"]}
+                point["changed"] = round(agent.changed / max(agent.decisions, 1), 6)
+                curves[method].append(point)
+                bar.update(1)
     from glassnet.rl.task import RandomPolicy
 
     floor = evaluate_policy(RandomPolicy(spec), environment, episodes, seed=TEST_SEED)["return_mean"]

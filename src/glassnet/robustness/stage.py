@@ -8,6 +8,7 @@ from typing import Any
 
 from glassnet.config import RunConfig
 from glassnet.errors import ConfigError, DataError
+from glassnet.progress import Progress
 from glassnet.robustness import figures
 from glassnet.robustness.evaluate import DEFAULT_ATTACKS, robustness
 from glassnet.runs import writes_run
@@ -33,6 +34,7 @@ def robustness_run(
     square_queries: int = 1000,
     precision: str = "fp32",
     episodes: int = 10,
+    progress: Progress = None,
 ) -> dict[str, Any]:
     """Attack a trained run on a split of its dataset; writes ``results/robustness.json`` and figures.
 
@@ -57,6 +59,8 @@ def robustness_run(
         precision: ``fp32``, or ``bf16`` to run the attacks under bf16 autocast (faster, slightly weaker).
         episodes: an agent's run (``--env``): seeded test episodes per point of its return-against-eps
             curves (``glassnet.robustness.policy``; ``random`` noise is always attacked as the reference).
+        progress: a bar over the (attack, eps) points with elapsed time and time left: True on stderr, or
+            a text stream; None (default) or False draws nothing.
 
     Returns:
         The dict written to ``robustness.json``.
@@ -76,7 +80,7 @@ def robustness_run(
             raise ConfigError("an agent's observations are attacked in the linf norm; drop --norm l2")
         methods = [attack] if isinstance(attack, str) else list(attack)
         methods = ["random", *(m for m in methods if m != "random")]
-        return attack_policy(run, methods, eps, episodes, seed=seed)
+        return attack_policy(run, methods, eps, episodes, seed=seed, progress=progress)
     if spec.task != "classify":
         raise DataError(f"glassnet robustness evaluates classifiers; the run at '{run.path}' is a {spec.task} model")
     config, bundle = run.config, run.data()
@@ -98,6 +102,7 @@ def robustness_run(
         square_queries=square_queries,
         reference=train_inputs,
         precision=precision,
+        progress=progress,
     )
     record = {"data": bundle.spec.name or (config.data if config else ""), "split": split, **result.to_dict()}
     record["adversarial_training"] = _training_settings(config, spec)
@@ -105,13 +110,12 @@ def robustness_run(
     examples = result.adversarial_examples
     path = run.figure("adversarial_examples")
     if examples.get("records"):
-        figures.adversarial_examples(
-            examples["originals"].numpy(),
-            examples["adversarial"].numpy(),
-            examples["records"],
-            list(spec.class_names),
-            path,
-        )
+        originals, adversarial = examples["originals"].numpy(), examples["adversarial"].numpy()
+        figures.adversarial_examples(originals, adversarial, examples["records"], list(spec.class_names), path)
+        if originals.ndim == 2:  # table rows: the report lists the changed features in their own units
+            changes = figures.feature_changes(originals, adversarial, spec.feature_names, spec.input_std)
+            for entry, change in zip(record["adversarial_examples"], changes, strict=True):
+                entry.update(change)
     else:
         path.unlink(missing_ok=True)  # a figure from an earlier attack would no longer match the results
     run.write_result("robustness", record)

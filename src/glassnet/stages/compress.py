@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 from typing import Any
 
-from glassnet.compress.core import variant_cells
-from glassnet.compress.run import compress_run
 from glassnet.config import parse_overrides
+from glassnet.progress import add_quiet_option, cli_progress
 from glassnet.stages import Stage, print_table, register_stage
+from glassnet.stages._written import print_written, run_files
+
+FIGURE = "compress_tradeoff"
+
+
+def compress_run(run: Any, **options: Any) -> Any:
+    """``glassnet.compress.compress_run``, imported when the stage runs (the command line starts without torch)."""
+    from glassnet.compress.run import compress_run
+
+    return compress_run(run, **options)
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -55,13 +63,13 @@ def arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="CPU threads for the whole command (default: torch's setting; 1 gives steadier timings on a busy machine)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_quiet_option(p)
     p.add_argument("--episodes", type=int, help="an agent's run: seeded test episodes per variant (default 20)")
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "progress": None if args.quiet else sys.stderr,
+        "progress": cli_progress(args),
         "prune": args.prune,
         "prune_method": args.prune_method,
         "prune_steps": args.prune_steps,
@@ -85,9 +93,9 @@ def show(result: Any, args: argparse.Namespace) -> None:
     if isinstance(result, dict) and result.get("kind") == "policy":
         _show_policy(result, args)
         return
-    print_variants(result.to_dict())
-    print(f"written:  {args.run}/results/compress.json")
-    print(f"figure:   {args.run}/figures/compress_tradeoff.png")
+    record = result.to_dict()
+    print_variants(record)
+    print_written(run_files(args.run, ["results/compress.json", *written_variants(record)], [FIGURE]))
 
 
 def _show_policy(result: dict[str, Any], args: argparse.Namespace) -> None:
@@ -97,7 +105,9 @@ def _show_policy(result: dict[str, Any], args: argparse.Namespace) -> None:
     print_table(VARIANT_COLUMNS, variant_rows(result))
     for line in result["notes"] + [f"warning: {w}" for w in result["warnings"]]:
         print(line)
-    print(f"written:  {args.run}/results/compress.json")
+    print_written(
+        run_files(args.run, ["results/compress.json", *written_variants(result)], result.get("figures") or [])
+    )
 
 
 def headline(result: dict[str, Any]) -> str | None:
@@ -127,12 +137,21 @@ def demo(run: Any) -> tuple[dict[str, Any], str]:
         )
     return (
         {"quantize": ["torch-dynamic", "torch-static"], "export_format": None},
-        "PyTorch int8 only (`pip install glassnet[compress]` adds ONNX and ONNX Runtime)",
+        "PyTorch int8 only (`pip install 'glassnet[compress]'` adds ONNX and ONNX Runtime)",
     )
+
+
+def written_variants(result: dict[str, Any]) -> list[str]:
+    """The files the variants were written to, relative to the run (the fp32 original is the run's own model)."""
+    files = [v.get("file") for v in result.get("variants", []) if v.get("name") != "fp32"]
+    onnx = result.get("onnx") or {}
+    return [f for f in [*files, onnx.get("file")] if f]
 
 
 def print_variants(result: dict[str, Any]) -> None:
     """The variants as a text table, then the ONNX check and what was skipped."""
+    from glassnet.compress.core import variant_cells
+
     metric = result["metric"]
     rows = [
         [*variant_cells(v, metric), "SLOWER: " + ", ".join(v["slower"]) if v["slower"] else ""]
@@ -151,6 +170,8 @@ def print_variants(result: dict[str, Any]) -> None:
         "b64 speed",
         "",
     ]
+    if not any(row[-1] for row in rows):  # no variant is slower: no column for it
+        header, rows = header[:-1], [row[:-1] for row in rows]
     print(f"{result['test_size']:,} test examples, {result['threads']} thread(s); speed-ups against fp32:")
     print_table(header, rows)
     if result.get("onnx"):

@@ -5,10 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from glassnet.explain.budget import DEFAULT_MEMORY_MB
 from glassnet.explain.methods import ALIASES, METHODS
-from glassnet.explain.run import DEFAULT_EXAMPLES, TASKS, explain_run
+from glassnet.explain.names import DEFAULT_EXAMPLES, DEFAULT_MEMORY_MB, TASKS
+from glassnet.progress import add_quiet_option, cli_progress
 from glassnet.stages import Stage, register_stage
+from glassnet.stages._written import print_written, run_files
+
+
+def explain_run(run: Any, **options: Any) -> dict[str, Any]:
+    """``glassnet.explain.explain_run``, imported when the stage runs (the command line starts without torch)."""
+    from glassnet.explain.run import explain_run
+
+    return explain_run(run, **options)
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +41,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, help="samples of SmoothGrad, GradientSHAP, LIME and KernelSHAP")
     p.add_argument("--no-checks", action="store_true", help="skip the trust checks (faster)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
+    add_quiet_option(p)
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
@@ -44,6 +53,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         "checks": not args.no_checks,
         "seed": args.seed,
         "n_steps": args.steps,
+        "progress": cli_progress(args),
     }
     if args.samples is not None:
         chosen["n_samples"] = args.samples
@@ -73,7 +83,7 @@ def show(result: dict[str, Any], args: argparse.Namespace) -> None:
             )
     for warning in result["warnings"]:
         print(f"warning:  {warning}")
-    print(f"written:  {args.run}/results/explain.json, figures: {', '.join(result['figures']) or '(none)'}")
+    print_written(run_files(args.run, ["results/explain.json"], result.get("figures") or []))
 
 
 def headline(result: dict[str, Any]) -> str:

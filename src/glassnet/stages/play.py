@@ -5,31 +5,35 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from glassnet.rl.evaluation import TEST_SEED, play
 from glassnet.stages import Stage, register_stage
+from glassnet.stages._written import print_written
+
+
+def play(run: Any, **options: Any) -> dict[str, Any]:
+    """``glassnet.rl.evaluation.play``, imported when the stage runs (the command line starts without torch)."""
+    from glassnet.rl.evaluation import play
+
+    return play(run, **options)
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="the GIF to write (default RUN/figures/play.gif)")
-    p.add_argument("--seed", type=int, default=TEST_SEED, help=f"the episode's seed (default {TEST_SEED})")
+    p.add_argument("--seed", type=int, help="the episode's seed (default: the first test episode's seed, 20000)")
     p.add_argument("--max-frames", type=int, default=600, help="at most this many frames (default 600)")
     p.add_argument("--width", type=int, default=320, help="frame width in pixels (default 320)")
     p.add_argument("--sample", action="store_true", help="draw actions from the policy instead of the most likely")
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "out": args.out,
-        "seed": args.seed,
-        "max_frames": args.max_frames,
-        "width": args.width,
-        "deterministic": not args.sample,
-    }
+    chosen = {"out": args.out, "max_frames": args.max_frames, "width": args.width, "deterministic": not args.sample}
+    if args.seed is not None:
+        chosen["seed"] = args.seed
+    return chosen
 
 
 def show(result: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"episode:  seed {result['seed']}, return {result['return']:.2f}, {result['length']} steps")
-    print(f"written:  {result['file']} ({result['frames']} frames)")
+    print_written([f"{result['file']} ({result['frames']} frames)", f"{args.run}/results/play.json"])
 
 
 def headline(result: dict[str, Any]) -> str:

@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from glassnet.report import report
 from glassnet.stages import Stage, register_stage
+from glassnet.stages._written import print_written
+
+
+def report(run: Any, **options: Any) -> Any:
+    """``glassnet.report.report``, imported when the stage runs (the command line starts without torch)."""
+    from glassnet.report import report
+
+    return report(run, **options)
 
 
 def show(path: Any, args: argparse.Namespace) -> None:
-    print(f"report:   {path}")
+    print_written([path])
 
 
 STAGE = register_stage(

@@ -6,8 +6,20 @@ import argparse
 from typing import Any
 
 from glassnet.errors import ConfigError
-from glassnet.robustness.stage import robustness_run
+from glassnet.progress import add_quiet_option, cli_progress
+from glassnet.robustness.units import EPS_HELP
 from glassnet.stages import Stage, print_table, register_stage
+from glassnet.stages._written import print_written, run_files
+
+FIGURES = ("robustness_curves", "adversarial_examples")
+
+
+def robustness_run(run: Any, **options: Any) -> dict[str, Any]:
+    """``glassnet.robustness.robustness_run``, imported when the stage runs (the command line starts without
+    torch)."""
+    from glassnet.robustness.stage import robustness_run
+
+    return robustness_run(run, **options)
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -18,7 +30,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
         help="attack drawn as a curve; repeat or comma-separate (default: fgsm,pgd). "
         "Choices: apgd-ce, apgd-dlr, cw, deepfool, fgsm, pgd, square",
     )
-    p.add_argument("--eps", nargs="+", type=float, metavar="E", help="budgets (default: 0.01 0.02 0.05 0.1 for linf)")
+    p.add_argument("--eps", nargs="+", type=float, metavar="E", help=EPS_HELP)
     p.add_argument("--norm", default="linf", choices=["linf", "l2"], help="perturbation norm (default: linf)")
     p.add_argument("--limit", type=int, default=1000, help="attack N sampled examples (default: 1000)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
@@ -33,6 +45,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--episodes", type=int, default=10, help="an agent's run: test episodes per point (default: 10)")
     p.add_argument("--seed", type=int, default=0)
+    add_quiet_option(p)
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
@@ -54,6 +67,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         "square_queries": args.square_queries,
         "precision": args.precision,
         "episodes": args.episodes,
+        "progress": cli_progress(args),
     }
 
 
@@ -79,7 +93,7 @@ def show(result: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"warning:  {warning}")
     if not result["warnings"] and result["checks"]:
         print(f"checks:   {len(result['checks'])} gradient-masking checks passed")
-    print(f"written:  {args.run}/results/robustness.json")
+    print_written(run_files(args.run, ["results/robustness.json"], FIGURES))
 
 
 def _show_policy(result: dict[str, Any], args: argparse.Namespace) -> None:
@@ -93,7 +107,7 @@ def _show_policy(result: dict[str, Any], args: argparse.Namespace) -> None:
     print_table([changed, *header[1:]], rows)
     for warning in result["warnings"]:
         print(f"warning:  {warning}")
-    print(f"written:  {args.run}/results/robustness.json")
+    print_written(run_files(args.run, ["results/robustness.json"], result.get("figures") or []))
 
 
 def headline(result: dict[str, Any]) -> str | None:

@@ -24,7 +24,7 @@ def run(run: Any, **options: Any) -> dict[str, Any]:
     if missing:
         raise ConfigError(
             f"glassnet serve needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
-            "run `pip install glassnet[serve]`"
+            "run `pip install 'glassnet[serve]'`"
         )
     from glassnet.serve import serve
 
@@ -89,7 +89,7 @@ STAGE = register_stage(
         description="Serve RUN with FastAPI + uvicorn until interrupted: POST /predict and /explain (JSON arrays, "
         "CSV rows, texts, image/WAV uploads, preprocessed as `glassnet predict` does), POST /act for agents, "
         "GET / (a web page to try the model), /health, /ready, /metrics (Prometheus), /openapi.json. Requests "
-        "that arrive within --max-wait-ms share one forward pass. Needs `pip install glassnet[serve]`.",
+        "that arrive within --max-wait-ms share one forward pass. Needs `pip install 'glassnet[serve]'`.",
         arguments=arguments,
         options=options,
         show=show,

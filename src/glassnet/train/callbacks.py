@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from glassnet.errors import ConfigError
+from glassnet.progress import ASCII, is_terminal
 
 if TYPE_CHECKING:
     from glassnet.train.trainer import Trainer
@@ -452,35 +453,76 @@ class MetricsLogger(Callback):
 
 
 class ProgressBar(Callback):
-    """A terminal progress bar with loss and throughput (samples/s); one line per epoch when not a terminal."""
+    """A tqdm progress bar per epoch with elapsed time, time left, loss and throughput (examples/s); one line
+    per epoch when the stream is not a terminal (logs, CI).
+
+    Args:
+        stream: where to write (default stderr).
+        width: characters of the bar itself in a terminal.
+        refresh_s: seconds between redraws in a terminal (the loss is read from the device only then).
+    """
 
     def __init__(self, stream: IO[str] | None = None, width: int = 24, refresh_s: float = 0.2) -> None:
         self.stream = stream or sys.stderr
         self.width, self.refresh_s = width, refresh_s
-        self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interactive = is_terminal(self.stream)
+        self.bar: Any = None
 
     def on_epoch_start(self, trainer: Trainer, model: nn.Module) -> None:
         self.seen, self.start, self.last_draw = 0, time.perf_counter(), 0.0
+        self._close()
 
     def on_batch_end(self, trainer: Trainer, model: nn.Module, batch_size: int) -> None:
         self.seen += batch_size
+        if not (self.interactive and trainer.is_global_zero):
+            return
         now = time.perf_counter()
-        if self.interactive and trainer.is_global_zero and now - self.last_draw >= self.refresh_s:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=max(trainer.period_batches, 1),
+                desc=trainer.period_label(),
+                file=self.stream,
+                leave=False,
+                ascii=ASCII,
+                mininterval=self.refresh_s,
+                unit="batches",
+                bar_format=f"{{desc}} [{{bar:{self.width}}}] {{percentage:3.0f}}% {{n_fmt}}/{{total_fmt}} "
+                "[{elapsed}<{remaining}{postfix}]",
+            )
+        if now - self.last_draw >= self.refresh_s:  # the loss is read (a device sync) only when drawn
             self.last_draw = now
-            done = min(trainer.period_position / max(trainer.period_batches, 1), 1.0)
-            bar = "#" * int(done * self.width)
             rate = self.seen / max(now - self.start, 1e-9) * trainer.world_size
-            self.stream.write(f"\r{trainer.period_label()} [{bar:<{self.width}}] {done:4.0%} {rate:,.0f} ex/s")
-            self.stream.flush()
+            loss = f"loss {float(trainer.loss):.4f}  " if trainer.loss is not None else ""
+            self.bar.set_postfix_str(f"{loss}{rate:,.0f} ex/s", refresh=False)
+        self.bar.update(trainer.period_position - self.bar.n)
 
     def on_epoch_end(self, trainer: Trainer, model: nn.Module, logs: dict[str, Any]) -> None:
         if not trainer.is_global_zero:
             return
-        rate = self.seen / max(time.perf_counter() - self.start, 1e-9) * trainer.world_size
+        self._close()
+        elapsed = time.perf_counter() - self.start
+        rate = self.seen / max(elapsed, 1e-9) * trainer.world_size
         shown = "  ".join(
             f"{k} {v:.4f}" for k, v in logs.items() if (k.startswith(("train/", "val/"))) and isinstance(v, float)
         )
-        # in a terminal, overwrite the bar and clear what is left of it
+        # in a terminal, overwrite what is left of the bar
         prefix, clear = ("\r", "\x1b[K") if self.interactive else ("", "")
-        self.stream.write(f"{prefix}{trainer.period_label()}  {shown}  {rate:,.0f} ex/s{clear}\n")
+        self.stream.write(f"{prefix}{trainer.period_label()}  {shown}  {rate:,.0f} ex/s  {_clock(elapsed)}{clear}\n")
         self.stream.flush()
+
+    def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None:
+        self._close()  # a stopped epoch's bar
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _clock(seconds: float) -> str:
+    """``0:42`` or ``1:02:03``: how long an epoch took."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
