@@ -63,8 +63,12 @@ def explanations(ctx: ReportContext) -> str | None:
     if not result:
         return None
     ctx.check("explain", result, _EXPLAIN)
-    size = _test_size(ctx)
-    used = subset_note(result["examples"], "test", size, how=", taken class by class in turn")
+    given = isinstance(result.get("source"), str)  # gn.explain on examples of the user's choice, saved later
+    size = None if given else _test_size(ctx)
+    if given:
+        used = f"{fmt(result['examples'])} examples given to gn.explain (not drawn from the test split)"
+    else:
+        used = subset_note(result["examples"], "test", size, how=", taken class by class in turn")
     parts = [
         f"<p><b>{esc(result['method_label'])}</b>: {esc(result['method_description'])} "
         f"Explained: {used}, each for its {esc(result['target'])}. "

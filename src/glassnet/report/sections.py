@@ -81,9 +81,7 @@ def test_metrics(ctx: ReportContext) -> str | None:
         extra = f"<h3>Latest <code>glassnet evaluate</code> ({esc(evaluation['data'])}, {esc(split)})</h3>" + table(
             ["metric", "value"], rows
         )
-        extra += "".join(
-            f'<p class="note warn">&#9888; {esc(w)}</p>' for w in evaluation.get("warnings") or []
-        )
+        extra += "".join(f'<p class="note warn">&#9888; {esc(w)}</p>' for w in evaluation.get("warnings") or [])
         extra += _verdict(ctx, "evaluate", evaluation.get("baseline"))
     return f'<div class="metrics">{tiles}</div>{_verdict(ctx, "train", result.get("baseline"))}{note}{extra}'
 
