@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast lint format clean
+.PHONY: setup demo test test-fast lint format docs dist clean
 
 setup: $(VENV)/.installed
 
@@ -27,5 +27,12 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+docs: setup  ## the documentation site (API reference from the docstrings) in site/; warnings are errors
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+	@echo "docs: open site/index.html"
+
+dist: setup  ## the wheel and the sdist in dist/
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site build dist .pytest_cache .ruff_cache

@@ -148,7 +148,10 @@ def compress(
             ``torch-dynamic``, ``torch-static``, ``ort-static``, ``ort-dynamic``.
         distill: a registered model name: train that student from the model (the teacher).
         student_hparams: the student's hyper-parameters.
-        distill_epochs, distill_lr, temperature, alpha: distillation settings (see ``DistillationStep``).
+        distill_epochs: epochs of training the student.
+        distill_lr: peak learning rate of the student's training.
+        temperature: softmax temperature of the soft targets (see ``DistillationStep``).
+        alpha: weight of the soft-target loss; ``1 - alpha`` weighs the loss on the labels.
         export_format: ``onnx`` writes ``model.onnx`` (dynamic batch) and checks it against PyTorch.
             ONNX Runtime quantisation exports it anyway.
         stack: also quantise the pruned model with each ONNX Runtime method asked for (variants

@@ -14,7 +14,7 @@ def require(module: str) -> ModuleType:
     """Import ``module`` or raise ``ConfigError`` saying how to install it.
 
     Raises:
-        ConfigError: the package is not installed (it comes with ``pip install glassnet[compress]``).
+        ConfigError: the package is not installed (it comes with ``pip install 'glassnet[compress]'``).
     """
     try:
         return importlib.import_module(module)

@@ -3,7 +3,7 @@
 ``create_app(run, **settings)`` builds the FastAPI application (for tests and other ASGI servers);
 ``serve`` runs it with uvicorn. Requests that arrive together share one forward pass
 (``MicroBatcher``). FastAPI, uvicorn, python-multipart and prometheus-client are the ``serve``
-extra: ``pip install glassnet[serve]``.
+extra: ``pip install 'glassnet[serve]'``.
 """
 
 from __future__ import annotations

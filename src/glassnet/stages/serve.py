@@ -18,7 +18,7 @@ def run(run: Any, **options: Any) -> dict[str, Any]:
     """Serve ``run`` until interrupted; what was served, for the command line's last line.
 
     Raises:
-        ConfigError: the serving packages are not installed (``pip install glassnet[serve]``).
+        ConfigError: the serving packages are not installed (``pip install 'glassnet[serve]'``).
     """
     missing = [name for name in ("fastapi", "uvicorn", "multipart", "prometheus_client") if not _installed(name)]
     if missing:

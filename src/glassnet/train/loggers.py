@@ -116,7 +116,7 @@ class TensorBoardLogger(Callback):
         log_dir: directory of the event files (e.g. ``RUN/tensorboard``).
 
     Raises:
-        ConfigError: tensorboard is not installed (``pip install glassnet[tensorboard]``).
+        ConfigError: tensorboard is not installed (``pip install 'glassnet[tensorboard]'``).
     """
 
     def __init__(self, log_dir: str | os.PathLike[str]) -> None:

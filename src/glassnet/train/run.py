@@ -30,8 +30,11 @@ class Run(RunDir):
 
     Args:
         path: the run directory.
-        model, spec, config, bundle: what the caller already holds (``gn.train`` passes the trained
-            model and its data), so nothing is read again.
+        model: the trained model, when the caller already holds it (``gn.train`` passes it), so it
+            is not read again.
+        spec: its data spec, likewise.
+        config: its run configuration, likewise.
+        bundle: its data, likewise.
     """
 
     def __init__(
