@@ -54,8 +54,9 @@ def snapshot(directory):
 
 def test_evaluate_prints_mean_and_std_and_records_the_episodes_and_seeds_it_played(copy_agent, capsys, result_of):
     run = copy_agent()
-    code, out, _ = run_cli(capsys, ["evaluate", run, "--episodes", 5, "--seed", 300])
+    code, out, err = run_cli(capsys, ["evaluate", run, "--episodes", 5, "--seed", 300])
     assert code == 0
+    assert "evaluating" in err and "5/5" in err  # a bar over the episodes (off with --quiet)
     result = result_of(run, "evaluate")
     test = result["test"]
     assert result["task"] == "control" and result["data"] == "CartPole-v1" and result["size"] == 5

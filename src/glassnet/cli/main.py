@@ -414,8 +414,11 @@ def _find_lr(config: Any, args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from glassnet.pipeline import evaluate
+    from glassnet.progress import cli_progress
 
-    result = evaluate(args.run, data=args.data, split=args.split, episodes=args.episodes, seed=args.seed)
+    result = evaluate(
+        args.run, data=args.data, split=args.split, episodes=args.episodes, seed=args.seed, progress=cli_progress(args)
+    )
     if result["task"] == "control":
         scores = result["test"]
         first, last = scores["seeds"]

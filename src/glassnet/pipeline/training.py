@@ -442,6 +442,7 @@ def evaluate(
     baseline: bool | None = None,
     episodes: int | None = None,
     seed: int | None = None,
+    progress: Any = None,
 ) -> dict[str, Any]:
     """Evaluate a saved run on a split of its own data (or of dataset ``data``); writes ``results/evaluate.json``.
 
@@ -457,6 +458,8 @@ def evaluate(
         baseline: score the baselines too (default: as the run's configuration says).
         episodes: an agent's evaluation episodes (default: the run's ``test_episodes``).
         seed: the seed of an agent's first evaluation episode (default: the test seeds, 20000 on).
+        progress: a bar over an agent's episodes (True, a stream or ``"auto"``; default none); a
+            dataset's split is scored in one pass, in seconds.
 
     A model whose weights or predictions are NaN or infinite (a diverged training) is still scored,
     but with a ``RuntimeWarning`` that says so, kept under ``warnings`` in the result.
@@ -473,7 +476,7 @@ def evaluate(
     weights = nonfinite_weights(run.model)
     diverged = f"{run.weights} holds {describe_weights(weights)}: the model diverged; retrain with a lower lr"
     if spec.task == "control":
-        result = _evaluate_agent(run, data, baseline, episodes, seed)
+        result = _evaluate_agent(run, data, baseline, episodes, seed, progress)
         if weights:
             warnings.warn(diverged, RuntimeWarning, stacklevel=3)  # past writes_run, to the caller
             result["warnings"] = [diverged]
@@ -507,7 +510,7 @@ def evaluate(
 
 
 def _evaluate_agent(
-    run: Run, data: str | None, baseline: bool | None, episodes: int | None, seed: int | None
+    run: Run, data: str | None, baseline: bool | None, episodes: int | None, seed: int | None, progress: Any = None
 ) -> dict[str, Any]:
     """``evaluate`` for an agent: seeded episodes of the deterministic policy, and the random policy's."""
     if data is not None:
@@ -518,6 +521,7 @@ def _evaluate_agent(
     task.test_episodes = episodes if episodes is not None else config.test_episodes
     if seed is not None:
         task.test_seed = seed
+    task.progress = progress
     scores = task.evaluate(None, run.model, environment, "test")
     result: dict[str, Any] = {"task": "control", "data": run.spec.name, "split": "test", "size": scores["episodes"]}
     result["test"] = _rounded(scores)

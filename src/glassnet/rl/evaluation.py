@@ -53,8 +53,11 @@ def evaluate_policy(
     episodes: int = 10,
     seed: int = EVALUATION_SEED,
     deterministic: bool = True,
+    progress: Any = None,
 ) -> dict[str, Any]:
     """Play ``episodes`` episodes (seeds ``seed`` .. ``seed + episodes - 1``) and summarise their returns.
+
+    ``progress`` (True, a stream or ``"auto"``; default none) draws a bar over the episodes played.
 
     Returns:
         ``return_mean``, ``return_std``, ``return_min``, ``return_max``, ``length_mean``, ``episodes``
@@ -68,7 +71,10 @@ def evaluate_policy(
     device = model_device(model)
     generator = torch.Generator().manual_seed(seed)
     returns, lengths = [], []
-    with eval_mode(model), torch.no_grad(), cpu_threads():
+    from glassnet.progress import progress_bar
+
+    bar = progress_bar(episodes, "evaluating", progress, unit="episodes")
+    with bar, eval_mode(model), torch.no_grad(), cpu_threads():
         for first in range(0, episodes, PARALLEL):
             count = min(PARALLEL, episodes - first)
             envs = environment.make(count)
@@ -80,6 +86,7 @@ def evaluate_policy(
                 envs.close()
             returns += got
             lengths += steps
+            bar.update(count)
     values = np.asarray(returns, dtype=np.float64)
     return {
         "return_mean": float(values.mean()),

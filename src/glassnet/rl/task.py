@@ -41,6 +41,7 @@ class Control(Task):
 
     def __init__(self, episodes: int = 10, test_episodes: int = 100, test_seed: int = TEST_SEED) -> None:
         self.episodes, self.test_episodes, self.test_seed = episodes, test_episodes, test_seed
+        self.progress: Any = None  # a bar over the test episodes (``glassnet evaluate`` shows one)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise ConfigError("a control run learns with its algorithm's step (ppo, dqn, sac), not with a task loss")
@@ -66,7 +67,7 @@ class Control(Task):
             raise ConfigError(f"a control run is scored on val or test episodes, not {split!r}")
         if split == "val":
             return evaluate_policy(model, bundle, self.episodes, seed=VALIDATION_SEED)
-        return evaluate_policy(model, bundle, self.test_episodes, seed=self.test_seed)
+        return evaluate_policy(model, bundle, self.test_episodes, seed=self.test_seed, progress=self.progress)
 
     def records(
         self, spec: DataSpec, inputs: torch.Tensor, predictions: Any, truth: torch.Tensor | None
