@@ -28,6 +28,7 @@ LAYERS = [
             "glassnet.progress",
             "glassnet.provenance",
             "glassnet.notebook",
+            "glassnet.lazy",
         ],
     ),
     ("data", ["glassnet.data"]),

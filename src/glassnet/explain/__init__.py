@@ -11,8 +11,9 @@ The names below load on first use, so that ``glassnet.explain.names`` and ``glas
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from glassnet.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from glassnet.explain.attribute import Attributions, explain, resolve_method
@@ -32,14 +33,4 @@ _HOMES = {
 __all__ = ["METHODS", "Attributions", "MethodInfo", "explain", "explain_run", "method_names", "resolve_method"]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)

@@ -351,7 +351,44 @@ def _quiet() -> Iterator[None]:
                 logger.setLevel(level)
 
 
-class MLflowLogger(Callback):
+class _Tracker(Callback):
+    """What the experiment-tracker loggers share: the epoch records kept for an exact resume, the
+    parameters taken from the trainer, and the tracker's run opened on rank 0 when training starts
+    (or, on a resume, at the first epoch, with the kept records logged first)."""
+
+    params: dict[str, Any] | None
+    run_id: str | None
+    records: list[dict[str, float]]
+
+    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+        self._reset()
+        self.run_id, self.records = None, []
+        if self.params is None:
+            self.params = _params_of(trainer)
+        if _writes(trainer) and not getattr(trainer, "resuming", False):
+            self._open()
+
+    def on_epoch_end(self, trainer: Trainer, model: nn.Module, logs: dict[str, Any]) -> None:
+        if _writes(trainer):
+            self._open()  # first, so that a resumed run's kept history goes in before this epoch
+        record = {"epoch": int(logs.get("epoch", len(self.records) + 1)), **_metrics(logs)}
+        self.records.append(record)
+        if _writes(trainer):
+            self._log([record])
+
+    def _reset(self) -> None:
+        """Forget the previous fit's tracker run (``on_fit_start``)."""
+
+    def _open(self) -> None:
+        """Start (or continue) the tracker's run, once."""
+        raise NotImplementedError
+
+    def _log(self, records: Sequence[dict[str, float]]) -> None:
+        """Send epoch records to the open run."""
+        raise NotImplementedError
+
+
+class MLflowLogger(_Tracker):
     """Log a training run to MLflow: the configuration as parameters, every numeric value of the epoch
     record as a metric with ``step=epoch``, and the run's files as artifacts once written.
 
@@ -396,20 +433,8 @@ class MLflowLogger(Callback):
         if distributed.is_global_zero():
             self._client()  # a store that cannot be opened is found before anything is written
 
-    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
-        self.run_id, self.records, self._resume = None, [], None
-        if self.params is None:
-            self.params = _params_of(trainer)
-        if _writes(trainer) and not getattr(trainer, "resuming", False):
-            self._open()
-
-    def on_epoch_end(self, trainer: Trainer, model: nn.Module, logs: dict[str, Any]) -> None:
-        if _writes(trainer):
-            self._open()  # first, so that a resumed run's kept history goes in before this epoch
-        record = {"epoch": int(logs.get("epoch", len(self.records) + 1)), **_metrics(logs)}
-        self.records.append(record)
-        if _writes(trainer):
-            self._log([record])
+    def _reset(self) -> None:
+        self._resume = None
 
     def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None:
         if _writes(trainer):
@@ -571,7 +596,7 @@ class MLflowLogger(Callback):
                 client.log_batch(self.run_id, metrics=list(chunk))
 
 
-class WandbLogger(Callback):
+class WandbLogger(_Tracker):
     """Log a training run to Weights & Biases: the configuration as the run's config, every numeric value
     of the epoch record with ``step=epoch``.
 
@@ -612,21 +637,9 @@ class WandbLogger(Callback):
         self.records: list[dict[str, float]] = []
         self._replaces: str | None = None
 
-    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+    def _reset(self) -> None:
         self.close()
-        self.run_id, self.records, self._replaces = None, [], None
-        if self.params is None:
-            self.params = _params_of(trainer)
-        if _writes(trainer) and not getattr(trainer, "resuming", False):
-            self._open()
-
-    def on_epoch_end(self, trainer: Trainer, model: nn.Module, logs: dict[str, Any]) -> None:
-        if _writes(trainer):
-            self._open()  # first, so that a resumed run's kept history goes in before this epoch
-        record = {"epoch": int(logs.get("epoch", len(self.records) + 1)), **_metrics(logs)}
-        self.records.append(record)
-        if _writes(trainer):
-            self.run.log(_metrics(record), step=record["epoch"])
+        self._replaces = None
 
     def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None:
         if _writes(trainer):
@@ -662,9 +675,12 @@ class WandbLogger(Callback):
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
         )
         self.run_id = self.run.id
-        for record in self.records:  # the epochs kept from before the checkpoint
-            self.run.log(_metrics(record), step=record["epoch"])
+        self._log(self.records)  # the epochs kept from before the checkpoint
         if self._replaces is not None:
             for stale in (self.dir / "wandb").glob(f"offline-run-*-{self._replaces}"):
                 shutil.rmtree(stale, ignore_errors=True)
             self._replaces = None
+
+    def _log(self, records: Sequence[dict[str, float]]) -> None:
+        for record in records:
+            self.run.log(_metrics(record), step=record["epoch"])
