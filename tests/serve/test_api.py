@@ -279,6 +279,17 @@ def test_tabular_csv_body_csv_upload_npy_and_json_equal_glassnet_predict(clients
     assert_same(predictions(client.post("/predict", json={"inputs": samples["table_rows"][0].tolist()})), expected[:1])
 
 
+def test_rows_far_outside_the_training_data_say_so_in_their_own_records(clients, samples):
+    """Random numbers fed to the breast-cancer model used to get a confident answer and no word of doubt;
+    each record now says so, like `glassnet predict` (other records of the batch stay as they were)."""
+    real = samples["table_rows"][0].tolist()
+    far = [1000.0 * (i + 1) for i in range(len(real))]
+    records = predictions(clients["tabular"].post("/predict", json={"inputs": [real, far]}))
+    assert "in_range" not in records[0] and "warning" not in records[0]
+    assert records[1]["in_range"] is False
+    assert "outside the training range" in records[1]["warning"] and "meaningless" in records[1]["warning"]
+
+
 def test_text_plain_texts_json_uploads_and_token_ids_equal_glassnet_predict(clients, runs, samples):
     from glassnet.data.text import encode_texts
     from glassnet.train.run import Run

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from glassnet.data.modality import get_modality
+from glassnet.data.ranges import check_input_range
 from glassnet.errors import ConfigError, DataError
 from glassnet.models.outputs import prediction
 from glassnet.train.run import Run
@@ -94,6 +95,12 @@ class ServedModel:
         if probabilities is not None and self.spec.task == "classify":
             for record, row in zip(records, probabilities.tolist(), strict=True):
                 record["probabilities"] = {name: round(p, 4) for name, p in zip(self.class_names, row, strict=True)}
+        # an input far outside the training data says so in its own record (a batch mixes requests)
+        check = check_input_range(self.spec, inputs)
+        for record, flag, detail in zip(records, check.in_range, check.details, strict=True):
+            if not flag:
+                record["in_range"] = False
+                record["warning"] = f"{detail}; the prediction may be meaningless"
         return records
 
     def warm_up(self) -> None:
