@@ -29,6 +29,7 @@ LAYERS = [
             "glassnet.provenance",
             "glassnet.notebook",
             "glassnet.lazy",
+            "glassnet.threads",
         ],
     ),
     ("data", ["glassnet.data"]),

@@ -4,7 +4,7 @@
 keeps it under ``provenance`` in ``results/train.json``) and the report shows in plain words: the date
 (UTC), the command line, the versions of glassnet, PyTorch, NumPy and Python, the git commit of the
 glassnet source when it runs from a checkout (and whether that checkout had uncommitted changes), the
-machine (system, CPU model, CPU count, the threads PyTorch used, the GPU when one was used) and the
+machine (system, CPU model, CPU count, the threads PyTorch used and why, the GPU when one was used) and the
 seed. Nothing here fails: a fact that cannot be found is left out or null.
 
 The command line imports this module to build nothing; torch is imported inside ``capture``.
@@ -141,9 +141,11 @@ def _git(directory: Path, *args: str) -> str | None:
 
 
 def machine(device: Any = None) -> dict[str, Any]:
-    """The machine: system, CPU model, logical CPUs (and those this process may use), PyTorch's threads,
-    the device and, on a CUDA device, the GPU's name."""
+    """The machine: system, CPU model, logical CPUs (and those this process may use), PyTorch's threads
+    (and how glassnet chose them: ``glassnet.threads``), the device and, on a CUDA device, the GPU's name."""
     import torch
+
+    from glassnet import threads
 
     try:
         usable = len(os.sched_getaffinity(0))
@@ -157,6 +159,7 @@ def machine(device: Any = None) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "usable_cpus": usable,
         "torch_threads": torch.get_num_threads(),
+        "thread_choice": threads.record(),
         "device": None if device is None else str(device),
         "gpu": _gpu_name(device) if kind == "cuda" else ("Apple GPU (MPS)" if kind == "mps" else None),
     }

@@ -158,3 +158,14 @@ def test_machine_names_the_gpu_of_a_cuda_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", broken)
     assert machine("cuda:0")["gpu"] is None
     assert machine("mps")["gpu"] == "Apple GPU (MPS)"
+
+
+def test_the_report_says_why_torch_used_that_many_threads():
+    from glassnet.report.provenance import _machine_rows
+
+    machine = {"cpus": 2, "torch_threads": 1, "thread_choice": {"summary": "1 of 2 CPUs (2 other tasks running)"}}
+    rows = dict(_machine_rows(machine))
+    assert (
+        rows["machine"].endswith("PyTorch used 1 thread") and rows["threads"] == "1 of 2 CPUs (2 other tasks running)"
+    )
+    assert "threads" not in dict(_machine_rows({"cpus": 2, "torch_threads": 2}))  # runs before the choice

@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command not in OVERRIDE_COMMANDS or any(e.startswith("-") or "=" not in e for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*(getattr(args, "overrides", None) or []), *extra]
-    from glassnet import progress
+    from glassnet import progress, threads
 
     # --quiet also silences the bars of steps no option reaches (a built-in dataset's one-off
     # synthesis); the setting lasts for this command only (main may be called again in-process)
@@ -264,7 +264,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress.set_quiet(getattr(args, "quiet", False))
     shown_as = warnings.formatwarning
     warnings.formatwarning = _one_line_warning
+    undo_threads = _nothing
     try:
+        # torch's CPU threads for the machine as it is now (busy, in a container), set before anything
+        # imports torch; --debug says what was chosen
+        undo_threads = threads.apply(choice := threads.choose())
+        if args.debug:
+            print(f"glassnet: {choice.describe()}", file=sys.stderr)
         handler = COMMANDS.get(args.command) or args.func
         return handler(args)
     except GlassnetError as exc:
@@ -281,6 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         warnings.formatwarning = shown_as
         progress.set_quiet(was_quiet)
+        undo_threads()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _check_command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:

@@ -22,7 +22,7 @@ _PROVENANCE = {
     "git?": {"commit": TEXT, "dirty": FLAG},
     "machine?": {
         "system?": TEXT, "architecture?": TEXT, "cpu?": TEXT, "cpus?": _COUNT, "usable_cpus?": _COUNT,
-        "torch_threads?": _COUNT, "device?": TEXT, "gpu?": TEXT,
+        "torch_threads?": _COUNT, "device?": TEXT, "gpu?": TEXT, "thread_choice?": {"summary?": TEXT},
     },
     "seed?": ANY,
 }  # fmt: skip
@@ -81,10 +81,13 @@ def _machine_rows(machine: dict[str, Any]) -> list[tuple[str, str]]:
     parts = [
         machine.get("cpu") or machine.get("architecture"),
         counted,
-        f"PyTorch used {num(threads, ',')} threads" if threads is not None else "",
+        f"PyTorch used {num(threads, ',')} thread{'' if threads == 1 else 's'}" if threads is not None else "",
         machine.get("system"),
     ]
     rows = [("machine", esc(", ".join(p for p in parts if p)) or "not recorded")]
+    chosen = (machine.get("thread_choice") or {}).get("summary")
+    if chosen:  # why that many threads (glassnet.threads: the CPUs available and free at the start)
+        rows.append(("threads", esc(chosen)))
     device = machine.get("device")
     if machine.get("gpu"):
         rows.append(("GPU", esc(f"{machine['gpu']} ({device})" if device else machine["gpu"])))
