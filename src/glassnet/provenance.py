@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -53,7 +54,16 @@ def command_line(argv: list[str] | None = None) -> str:
         program = ["python", first]
     else:
         program = [path.name]  # a console script found on PATH (glassnet, pytest, ...)
-    return shlex.join(program + rest)
+    return redact_passwords(shlex.join(program + rest))
+
+
+_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^\s:/@]+:)[^\s@/]+@")
+
+
+def redact_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` in it shown as ``***`` (a
+    command line or a config may name a tracking or database server with its credentials)."""
+    return _PASSWORD.sub(r"\1***@", text)
 
 
 def capture(seed: int | None = None, device: Any = None) -> dict[str, Any]:

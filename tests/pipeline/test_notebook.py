@@ -58,6 +58,9 @@ def test_in_memory_robustness_is_saved_into_the_run_and_its_report(run):
     assert path == run.path / "results" / "robustness.json"
     assert saved["split"] == "test" and saved["data"] == "breast-cancer" and saved["curves"]["fgsm"]
     assert (run.path / "figures" / "robustness_curves.png").is_file()
+    # written as the stage writes it: table rows list their changed features (save used to leave them out)
+    examples = saved["adversarial_examples"]
+    assert examples and all("changed_features" in e and "changes" in e for e in examples)
     html = gn.report(run.path).read_text()
     assert "Robustness" in html and "robust accuracy" in html
 

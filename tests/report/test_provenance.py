@@ -169,3 +169,13 @@ def test_the_report_says_why_torch_used_that_many_threads():
         rows["machine"].endswith("PyTorch used 1 thread") and rows["threads"] == "1 of 2 CPUs (2 other tasks running)"
     )
     assert "threads" not in dict(_machine_rows({"cpus": 2, "torch_threads": 2}))  # runs before the choice
+
+
+def test_a_password_in_the_command_line_is_masked():
+    """A tracking URI given on the command line used to reach results/train.json (and MLflow's artifacts)
+    with its password."""
+    from glassnet.provenance import command_line, redact_passwords
+
+    argv = ["/x/bin/glassnet", "train", "mlflow.tracking_uri=postgresql://ann:s3cret@db:5432/ml"]
+    assert command_line(argv) == "glassnet train mlflow.tracking_uri=postgresql://ann:***@db:5432/ml"
+    assert redact_passwords("a: http://host:5000/x and sqlite:///t.db") == "a: http://host:5000/x and sqlite:///t.db"

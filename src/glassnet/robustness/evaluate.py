@@ -162,7 +162,7 @@ class RobustnessResult:
             RunError: the run is missing or holds no saved model.
             DataError: the run's model is not a classifier (robustness.json describes classifiers).
         """
-        from glassnet.robustness import figures
+        from glassnet.robustness.record import write_record
         from glassnet.runs import transaction
         from glassnet.train.run import Run
 
@@ -171,22 +171,8 @@ class RobustnessResult:
         if spec.task != "classify":
             raise DataError(f"a robustness result goes into a classifier's run; the run at '{run.path}' is {spec.task}")
         with transaction(run.path, "attack"):
-            name = data or spec.name or (config.data if config else "")
-            record = {"data": name, "split": split, **self.to_dict()}
-            record["adversarial_training"] = None  # the run's adversarial-training settings, as the stage records
-            if config is not None and config.step.get("name") == "adversarial":
-                from glassnet.train.steps.adversarial import adversarial_step
-
-                options = {k: v for k, v in config.step.items() if k != "name"}
-                record["adversarial_training"] = adversarial_step(options, spec).describe()
-            figures.accuracy_curves(record, run.figure("robustness_curves"))
-            examples, path = self.adversarial_examples, run.figure("adversarial_examples")
-            if examples.get("records"):
-                originals, adversarial = examples["originals"].numpy(), examples["adversarial"].numpy()
-                figures.adversarial_examples(originals, adversarial, examples["records"], list(spec.class_names), path)
-            else:
-                path.unlink(missing_ok=True)  # a figure from an earlier attack would no longer match the results
-            return run.write_result("robustness", record)
+            write_record(run, self, data or spec.name or (config.data if config else ""), split)
+            return run.result_file("robustness")
 
 
 def robustness(

@@ -6,11 +6,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from glassnet.config import RunConfig
 from glassnet.errors import ConfigError, DataError
 from glassnet.progress import Progress
-from glassnet.robustness import figures
 from glassnet.robustness.evaluate import DEFAULT_ATTACKS, robustness
+from glassnet.robustness.record import write_record
 from glassnet.runs import writes_run
 from glassnet.train.finite import require_finite_weights
 from glassnet.train.run import Run
@@ -104,32 +103,7 @@ def robustness_run(
         precision=precision,
         progress=progress,
     )
-    record = {"data": bundle.spec.name or (config.data if config else ""), "split": split, **result.to_dict()}
-    record["adversarial_training"] = _training_settings(config, spec)
-    figures.accuracy_curves(record, run.figure("robustness_curves"))
-    examples = result.adversarial_examples
-    path = run.figure("adversarial_examples")
-    if examples.get("records"):
-        originals, adversarial = examples["originals"].numpy(), examples["adversarial"].numpy()
-        figures.adversarial_examples(originals, adversarial, examples["records"], list(spec.class_names), path)
-        if originals.ndim == 2:  # table rows: the report lists the changed features in their own units
-            changes = figures.feature_changes(originals, adversarial, spec.feature_names, spec.input_std)
-            for entry, change in zip(record["adversarial_examples"], changes, strict=True):
-                entry.update(change)
-    else:
-        path.unlink(missing_ok=True)  # a figure from an earlier attack would no longer match the results
-    run.write_result("robustness", record)
-    return record
-
-
-def _training_settings(config: RunConfig | None, spec: Any) -> dict[str, Any] | None:
-    """The run's adversarial-training settings with their defaults filled in (None: trained normally)."""
-    if config is None or config.step.get("name") != "adversarial":
-        return None
-    from glassnet.train.steps.adversarial import adversarial_step
-
-    options = {k: v for k, v in config.step.items() if k != "name"}
-    return adversarial_step(options, spec).describe()
+    return write_record(run, result, bundle.spec.name or (config.data if config else ""), split)
 
 
 attack_run = robustness_run  # the stage's former name

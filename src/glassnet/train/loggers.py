@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from glassnet.errors import ConfigError
+from glassnet.provenance import redact_passwords
 from glassnet.runs import write_text
 from glassnet.train import distributed
 from glassnet.train.callbacks import Callback
@@ -217,7 +218,7 @@ def build_loggers(config: RunConfig, run_dir: str | os.PathLike[str]) -> list[Ca
 
 
 def track_run_files(callbacks: Iterable[Any], run_dir: str | os.PathLike[str]) -> None:
-    """Hand the files of a finished run (model.json, config.yaml, results, figures, report.html) to the
+    """Hand the files of a finished run (model.json, config.yaml, results, figures) to the
     trackers among ``callbacks`` that keep files (``MLflowLogger``); the training pipeline calls this once
     ``results/train.json`` is written."""
     for callback in callbacks:
@@ -452,8 +453,8 @@ class MLflowLogger(_Tracker):
         self._resume = dict(state)
 
     def log_run_files(self, run_dir: str | os.PathLike[str]) -> None:
-        """Log the files of the finished run as artifacts (``config.yaml``, ``model.json``,
-        ``report.html`` if present, ``results/``, ``figures/``) and its test figures as ``test/<metric>``."""
+        """Log the files of the finished run as artifacts (``config.yaml`` with any password in a URI
+        masked, ``model.json``, ``results/``, ``figures/``) and its test figures as ``test/<metric>``."""
         if self.run_id is None:
             return  # not rank 0, or never trained
         from glassnet.runs import RunDir
@@ -461,9 +462,11 @@ class MLflowLogger(_Tracker):
         run = RunDir(run_dir)
         client = self._client()
         with _quiet():
-            for path in (run.config_file, run.model_json, run.report):
-                if path.is_file():
-                    client.log_artifact(self.run_id, str(path))
+            if run.config_file.is_file():  # it holds mlflow.tracking_uri, which may carry a password
+                config = redact_passwords(run.config_file.read_text(encoding="utf-8"))
+                client.log_text(self.run_id, config, run.config_file.name)
+            if run.model_json.is_file():
+                client.log_artifact(self.run_id, str(run.model_json))
             for folder in (run.results_dir, run.figures_dir):
                 if folder.is_dir():
                     client.log_artifacts(self.run_id, str(folder), artifact_path=folder.name)
