@@ -21,6 +21,7 @@ from glassnet.errors import (
     RunError,
     UnknownNameError,
 )
+from glassnet.lazy import lazy_exports
 from glassnet.version import __version__
 
 # public name -> the module that defines it (imported on first access)
@@ -141,19 +142,6 @@ class _Glassnet(types.ModuleType):
 sys.modules[__name__].__class__ = _Glassnet
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name on first access and keep it (PEP 562)."""
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
 __all__ = [
     "BatchSource",
     "BestModel",
@@ -214,3 +202,6 @@ __all__ = [
     "seed_everything",
     "train",
 ]
+
+# a public name loads on first access and is kept (PEP 562)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -18,7 +18,6 @@ parser without cost.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import sys
 import time
@@ -156,13 +155,6 @@ class _LogLines:
 
     def isatty(self) -> bool:
         return False
-
-
-def add_quiet_option(parser: argparse.ArgumentParser) -> None:
-    """Give a command ``--quiet`` (no progress bars), unless its parser has it already (from the options
-    that every command shares)."""
-    with contextlib.suppress(argparse.ArgumentError):  # a conflicting option string: it is there already
-        parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def cli_progress(args: argparse.Namespace) -> IO[str] | None:

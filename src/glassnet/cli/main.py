@@ -272,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             print(f"glassnet: {choice.describe()}", file=sys.stderr)
         handler = COMMANDS.get(args.command) or args.func
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()  # a reader that left (`| head`) is met here, not at the interpreter's exit
+        return status
     except GlassnetError as exc:
         if args.debug:
             raise

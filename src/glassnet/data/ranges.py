@@ -39,6 +39,10 @@ class RangeCheck:
     def all_in_range(self) -> bool:
         return all(self.in_range)
 
+    def sentence(self, index: int) -> str | None:
+        """What is wrong with input ``index``, in one sentence, or None when it lies in range."""
+        return None if self.in_range[index] else f"{self.details[index]}; the prediction may be meaningless"
+
     def warning(self, labels: list[str]) -> str | None:
         """One plain sentence about the inputs far outside the training data, or None when there are none."""
         outside = [i for i, flag in enumerate(self.in_range) if not flag]
@@ -46,7 +50,7 @@ class RangeCheck:
             return None
         first = outside[0]
         if len(self.in_range) == 1:
-            return f"{self.details[first]}; the prediction may be meaningless"
+            return self.sentence(first)
         return (
             f"{len(outside)} of {len(self.in_range)} inputs lie far outside the training data, e.g. "
             f"{labels[first]}: {self.details[first]}; their predictions may be meaningless (in_range: false)"

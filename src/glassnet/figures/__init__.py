@@ -55,7 +55,11 @@ PALETTE_LIMIT = 4096  # figures with at most this many colours (charts, small pi
 
 def compact_png(data: bytes) -> bytes:
     """``data`` (an opaque PNG) with a 256-colour palette when it has at most ``PALETTE_LIMIT`` colours and that
-    makes it smaller; anything else (photographs, transparency) unchanged. The resolution (``DPI``) is kept."""
+    makes it smaller; anything else (photographs, transparency) unchanged. The resolution (``DPI``) is kept.
+
+    Between 257 and ``PALETTE_LIMIT`` colours the palette is lossy: the extra colours are anti-aliasing
+    shades of a chart's lines and text, merged with their nearest neighbour (matplotlib's colour maps
+    have 256 entries, so a heat map keeps its levels)."""
     from PIL import Image
 
     image = Image.open(io.BytesIO(data))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import IO, Any
+from typing import IO
 
 from glassnet.config import RunConfig
 from glassnet.pipeline.training import train
@@ -58,13 +58,7 @@ def demo(
         options, line = stage.demo(run)
         if line and progress is not None:
             print(f"{stage.name}: {line}", file=progress, flush=True)
-        stage.run(run, **options, **({"progress": progress} if stage.audit and _takes_progress(stage.run) else {}))
+        if stage.takes_progress:
+            options.setdefault("progress", progress)
+        stage.run(run, **options)
     return run
-
-
-def _takes_progress(function: Any) -> bool:
-    """Whether a stage's ``run`` takes ``progress=`` (the built-in audits do; a plug-in stage may not)."""
-    import inspect
-
-    parameters = inspect.signature(function).parameters
-    return "progress" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())

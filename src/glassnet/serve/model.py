@@ -97,10 +97,11 @@ class ServedModel:
                 record["probabilities"] = {name: round(p, 4) for name, p in zip(self.class_names, row, strict=True)}
         # an input far outside the training data says so in its own record (a batch mixes requests)
         check = check_input_range(self.spec, inputs)
-        for record, flag, detail in zip(records, check.in_range, check.details, strict=True):
-            if not flag:
+        for index, record in enumerate(records):
+            said = check.sentence(index)
+            if said is not None:
                 record["in_range"] = False
-                record["warning"] = f"{detail}; the prediction may be meaningless"
+                record["warning"] = said
         return records
 
     def warm_up(self) -> None:

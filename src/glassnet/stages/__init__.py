@@ -52,6 +52,7 @@ class Stage:
         tasks: the tasks the stage applies to (None: every task); the demo skips the others.
         aliases: former command names that still work.
         refreshes_report: after the stage, an existing ``report.html`` is rewritten so it stays current.
+        takes_progress: ``run`` takes ``progress=`` (True, a stream or None), so ``glassnet demo`` draws its bars.
         order: position in the demo and in listings (train is 0, the report 100).
     """
 
@@ -68,6 +69,7 @@ class Stage:
     tasks: tuple[str, ...] | None = None
     aliases: tuple[str, ...] = ()
     refreshes_report: bool = True
+    takes_progress: bool = False
     order: float = 50.0
 
     def applies_to(self, task: str) -> bool:

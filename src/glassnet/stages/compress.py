@@ -7,7 +7,7 @@ import importlib.util
 from typing import Any
 
 from glassnet.config import parse_overrides
-from glassnet.progress import add_quiet_option, cli_progress
+from glassnet.progress import cli_progress
 from glassnet.stages import Stage, print_table, register_stage
 from glassnet.stages._written import print_written, run_files
 
@@ -63,7 +63,6 @@ def arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="CPU threads for the whole command (default: torch's setting; 1 gives steadier timings on a busy machine)",
     )
-    add_quiet_option(p)
     p.add_argument("--episodes", type=int, help="an agent's run: seeded test episodes per variant (default 20)")
 
 
@@ -199,5 +198,6 @@ STAGE = register_stage(
         headline=headline,
         demo=demo,
         order=80,
+        takes_progress=True,
     )
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from glassnet.explain.methods import ALIASES, METHODS
 from glassnet.explain.names import DEFAULT_EXAMPLES, DEFAULT_MEMORY_MB, TASKS
-from glassnet.progress import add_quiet_option, cli_progress
+from glassnet.progress import cli_progress
 from glassnet.stages import Stage, register_stage
 from glassnet.stages._written import print_written, run_files
 
@@ -41,7 +41,6 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, help="samples of SmoothGrad, GradientSHAP, LIME and KernelSHAP")
     p.add_argument("--no-checks", action="store_true", help="skip the trust checks (faster)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
-    add_quiet_option(p)
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
@@ -112,5 +111,6 @@ STAGE = register_stage(
         demo=demo,
         tasks=(*TASKS, "control"),
         order=60,
+        takes_progress=True,
     )
 )

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from glassnet.errors import ConfigError
-from glassnet.progress import add_quiet_option, cli_progress
+from glassnet.progress import cli_progress
 from glassnet.robustness.units import EPS_HELP
 from glassnet.stages import Stage, print_table, register_stage
 from glassnet.stages._written import print_written, run_files
@@ -45,7 +45,6 @@ def arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--episodes", type=int, default=10, help="an agent's run: test episodes per point (default: 10)")
     p.add_argument("--seed", type=int, default=0)
-    add_quiet_option(p)
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,5 +145,6 @@ STAGE = register_stage(
         tasks=("classify", "control"),
         aliases=("attack",),
         order=70,
+        takes_progress=True,
     )
 )
