@@ -14,7 +14,7 @@ import glassnet as gn
 from glassnet.cli.main import main
 from glassnet.config import RunConfig
 from glassnet.data.bundle import bundle_from_arrays
-from glassnet.data.ranges import check_input_range
+from glassnet.data.modality import check_input_range
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 import numpy as np
 import torch
 
+from glassnet.data import ranges
 from glassnet.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -154,6 +155,11 @@ class Modality:
 
     # --- views of an explanation --------------------------------------------------------------
 
+    def range_check(self, spec: DataSpec, inputs: torch.Tensor) -> ranges.RangeCheck | None:
+        """How float ``inputs`` in natural units compare with the training data (``glassnet.data.ranges``);
+        None: this modality has no check, every input passes."""
+        return None
+
     def example_view(self, spec: DataSpec, inputs: torch.Tensor, values: torch.Tensor) -> dict[str, Any]:
         """What a report shows of one explained example beside its picture (default: nothing)."""
         return {}
@@ -220,6 +226,20 @@ def get_modality(name: str) -> Modality:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownNameError("modality", str(name), _REGISTRY) from None
+
+
+def check_input_range(spec: DataSpec, inputs: torch.Tensor) -> ranges.RangeCheck:
+    """Compare inputs in natural units with the model's training data, as ``spec``'s modality does
+    (tables and images; the others pass): one flag and one phrase per input.
+
+    Args:
+        spec: the model's spec.
+        inputs: a batch shaped ``(N, *spec.input_shape)``.
+    """
+    found = None
+    if len(inputs) and inputs.is_floating_point():
+        found = get_modality(spec.modality).range_check(spec, inputs.float())
+    return found if found is not None else ranges.RangeCheck.passed(len(inputs))
 
 
 class _Names(Sequence[str]):
@@ -313,6 +333,10 @@ class ImageModality(_ChannelsFirst):
         """Pixels in [0, 1], whatever the data."""
         return torch.zeros(spec.input_shape), torch.ones(spec.input_shape), "pixels in [0, 1]"
 
+    def range_check(self, spec: DataSpec, inputs: torch.Tensor) -> ranges.RangeCheck | None:
+        """Pixels outside [0, 1] (8-bit values not divided by 255) or a brightness far from the training images'."""
+        return ranges.image_check(spec, inputs) if inputs.dim() >= 3 else None
+
 
 @register_modality
 class TabularModality(Modality):
@@ -328,6 +352,10 @@ class TabularModality(Modality):
     def per_unit_scale(self, spec: DataSpec, inputs: torch.Tensor) -> torch.Tensor | None:
         """Each column's training std: a gradient per unit of a column that spans 0.01 is large in any model."""
         return None if spec.input_std is None else self.noise_scale(spec, inputs)
+
+    def range_check(self, spec: DataSpec, inputs: torch.Tensor) -> ranges.RangeCheck | None:
+        """Features far outside their training range (or many standard deviations from the training mean)."""
+        return ranges.table_check(spec, inputs.reshape(len(inputs), -1))
 
     def example_view(self, spec: DataSpec, inputs: torch.Tensor, values: torch.Tensor) -> dict[str, Any]:
         """The features with the largest attributions, with their values."""

@@ -3,18 +3,20 @@
 A network answers "benign 1.0" to random numbers as readily as to a patient's measurements. A table's
 features are compared with their training minimum and maximum (``spec.extra["input_range"]``, or
 the training mean and standard deviation for runs that predate it), an image's pixels with [0, 1]
-and its mean brightness with the training images'. ``glassnet predict`` and ``glassnet serve`` both
-use this check.
+and its mean brightness with the training images'. Each modality runs its own check
+(``Modality.range_check``); ``glassnet.data.modality.check_input_range`` is what ``glassnet predict``
+and ``glassnet serve`` call.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from glassnet.data.spec import DataSpec
+if TYPE_CHECKING:
+    from glassnet.data.spec import DataSpec
 
 FAR = 1.0  # a feature further outside its training range than the range is wide is far outside it
 FAR_SIGMAS = 10.0  # without a recorded range: this many training standard deviations from the mean
@@ -34,6 +36,11 @@ class RangeCheck:
 
     in_range: list[bool]
     details: list[str]
+
+    @classmethod
+    def passed(cls, count: int) -> RangeCheck:
+        """``count`` inputs in range (what a modality without a check says)."""
+        return cls([True] * count, [""] * count)
 
     @property
     def all_in_range(self) -> bool:
@@ -57,29 +64,10 @@ class RangeCheck:
         )
 
 
-def check_input_range(spec: DataSpec, inputs: torch.Tensor) -> RangeCheck:
-    """Compare inputs in natural units with the model's training data (tables and images; others pass).
-
-    A table row is far out when a feature lies further outside its training range than the range
-    is wide (or, for runs without a recorded range, more than ``FAR_SIGMAS`` standard deviations
-    from the training mean). An image is far out when a pixel leaves [0, 1] or a channel's mean
-    is more than ``MEAN_SIGMAS`` pixel standard deviations from the training mean.
-
-    Args:
-        spec: the model's spec.
-        inputs: a batch shaped ``(N, *spec.input_shape)``.
-
-    Returns:
-        A ``RangeCheck`` with one flag and one phrase per input.
-    """
-    if len(inputs) and spec.modality == "tabular" and inputs.is_floating_point():
-        return _table_check(spec, inputs.float().reshape(len(inputs), -1))
-    if len(inputs) and spec.modality == "image" and inputs.is_floating_point() and inputs.dim() >= 3:
-        return _image_check(spec, inputs.float())
-    return RangeCheck([True] * len(inputs), [""] * len(inputs))
-
-
-def _table_check(spec: DataSpec, x: torch.Tensor) -> RangeCheck:
+def table_check(spec: DataSpec, x: torch.Tensor) -> RangeCheck:
+    """Rows ``(N, features)``: far out when a feature lies further outside its training range than the
+    range is wide (or, for runs without a recorded range, more than ``FAR_SIGMAS`` standard deviations
+    from the training mean)."""
     names = list(spec.feature_names) if len(spec.feature_names) == x.shape[1] else []
     names = names or [f"feature {i}" for i in range(x.shape[1])]
     recorded = spec.extra.get("input_range") or {}
@@ -103,7 +91,7 @@ def _table_check(spec: DataSpec, x: torch.Tensor) -> RangeCheck:
             return f"{names[j]}: {_num(x[i, j])}, training mean {_num(mean[j])}, sd {_num(std[j])}"
 
     else:
-        return RangeCheck([True] * len(x), [""] * len(x))
+        return RangeCheck.passed(len(x))
     flags, details = [], []
     for i in range(len(x)):
         flags.append(not bool(far[i].any()))
@@ -118,7 +106,9 @@ def _table_check(spec: DataSpec, x: torch.Tensor) -> RangeCheck:
     return RangeCheck(flags, details)
 
 
-def _image_check(spec: DataSpec, x: torch.Tensor) -> RangeCheck:
+def image_check(spec: DataSpec, x: torch.Tensor) -> RangeCheck:
+    """Images ``(N, C, H, W)``: far out when a pixel leaves [0, 1] or a channel's mean is more than
+    ``MEAN_SIGMAS`` pixel standard deviations from the training mean."""
     flat = x.reshape(len(x), -1)
     low, high = flat.amin(dim=1), flat.amax(dim=1)
     means = x.reshape(len(x), x.shape[1], -1).mean(dim=2)  # N x C

@@ -16,7 +16,7 @@ import torch
 
 from glassnet.data import load_dataset, split_tensors
 from glassnet.data.inputs import read_inputs
-from glassnet.data.ranges import check_input_range
+from glassnet.data.modality import check_input_range
 from glassnet.errors import ConfigError
 from glassnet.train import Predictions
 from glassnet.train.run import Run, check_compatible

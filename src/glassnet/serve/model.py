@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from glassnet.data.modality import get_modality
-from glassnet.data.ranges import check_input_range
+from glassnet.data.modality import check_input_range, get_modality
 from glassnet.errors import ConfigError, DataError
 from glassnet.models.outputs import prediction
 from glassnet.train.run import Run
