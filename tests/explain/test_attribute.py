@@ -97,14 +97,41 @@ class RowCounter(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model, self.largest, self.largest_no_grad = model, 0, 0
+        self.model = model
+        # a list shared by reference: explain() may run a (channels-last) copy of the model, and the
+        # copy's counts must still reach this counter
+        self.seen = _Seen()
+
+    @property
+    def largest(self) -> int:
+        return self.seen.counts[0]
+
+    @largest.setter
+    def largest(self, value: int) -> None:
+        self.seen.counts[0] = value
+
+    @property
+    def largest_no_grad(self) -> int:
+        return self.seen.counts[1]
+
+    @largest_no_grad.setter
+    def largest_no_grad(self, value: int) -> None:
+        self.seen.counts[1] = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            self.largest = max(self.largest, len(x))
-        else:
-            self.largest_no_grad = max(self.largest_no_grad, len(x))
+        slot = 0 if torch.is_grad_enabled() else 1
+        self.seen.counts[slot] = max(self.seen.counts[slot], len(x))
         return self.model(x)
+
+
+class _Seen:
+    """Counts that a deep copy of the model shares with the original."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0]
+
+    def __deepcopy__(self, memo: dict) -> _Seen:
+        return self
 
 
 @pytest.mark.parametrize(
@@ -116,6 +143,7 @@ def test_every_pass_stays_within_the_budget(tiny_cnn, method):
     budget = plan(counted, x[:1], TINY_MB)
     assert budget.rows_per_pass < len(x) * 20  # the budget really binds
     result = explain(counted, x, method, memory_mb=TINY_MB, auto_steps=False)
+    assert max(counted.largest, counted.largest_no_grad) > 0  # the passes were seen (copies included)
     assert counted.largest <= max(budget.rows_per_pass, 2)  # DeepLift needs input and reference together
     assert counted.largest_no_grad <= 2 * budget.rows_per_pass  # passes without gradients hold half as much
     assert result.budget.rows_per_pass == budget.rows_per_pass
@@ -129,7 +157,7 @@ def test_gradient_shap_is_bounded_where_captum_is_not(tiny_cnn):
     assert counted.largest == len(x) * 20
     counted.largest = 0
     explain(counted, x, "gradient_shap", memory_mb=TINY_MB)
-    assert counted.largest < len(x) * 20
+    assert 0 < counted.largest < len(x) * 20
 
 
 def test_completeness_raises_the_steps_until_it_holds(tiny_cnn):

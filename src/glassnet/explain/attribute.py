@@ -409,15 +409,21 @@ def _input_x_gradient(job: _Job) -> torch.Tensor:
 def _integrated_gradients(job: _Job) -> torch.Tensor:
     from captum.attr import IntegratedGradients, LayerIntegratedGradients
 
-    method = LayerIntegratedGradients(job.model, job.embedding()) if job.text else IntegratedGradients(job.model)
+    from glassnet.explain import sampling
+
+    if job.text:
+        method = LayerIntegratedGradients(job.model, job.embedding())
+    else:  # a channels-last copy of convolutional image models on a CPU (sampling.GradientPasses)
+        method = IntegratedGradients(sampling.GradientPasses(job.model, job.inputs).forward)
+    rows = job.budget.gradient_rows(job.inputs.device)  # on a CPU: passes that suit the cache
 
     def run(index: torch.Tensor, steps: int) -> torch.Tensor:
         # whole examples per pass where their steps fit (Captum's internal batching of the steps is
         # slower than one pass over the same rows), else one example with its steps split by Captum
         out = []
-        for sub in index.split(job.budget.chunk(len(index), steps)):
+        for sub in index.split(max(1, rows // steps)):
             x, t = job.inputs[sub], job.targets[sub]
-            internal = None if len(x) * steps <= job.budget.rows_per_pass else job.budget.rows_per_pass
+            internal = None if len(x) * steps <= rows else rows
             values = method.attribute(
                 x, baselines=job.reference(sub), target=t, n_steps=steps, internal_batch_size=internal
             )
@@ -441,8 +447,8 @@ def _integrated_gradients(job: _Job) -> torch.Tensor:
         errors[failing] = _completeness_errors(job, values, failing)
     job.used.update(
         n_steps=job.n_steps,
-        examples_per_chunk=job.budget.chunk(len(job.inputs), job.n_steps),
-        internal_batch_size=job.budget.rows_per_pass,
+        examples_per_chunk=max(1, min(len(job.inputs), rows // job.n_steps)),
+        internal_batch_size=rows,
         method="gausslegendre",
     )
     job.completeness = {
@@ -498,46 +504,49 @@ def _layer_output_zeroed(layer: nn.Module) -> Iterator[None]:
 
 
 def _smoothgrad(job: _Job) -> torch.Tensor:
-    from captum.attr import NoiseTunnel, Saliency
+    from glassnet.explain import sampling
 
     if job.text:
         raise _no_text(job)
     samples = job.n_samples or 10
     stdevs = job.stdevs if job.stdevs is not None else 0.1 * float(job.inputs.max() - job.inputs.min())
-    method = NoiseTunnel(Saliency(job.model))
-    job.used.update(nt_samples=samples, stdevs=stdevs)
+    rows = job.budget.gradient_rows(job.inputs.device)
+    job.used.update(nt_samples=samples, stdevs=stdevs, internal_batch_size=rows)  # model rows per pass
+    passes = sampling.GradientPasses(job.model, job.inputs)
 
     def run(x: torch.Tensor, t: torch.Tensor, part: slice) -> torch.Tensor:
-        per_batch = max(1, job.budget.rows_per_pass // len(x))
-        job.used.setdefault("nt_samples_batch_size", min(per_batch, samples))
-        return method.attribute(
-            x, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=min(per_batch, samples),
-            stdevs=stdevs, target=t, abs=True,
-        )  # fmt: skip
+        # the samples drawn together are those Captum's NoiseTunnel would push through one pass of this budget
+        per_draw = min(samples, max(1, job.budget.rows_per_pass // len(x)))
+        job.used.setdefault("nt_samples_batch_size", per_draw)
+        return sampling.smoothgrad(passes, x, t, samples, stdevs, per_draw, rows)
 
     return _chunked(job, samples, run, minimum_expansion=1)
 
 
 def _gradient_shap(job: _Job) -> torch.Tensor:
-    from captum.attr import GradientShap
+    from glassnet.explain import sampling
 
     if job.text:
         raise _no_text(job)
     samples = job.n_samples or 20
     stdevs = job.stdevs if job.stdevs is not None else 0.0
-    method = GradientShap(job.model)
     references = _reference_set(job)
-    job.used.update(n_samples=samples, stdevs=stdevs, references=len(references))
+    rows = job.budget.gradient_rows(job.inputs.device)
+    job.used.update(n_samples=samples, stdevs=stdevs, references=len(references), internal_batch_size=rows)
+    passes = sampling.GradientPasses(job.model, job.inputs)
 
     def run(x: torch.Tensor, t: torch.Tensor, part: slice) -> torch.Tensor:
-        # GradientSHAP averages over its samples: when even one example's samples exceed the budget,
-        # they are drawn in groups and the group means are averaged, weighted by group size
+        # GradientSHAP averages over its samples: when even one example's samples exceed the budget, they
+        # are drawn in groups (as separate Captum calls would draw them) and the group means are averaged,
+        # weighted by group size
         group = max(1, min(samples, job.budget.rows_per_pass // len(x)))
         job.used.setdefault("samples_per_pass", group)
+        if group == samples:
+            return sampling.gradient_shap(passes, x, t, references, samples, stdevs, rows)
         total = torch.zeros_like(x)
         for start in range(0, samples, group):
             k = min(group, samples - start)
-            total += k * method.attribute(x, baselines=references, n_samples=k, stdevs=stdevs, target=t).detach()
+            total += k * sampling.gradient_shap(passes, x, t, references, k, stdevs, rows)
         return total / samples
 
     return _chunked(job, samples, run)

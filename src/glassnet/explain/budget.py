@@ -31,6 +31,14 @@ NO_GRAD_FACTOR = 2
 # (2 threads; 1.96 / 1.90 / 2.82 s on 1 thread), so filling the budget there only costs memory. On GPUs
 # the budget alone decides: large passes are what keep them busy.
 CPU_PERTURBATION_ROWS = 64
+# Gradient passes on a CPU (integrated gradients, GradientSHAP, SmoothGrad): rows whose summed activations
+# stay near the cache run about twice as fast per row as one pass of every row. GradientSHAP of 64
+# Fashion-MNIST-sized inputs, 20 samples (1,280 rows, 252 KB of activations each; 32 MB of L3 cache, 1 thread,
+# CPU time on a busy machine): 0.38-0.58 s in one pass (Captum's default); 0.18 / 0.17 / 0.17 / 0.18 s with
+# passes of 16 / 32 / 48 / 64 MB of activations, 0.33 s with 105 MB. 32 MB sits in the middle of the flat part,
+# with room for a cache shared with other processes. A ResNet (3.6 MB per row) slows down below 16 rows per pass.
+CPU_GRADIENT_PASS_BYTES = 32 * 2**20
+CPU_GRADIENT_MIN_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,17 @@ class Budget:
             rows = min(rows, max(examples, CPU_PERTURBATION_ROWS))
         per_pass = max(1, rows // max(1, examples))
         return per_pass if limit is None else max(1, min(limit, per_pass))
+
+    def gradient_rows(self, device: torch.device | str) -> int:
+        """Model rows per forward and backward pass of integrated gradients, GradientSHAP and SmoothGrad.
+
+        On a CPU: the rows whose activations make up ``CPU_GRADIENT_PASS_BYTES``, at least
+        ``CPU_GRADIENT_MIN_ROWS``, never more than the budget; elsewhere the budget alone.
+        """
+        if torch.device(device).type != "cpu":
+            return self.rows_per_pass
+        activation = max(1.0, self.bytes_per_row / BACKWARD_FACTOR)
+        return max(1, min(self.rows_per_pass, max(CPU_GRADIENT_MIN_ROWS, int(CPU_GRADIENT_PASS_BYTES // activation))))
 
     def to_dict(self) -> dict[str, float | int]:
         return {"memory_mb": self.memory_mb, "bytes_per_row": self.bytes_per_row, "rows_per_pass": self.rows_per_pass}
