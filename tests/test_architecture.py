@@ -34,7 +34,7 @@ LAYERS = [
     ),
     ("data", ["glassnet.data"]),
     ("models", ["glassnet.models"]),
-    ("learning", ["glassnet.train", "glassnet.rl"]),
+    ("learning", ["glassnet.train", "glassnet.rl", "glassnet.generate"]),
     ("audit", ["glassnet.explain", "glassnet.robustness", "glassnet.compress"]),
     ("presentation", ["glassnet.report", "glassnet.serve"]),
     ("workflow", ["glassnet.pipeline", "glassnet.stages.*", "glassnet.tune"]),

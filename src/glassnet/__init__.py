@@ -79,6 +79,7 @@ _STAGE_FUNCTIONS = {
     "train": ("glassnet.pipeline", "train"),
     "compress": ("glassnet.compress", "compress"),
     "explain": ("glassnet.explain", "explain"),
+    "generate": ("glassnet.generate.sampling", "generate"),
     "robustness": ("glassnet.robustness", "robustness"),
 }
 
@@ -117,6 +118,7 @@ def _stage_package(name: str) -> property:
         module.__dict__[name] = package
         if name == "train":  # the RL steps and the control task register in the trainer's registries
             importlib.import_module(f"{__name__}.rl")
+            importlib.import_module(f"{__name__}.generate.task")  # the generate task
 
     return property(get, set)
 
@@ -134,6 +136,7 @@ class _Glassnet(types.ModuleType):
     train = _stage_package("train")
     compress = _stage_package("compress")
     explain = _stage_package("explain")
+    generate = _stage_package("generate")
     robustness = _stage_package("robustness")
     # gn.report is the function; importing the glassnet.report package must not turn it into the package
     report = property(_report, lambda module, value: None)
@@ -180,6 +183,7 @@ __all__ = [
     "evaluate_policy",
     "explain",
     "find_lr",
+    "generate",
     "get_stage",
     "list_stages",
     "list_datasets",

@@ -56,6 +56,10 @@ SPECS = {
         modality="text", input_shape=(7,), task="language_model", num_outputs=6, name="chars",
         extra={"vocab": ["<pad>", "<unk>", "a", "b", "c", "d"], "pad_index": 0, "unk_index": 1, "context": 7},
     ),
+    "image-generate": DataSpec(
+        modality="image", input_shape=(3, 12, 10), task="generate", num_outputs=1, class_names=("a", "b", "c"),
+        input_mean=(0.5,) * 3, input_std=(0.25,) * 3, name="gen",
+    ),
     "control-discrete": DataSpec(
         modality="tabular", input_shape=(4,), task="control", num_outputs=2, name="cartpole-like",
         class_names=("left", "right"), extra={"action": {"kind": "discrete", "n": 2}},
@@ -113,7 +117,11 @@ def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
         from glassnet.models.policies import ValueHead
 
         loss = loss + ValueHead(model)(x).pow(2).mean()
+    if spec.task == "generate":  # the forward pass is the discriminator's verdict; the generator trains through it
+        fake = model.generator(torch.randn(4, model.latent), torch.arange(4) % 3 if model.conditional else None)
+        loss = loss + model(fake).pow(2).mean()
     loss.backward()
+    # a GAN's generator_ema is an average the training step updates, never trained by gradients
     grads = [p.grad for name, p in model.named_parameters() if p.requires_grad and name not in UNUSED]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)

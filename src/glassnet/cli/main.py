@@ -24,7 +24,7 @@ EXIT_USAGE = 2
 
 # modules that add a command of their own: each exposes ``add_parser(commands, common)``, which adds
 # its subcommand with ``parents=[common]`` and ``set_defaults(func=handler)``; a missing one is skipped
-EXTENSIONS = ("glassnet.cli.compare", "glassnet.cli.tune")
+EXTENSIONS = ("glassnet.cli.compare", "glassnet.cli.tune", "glassnet.cli.generate")
 
 # commands that take ``key=value`` words anywhere on their line (configuration or search-space overrides)
 OVERRIDE_COMMANDS = ("train", "models", "tune")
@@ -41,6 +41,7 @@ EXAMPLES = {
     "report": "glassnet report runs/demo",
     "serve": "glassnet serve runs/demo --port 8000",
     "play": "glassnet play runs/cartpole --out episode.gif",
+    "generate": "glassnet generate runs/cgan --n 64 --class 7 --out sevens.png",
     "compare": "glassnet compare runs/a runs/b",
     "tune": "glassnet tune --data digits --model mlp --trials 20 'lr=log(1e-4,1e-2)'",
     "datasets": "glassnet datasets",

@@ -16,7 +16,10 @@ from glassnet.errors import DataError
 # trains on; a larger shape comes from a damaged or hostile model.json and would exhaust memory
 MAX_VALUES = 2**28
 
-TASKS = ("classify", "multilabel", "regress", "forecast", "reconstruct", "seq2seq", "language_model", "tag", "control")
+TASKS = (
+    "classify", "multilabel", "regress", "forecast", "reconstruct", "seq2seq", "language_model", "tag", "control",
+    "generate",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,8 @@ class DataSpec:
             ``tabular``, ``text``, ``sequence``, ``audio`` and any registered since.
         input_shape: shape of one example, e.g. ``(1, 8, 8)`` (channels first) or ``(30,)``.
         task: one of ``classify``, ``multilabel``, ``regress``, ``forecast``, ``reconstruct``,
-            ``seq2seq``, ``language_model``, ``tag`` (one class per time step).
+            ``seq2seq``, ``language_model``, ``tag`` (one class per time step), ``control``, ``generate``
+            (new examples like the data; ``num_outputs`` is 1, the discriminator's "real" logit).
         num_outputs: classes for classification, target dimensions otherwise.
         class_names: one name per class (classification).
         feature_names: one name per input column (tabular).

@@ -560,9 +560,13 @@ def _for_environment(config: RunConfig, spec: DataSpec) -> RunConfig:
 
 
 def _fit_data(config: RunConfig, data: Any, trainer: Trainer) -> tuple[Any, Any]:
-    """What ``Trainer.fit`` takes: a bundle (its own validation split), or an algorithm's rollouts of an
+    """What ``Trainer.fit`` takes: a bundle (its own validation split), a generative task's training images
+    with its sample-scoring validation, or an algorithm's rollouts of an
     environment with episodes of the deterministic policy as the validation."""
     if not config.env:
+        validation = getattr(trainer.task, "validation", None)  # a task that scores samples (generate), not a split
+        if callable(validation):
+            return data.train, validation(data)
         return data, None
     task = trainer.task
     source = trainer.step.source(data)

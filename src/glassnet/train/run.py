@@ -227,6 +227,10 @@ def load_training_data(config: RunConfig) -> DataBundle:
                 f"normal); dataset {bundle.spec.name or config.data!r} is for {bundle.spec.task}"
             )
         return bundle
+    if config.model and model_info(config.model).tasks == ("generate",):  # a GAN learns the images and their classes
+        from glassnet.generate.data import generation_bundle
+
+        return generation_bundle(bundle)
     if not reconstructs:
         return bundle
     bundle = reconstruction_bundle(bundle, config.normal_classes or None)

@@ -1,0 +1,130 @@
+"""Pictures of generated images: mosaics as PNG files a user opens, and the report's figures.
+
+``mosaic`` lays images out in a grid (one pixel of padding between them) and ``write_png`` saves a
+mosaic or one image as an ordinary PNG (upscaled with nearest-neighbour so an 8 x 8 digit is
+visible); the report's figures (samples per class, nearest training neighbours, class coverage)
+are matplotlib charts saved with ``glassnet.figures.save_figure``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from glassnet.figures import pyplot, save_figure
+from glassnet.runs import atomic_write
+
+PER_CLASS = 8  # images per class row of the report's grid
+MIN_SHOWN = 48  # pixels on the shorter side of each image in a written PNG (small images are upscaled)
+
+
+def mosaic(images: torch.Tensor, columns: int | None = None, pad: int = 1) -> np.ndarray:
+    """``N x C x H x W`` images in [0, 1] as one ``H' x W' x C`` array in a grid (white padding)."""
+    images = images.detach().float().clamp(0, 1).cpu()
+    n, channels, height, width = images.shape
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / columns))
+    canvas = np.ones((rows * (height + pad) + pad, columns * (width + pad) + pad, channels), dtype=np.float32)
+    for k in range(n):
+        r, c = divmod(k, columns)
+        top, left = pad + r * (height + pad), pad + c * (width + pad)
+        canvas[top : top + height, left : left + width] = images[k].permute(1, 2, 0).numpy()
+    return canvas
+
+
+def png_bytes(picture: np.ndarray, scale: int = 1) -> bytes:
+    """A ``H x W x C`` array in [0, 1] (C = 1 or 3) as PNG bytes, each pixel repeated ``scale`` times each way."""
+    from PIL import Image
+
+    pixels = np.clip(np.rint(picture * 255), 0, 255).astype(np.uint8)
+    pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels[:, :, :3])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upscale(height: int, width: int) -> int:
+    """The whole factor that shows an image of ``height x width`` at least ``MIN_SHOWN`` pixels on its shorter side."""
+    return max(1, math.ceil(MIN_SHOWN / max(1, min(height, width))))
+
+
+def write_png(picture: np.ndarray, path: str | os.PathLike[str], scale: int = 1) -> Path:
+    """Write a picture (``H x W x C`` in [0, 1]) as a PNG, atomically, upscaled ``scale`` times; returns the path."""
+    data = png_bytes(picture, scale)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return Path(path)
+
+
+def _show(ax: Any, picture: np.ndarray) -> None:
+    if picture.shape[2] == 1:
+        ax.imshow(picture[:, :, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(picture[:, :, :3], interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def samples_by_class(
+    fake: torch.Tensor,
+    asked: torch.Tensor,
+    predicted: torch.Tensor,
+    names: list[str],
+    conditional: bool,
+    path: str | os.PathLike[str],
+) -> None:
+    """One row per class: samples generated for it (conditional) or that the classifier puts in it."""
+    plt = pyplot()
+    groups = asked if conditional else predicted
+    rows = []
+    for c in range(len(names)):
+        chosen = torch.nonzero(groups == c).flatten()[:PER_CLASS]
+        row = torch.ones(PER_CLASS, *fake.shape[1:])
+        row[: len(chosen)] = fake[chosen]
+        rows.append(row)
+    picture = mosaic(torch.cat(rows), columns=PER_CLASS)
+    fig, ax = plt.subplots(figsize=(PER_CLASS * 0.55 + 1.6, len(names) * 0.55 + 0.4))
+    _show(ax, picture)
+    height = fake.shape[2] + 1
+    ax.set_yticks([1 + height * (c + 0.5) for c in range(len(names))], labels=names, fontsize=8)
+    how = "generated for each class" if conditional else "grouped by the class the feature classifier sees"
+    ax.set_title(f"samples {how}", fontsize=9)
+    save_figure(fig, path)
+
+
+def nearest_pairs(fake: torch.Tensor, train: torch.Tensor, pairs: list[tuple[int, int, float]], path: Any) -> None:
+    """The samples closest to a training image (top row) above their nearest training images."""
+    plt = pyplot()
+    n = len(pairs)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.0 + 0.6, 2.4), squeeze=False)
+    for k, (sample, neighbour, distance) in enumerate(pairs):
+        _show(axes[0, k], fake[sample].permute(1, 2, 0).clamp(0, 1).numpy())
+        _show(axes[1, k], train[neighbour].float().permute(1, 2, 0).clamp(0, 1).numpy())
+        axes[0, k].set_title(f"d={distance:.2f}", fontsize=7)
+    axes[0, 0].set_ylabel("sample", fontsize=8)
+    axes[1, 0].set_ylabel("nearest\ntraining", fontsize=8)
+    save_figure(fig, path)
+
+
+def coverage_bars(coverage: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Share of the samples per class (by the feature classifier) beside the test split's share."""
+    plt = pyplot()
+    classes = coverage["classes"]
+    x = np.arange(len(classes))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(classes) + 1.5), 3.0))
+    ax.bar(x - 0.2, [c["share"] for c in classes], width=0.4, label="generated")
+    ax.bar(x + 0.2, [c["test_share"] for c in classes], width=0.4, label="test images", alpha=0.6)
+    ax.set_xticks(
+        x, labels=[c["name"] for c in classes], rotation=45 if len(classes) > 6 else 0, ha="right", fontsize=8
+    )
+    ax.set_ylabel("share of images")
+    ax.set_title("class coverage (feature classifier's labels)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    save_figure(fig, path)

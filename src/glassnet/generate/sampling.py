@@ -1,0 +1,129 @@
+"""Sampling from a generative run: ``gn.generate(run, n, classes=..., seed=...)`` and ``glassnet generate``'s PNGs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from glassnet.errors import ConfigError, RunError, UnknownNameError
+
+MAX_IMAGES = 100_000
+
+
+def _open(run: Any) -> Any:
+    """The ``Run`` of a generative run (``RunError`` with what to do for any other run)."""
+    from glassnet.train.run import Run
+
+    opened = Run.open(run)
+    if opened.spec.task != "generate":
+        raise RunError(
+            f"'{opened.path}' is a {opened.spec.task} run, not a generative one: generate draws images from a run "
+            f"trained with a generative model, e.g. `glassnet train --data digits --model cgan --out runs/cgan`"
+        )
+    return opened
+
+
+def class_indices(classes: Any, names: Sequence[str], n: int, conditional: bool) -> torch.Tensor | None:
+    """The class of each of ``n`` images from ``classes`` (a name, an index, or a list cycled over the images).
+
+    Raises:
+        ConfigError: classes for an unconditional model, or an index out of range.
+        UnknownNameError: a class name the run does not have.
+    """
+    if classes is None or (isinstance(classes, (list, tuple)) and not classes):
+        return (torch.arange(n) % len(names)) if conditional else None
+    if not conditional:
+        raise ConfigError(
+            "this run's model is unconditional (dcgan): it cannot be asked for a class. Drop --class, or train a "
+            "class-conditional model (--model cgan)"
+        )
+    items = list(classes) if isinstance(classes, (list, tuple)) else [classes]
+    indices = []
+    for item in items:
+        if isinstance(item, str) and item in names:
+            indices.append(list(names).index(item))
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not 0 <= item < len(names):
+                raise ConfigError(f"class index {item} is out of range; the run has classes 0..{len(names) - 1}")
+            indices.append(item)
+        else:
+            raise UnknownNameError("class", str(item), names)
+    return torch.tensor(indices).repeat((n + len(indices) - 1) // len(indices))[:n]
+
+
+def generate(run: Any, n: int = 64, classes: Any = None, seed: int = 0, ema: bool = True) -> torch.Tensor:
+    """New images from a generative run, in the data's value range (images in [0, 1]).
+
+    Args:
+        run: a ``Run`` or the directory of a run trained with ``dcgan`` or ``cgan``.
+        n: how many images.
+        classes: for a conditional run: a class name (or index) for every image, or a list of
+            them cycled over the images; None draws every class in turn.
+        seed: seeds the noise: the same seed gives the same images.
+        ema: draw from the generator's moving average (default) or from the last trained weights.
+
+    Returns:
+        ``n x C x H x W`` images on the CPU.
+
+    Raises:
+        RunError: the run is missing or not generative.
+        ConfigError: ``n`` below 1, or classes for an unconditional run.
+        UnknownNameError: a class name the run does not have.
+    """
+    return sample_run(run, n, classes, seed, ema)[0]
+
+
+def sample_run(
+    run: Any, n: int = 64, classes: Any = None, seed: int = 0, ema: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``generate``, and the class of each image (None for an unconditional run)."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_IMAGES:
+        raise ConfigError(f"n must be an integer in [1, {MAX_IMAGES:,}]. Received: n={n!r}")
+    opened = _open(run)
+    model = opened.model.cpu().eval()
+    labels = class_indices(classes, opened.spec.class_names, n, model.conditional)
+    generator = torch.Generator().manual_seed(int(seed))
+    parts = []
+    for start in range(0, n, 500):
+        part = labels[start : start + 500] if labels is not None else None
+        parts.append(model.sample(min(500, n - start), labels=part, generator=generator, ema=ema).cpu())
+    return torch.cat(parts), labels
+
+
+def write_samples(
+    images: torch.Tensor, out: str | os.PathLike[str], names: Sequence[str] = (), labels: Any = None
+) -> list[Path]:
+    """Write images as one PNG grid (``out`` ends in ``.png``) or one PNG per image into the folder ``out``.
+
+    Returns:
+        The files written.
+
+    Raises:
+        ConfigError: ``out`` is an existing file that is not a ``.png``, or a folder path is a file.
+    """
+    from glassnet.generate.figures import mosaic, upscale, write_png
+
+    out = Path(out)
+    scale = upscale(*images.shape[2:4])
+    if out.suffix.lower() == ".png":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return [write_png(mosaic(images), out, scale)]
+    if out.suffix:
+        raise ConfigError(f"--out must be a .png file (one grid) or a folder (one PNG per image). Received: {out}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder or a .png path")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, image in enumerate(images):
+        tag = f"-{_safe(names[int(labels[i])])}" if labels is not None and names else ""
+        written.append(write_png(mosaic(image[None], pad=0), out / f"sample-{i:04d}{tag}.png", scale))
+    return written
+
+
+def _safe(name: str) -> str:
+    """A class name as a file-name part (letters, digits, ``-`` and ``_``)."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:40] or "class"

@@ -1,0 +1,120 @@
+"""Report section of a generative run: samples per class, quality figures (and which features they
+are in), class coverage, nearest training neighbours and the warnings of ``results/generate.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glassnet.report.card import ReportContext, esc, fmt, key_values, num, section, table
+from glassnet.report.validate import ANY, NUMBER, TEXT
+
+# what the section reads of results/generate.json: checked before it is read
+_GENERATE = {
+    "model": TEXT,
+    "conditional": ANY,
+    "features": {"layer": TEXT, "trained_on": TEXT, "test_accuracy": NUMBER, "note": TEXT},
+    "quality": {"samples": NUMBER, "fid": NUMBER, "kid": NUMBER, "reference": ANY},
+    "coverage": {"classes": [{"name": ANY, "share": NUMBER, "test_share": NUMBER}], "covered": NUMBER, "missing": ANY},
+    "memorisation": {"sample_median": NUMBER, "test_median": NUMBER, "near_copy_share": NUMBER, "threshold": NUMBER},
+    "warnings": [TEXT],
+}
+
+
+@section("Generated images", order=56)
+def generated_images(ctx: ReportContext) -> str | None:
+    """Samples, FID/KID against their references, coverage and memorisation of a generative run."""
+    result = ctx.result("generate")
+    if not result:
+        return None
+    if "skipped" in result:
+        return f"<p>No evaluation of the generated images: {esc(result['skipped'])}.</p>"
+    ctx.check("generate", result, _GENERATE)
+    parts = [_warnings(result["warnings"]), _optimisers(ctx)]
+    samples = ctx.figure("generate_samples", "generated images, one row per class")
+    if samples:
+        parts.append("<h3>Samples</h3>" + samples)
+    parts.append(_quality(result))
+    parts.append(_coverage(result))
+    coverage = ctx.figure("generate_coverage", "share of generated images per class beside the test split's")
+    if coverage:
+        parts.append(coverage)
+    parts.append(_memorisation(result["memorisation"]))
+    pairs = ctx.figure("generate_neighbours", "the generated images closest to a training image, above it")
+    if pairs:
+        parts.append(pairs)
+    return "".join(parts)
+
+
+def _warnings(warnings: list[str]) -> str:
+    if not warnings:
+        return '<p class="note">No instability, mode collapse or memorisation was detected.</p>'
+    return "<ul>" + "".join(f"<li><strong>warning:</strong> {esc(w)}</li>" for w in warnings) + "</ul>"
+
+
+def _optimisers(ctx: ReportContext) -> str:
+    """How the two networks were trained (the step's own optimisers, not the configured ``optimizer``/``lr``)."""
+    step = ((ctx.result("train") or {}).get("training") or {}).get("step") or {}
+    if step.get("name") != "gan":
+        return ""
+    return (
+        f'<p class="note">Trained with the <code>gan</code> step: two Adam optimisers (generator lr '
+        f"{esc(step.get('lr_g'))}, discriminator lr {esc(step.get('lr_d'))}, betas {esc(step.get('betas'))}, "
+        f"{esc(step.get('d_steps'))} discriminator update(s) per batch, constant rates), and a moving average of the "
+        f"generator (decay {esc(step.get('ema'))}) that every sample here comes from. The optimiser, learning rate, "
+        "weight decay and schedule of the training settings do not apply to it.</p>"
+    )
+
+
+def _quality(result: dict[str, Any]) -> str:
+    quality, features = result["quality"], result["features"]
+    reference = quality.get("reference") or {}
+    rows = [["this generator", num(quality["fid"], ".2f"), num(quality["kid"], ".4f")]]
+    real = reference.get("real_train_vs_test")
+    if real:
+        rows.append(["real training images (floor)", num(real["fid"], ".2f"), num(real["kid"], ".4f")])
+    untrained = reference.get("untrained_generator")
+    if untrained:
+        rows.append(["untrained generator (ceiling)", num(untrained["fid"], ".2f"), num(untrained["kid"], ".4f")])
+    return (
+        f"<h3>Quality</h3><p>FID and KID between {fmt(quality['samples'])} generated and as many test images, in the "
+        f"features of the {esc(features['layer'])} of a CNN trained on {esc(features['trained_on'])} (test accuracy "
+        f"{num(features['test_accuracy'], '.2%')}). <strong>These are not Inception features</strong>: "
+        f"{esc(features['note'])}.</p>" + table(["images", "FID (lower is better)", "KID"], rows)
+    )
+
+
+def _coverage(result: dict[str, Any]) -> str:
+    coverage = result["coverage"]
+    classes = coverage["classes"]
+    conditional = coverage.get("agreement") is not None
+    header = ["class", "share of samples", "share of test images"] + (["agreement"] if conditional else [])
+    rows = [
+        [c["name"], num(c["share"], ".1%"), num(c["test_share"], ".1%")]
+        + ([num(c.get("agreement"), ".1%")] if conditional else [])
+        for c in classes
+    ]
+    missing = coverage["missing"]
+    text = (
+        f"{fmt(coverage['covered'])} of {len(classes)} classes covered"
+        + (f"; missing: {esc(', '.join(map(str, missing)))} (mode collapse)" if missing else "")
+        + "."
+    )
+    if conditional:
+        text += (
+            f" The classifier puts {num(coverage['agreement'], '.1%')} of the samples in the class they were "
+            "generated for."
+        )
+    return f"<h3>Class coverage</h3><p>{text} {esc(coverage.get('missing_rule', ''))}.</p>" + table(header, rows)
+
+
+def _memorisation(memo: dict[str, Any]) -> str:
+    rows = [
+        ["median distance of a sample to its nearest training image", num(memo["sample_median"], ".3f")],
+        ["median distance of a test image to its nearest training image", num(memo["test_median"], ".3f")],
+        [f"near-copies (closer than {num(memo['threshold'], '.3f')})", num(memo["near_copy_share"], ".1%")],
+    ]
+    return (
+        "<h3>Memorisation</h3><p>Pixel distances to the nearest training image: samples that are copies of training "
+        "images sit far below real test images. A near-copy is closer than 99% of test images are.</p>"
+        + key_values(rows)
+    )

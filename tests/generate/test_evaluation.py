@@ -1,0 +1,110 @@
+"""The generator evaluation: FID/KID in classifier features, coverage, memorisation, warnings, the JSON."""
+
+import json
+
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from glassnet.data import DataBundle, DataSpec
+from glassnet.generate.evaluation import (
+    FeatureExtractor,
+    _distances,
+    class_coverage,
+    evaluate_generator,
+    instability_warnings,
+    memorisation_check,
+)
+from glassnet.models import create_model
+from glassnet.runs import RunDir
+
+NAMES = ("dark", "mid", "bright")
+SPEC = DataSpec(modality="image", input_shape=(1, 8, 8), task="generate", num_outputs=1, class_names=NAMES,
+                name="levels")  # fmt: skip
+
+
+def levels(n, seed):
+    """Three classes of 8 x 8 images: noise around a dark, a middle and a bright grey."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 3
+    images = (0.15 + 0.35 * labels.view(-1, 1, 1, 1) + 0.05 * torch.randn(n, 1, 8, 8, generator=g)).clamp(0, 1)
+    return images, labels
+
+
+def bundle():
+    return DataBundle(*(TensorDataset(*levels(n, s)) for n, s in ((300, 0), (60, 1), (120, 2))), SPEC, {})
+
+
+class Fixed(nn.Module):
+    """A 'classifier' that always answers class 0."""
+
+    def forward(self, x):
+        return torch.tensor([5.0, 0.0, 0.0]).expand(len(x), 3)
+
+
+def test_coverage_finds_missing_classes_and_agreement():
+    fake = torch.rand(30, 1, 8, 8)
+    coverage = class_coverage(Fixed(), fake, torch.arange(30) % 3, torch.arange(30) % 3, list(NAMES))
+    assert coverage["covered"] == 1 and coverage["missing"] == ["mid", "bright"]
+    assert coverage["agreement"] == round(1 / 3, 4)
+    assert [c["share"] for c in coverage["classes"]] == [1.0, 0.0, 0.0]
+    warnings = instability_warnings([], coverage, {"near_copy_share": 0.0}, {"fid": 1.0}, list(NAMES))
+    assert any("miss 2 of 3 classes (mid, bright)" in w for w in warnings)
+    assert any("ignores its class input" in w for w in warnings)
+
+
+def test_copies_of_training_images_are_flagged_and_fresh_images_are_not():
+    train, _ = levels(300, 0)
+    test, _ = levels(120, 2)
+    copies = memorisation_check(train[:100].clone(), train, test)
+    assert copies["near_copy_share"] == 1.0 and copies["sample_median"] == 0.0
+    fresh = memorisation_check(levels(100, 5)[0], train, test)
+    assert fresh["near_copy_share"] <= 0.05 and 0.7 < fresh["ratio"] < 1.3
+    warnings = instability_warnings([], {"missing": [], "agreement": None}, copies, {"fid": 1.0}, list(NAMES))
+    assert any("memorises" in w for w in warnings)
+
+
+def test_fid_is_small_for_the_same_distribution_and_large_for_another():
+    torch.manual_seed(0)
+    spec = DataSpec(modality="image", input_shape=(1, 8, 8), task="classify", num_outputs=3, name="levels")
+    extractor = FeatureExtractor(create_model("cnn", spec, channels=[8], hidden=16).eval())
+    assert extractor.num_features == 16
+    real, _ = levels(200, 0)
+    same = _distances(extractor, real, levels(200, 1)[0], seed=0)
+    other = _distances(extractor, real, torch.rand(200, 1, 8, 8), seed=0)
+    assert same["fid"] < other["fid"] / 5 and same["kid"] < other["kid"]
+
+
+def test_the_discriminator_collapse_and_a_late_quality_drop_are_told_in_words():
+    history = [
+        {"epoch": e, "train/d_loss": d, "val/mmd": m} for e, d, m in ((1, 1.0, 0.2), (2, 0.5, 0.01), (3, 0.01, 0.3))
+    ]
+    warnings = instability_warnings(history, {"missing": [], "agreement": None}, {"near_copy_share": 0}, {"fid": 1}, [])
+    assert any("discriminator's loss fell to 0.010" in w for w in warnings)
+    assert any("got worse late in training" in w and "epoch 2" in w for w in warnings)
+
+
+def test_the_evaluation_writes_its_json_figures_and_says_which_features(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("cgan", SPEC, latent=8, width=8)
+    run = RunDir(tmp_path)
+    report = evaluate_generator(model, bundle(), run, seed=0, samples=90)
+    written = json.loads((tmp_path / "results" / "generate.json").read_text())
+    assert written["features"]["inception"] is False and "not in Inception-v3 features" in written["features"]["note"]
+    assert written["features"]["weights"] == "feature_classifier/model.safetensors"
+    assert (tmp_path / "feature_classifier" / "model.safetensors").is_file()
+    assert written["quality"]["samples"] == 90
+    reference = written["quality"]["reference"]
+    assert reference["real_train_vs_test"]["fid"] < reference["untrained_generator"]["fid"]
+    assert written["quality"]["fid"] == reference["untrained_generator"]["fid"]  # untrained: the same weights
+    assert any("no better than an untrained one" in w for w in written["warnings"])
+    assert set(report.headline()) == {"fid", "kid", "coverage", "agreement"}
+    for name in ("generate_samples", "generate_neighbours", "generate_coverage"):
+        assert (tmp_path / "figures" / f"{name}.png").is_file()
+
+
+def test_a_tiny_test_split_is_skipped_with_the_reason(tmp_path):
+    small = DataBundle(*(TensorDataset(*levels(n, s)) for n, s in ((60, 0), (9, 1), (9, 2))), SPEC, {})
+    report = evaluate_generator(create_model("dcgan", SPEC, latent=8, width=8), small, RunDir(tmp_path))
+    assert "test split has 9 images" in report.result["skipped"] and report.headline() == {}
+    assert json.loads((tmp_path / "results" / "generate.json").read_text())["skipped"] == report.result["skipped"]
