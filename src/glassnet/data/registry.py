@@ -90,13 +90,22 @@ def load_dataset(name: str, **options: object) -> DataBundle:
     Args:
         name: a name from ``list_datasets()``.
         **options: loader options, e.g. ``val_fraction``, ``test_fraction``, ``split_seed``;
-            for a path, ``format`` picks the format (default: detected).
+            for a path, ``format`` picks the format (default: detected). On any classification
+            dataset, ``labels_per_class=N`` (and ``labels_seed``) keeps N labelled training examples
+            per class and makes the rest an unlabelled pool (``glassnet.data.semi``).
 
     Raises:
         UnknownNameError: ``name`` is neither a built-in dataset nor an existing path.
         DataError: the path does not exist or its format is not supported.
         ConfigError: an option is unknown or has a bad value.
     """
+    from glassnet.data.semi import apply_options, split_options
+
+    labels = split_options(options)  # labels_per_class: a labelled subset of any classification dataset
+    return apply_options(_load(name, options), labels)
+
+
+def _load(name: str, options: dict[str, object]) -> DataBundle:
     info = _DATASETS.get(name)
     if info is not None:
         return _call(info.loader, f"dataset {name!r}", options)

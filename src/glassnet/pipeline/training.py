@@ -55,6 +55,7 @@ from glassnet.train.checkpoint import LAST
 from glassnet.train.loggers import track_run_files
 from glassnet.train.reconstruction import reconstruction_bundle
 from glassnet.train.run import Run, check_compatible, load_run_data
+from glassnet.train.semi import semi_supervised_callbacks, semi_supervised_summary
 from glassnet.train.steps import Step, step_from_options
 from glassnet.train.tasks import TaskContext, get_task, make_task
 
@@ -129,6 +130,7 @@ def make_trainer(
     # EMA first: validation, BestModel and ModelCheckpoint then see (and keep) the averaged weights
     callbacks: list[Any] = [EMA(config.ema)] if config.ema else []
     callbacks.append(best)
+    callbacks += semi_supervised_callbacks(bundle, config.seed)  # pseudo-labels measured on an unlabelled pool
     if config.early_stopping:
         callbacks.append(EarlyStopping(monitor=monitor, patience=config.early_stopping))
     if config.terminate_on_nan:
@@ -368,6 +370,9 @@ def _train(
         "model": {"name": config.model, "hparams": model.glassnet_arch["hparams"], **summarize(model, bundle.spec)},
         "provenance": provenance,
     }
+    semi = semi_supervised_summary(bundle, trainer.callbacks, trainer.step)
+    if semi is not None:
+        results["semi_supervised"] = semi
     if config.baseline:
         results["baseline"] = fit_baselines(task, bundle, results["test"], config.seed)
     task.details(TaskContext(run, bundle, model, trainer, results, config.seed, fit.history))
@@ -561,13 +566,15 @@ def _for_environment(config: RunConfig, spec: DataSpec) -> RunConfig:
 
 def _fit_data(config: RunConfig, data: Any, trainer: Trainer) -> tuple[Any, Any]:
     """What ``Trainer.fit`` takes: a bundle (its own validation split), a generative task's training images
-    with its sample-scoring validation, or an algorithm's rollouts of an
-    environment with episodes of the deterministic policy as the validation."""
+    with its sample-scoring validation, the batch source of a step that has one (the semi-supervised steps:
+    labelled batches and an unlabelled pool), or an algorithm's rollouts of an environment with episodes of
+    the deterministic policy as the validation."""
     if not config.env:
         validation = getattr(trainer.task, "validation", None)  # a task that scores samples (generate), not a split
         if callable(validation):
             return data.train, validation(data)
-        return data, None
+        make_source = getattr(trainer.step, "source", None)  # a step that mixes in an unlabelled pool
+        return (make_source(data), data.val) if callable(make_source) else (data, None)
     task = trainer.task
     source = trainer.step.source(data)
 
