@@ -25,6 +25,15 @@ TRACKER_OPTIONS = {
     "mlflow": ("tracking_uri", "experiment", "run_name"),
     "wandb": ("project", "entity", "mode", "run_name"),
 }
+BN_MODES = ("train", "freeze", "reestimate")
+# the fine-tuning recipe of a ``pretrained`` run unless finetune.<key> says otherwise (docs/transfer.md)
+FINETUNE_DEFAULTS: dict[str, Any] = {
+    "probe_epochs": 1,
+    "unfreeze_every": 1,
+    "lr_decay": 0.5,
+    "bn": "reestimate",
+    "bn_batches": 50,
+}
 
 
 @dataclass
@@ -76,6 +85,15 @@ class RunConfig:
         baseline: fit classical baselines (logistic regression, TF-IDF + a linear model, persistence,
             PCA ...) on the same training split and compare the network with the best of them on the
             test split (``results/train.json``: ``baseline``); false skips them.
+        pretrained: start from pretrained weights: a ``.safetensors`` file, a ``torch.save`` state
+            dict (read with ``weights_only=True``), a glassnet run directory, or ``imagenet`` for
+            ``mobilenet_v2``; the head stays new when the data has other classes. The run then
+            fine-tunes with the recipe of ``finetune``; empty: trained from scratch.
+        finetune: the fine-tuning recipe (docs/transfer.md), by default for a ``pretrained`` run
+            ``{probe_epochs: 1, unfreeze_every: 1, lr_decay: 0.5, bn: reestimate, bn_batches: 50}``:
+            batch-norm statistics re-measured on the new data, the head alone first, then one more
+            layer group from the top per epoch, each group at half the lr of the one above; ``bn``
+            is ``reestimate``, ``train`` or ``freeze`` (``finetune.bn=train``).
         checkpoint_every: write the resumable state ``checkpoints/last.pt`` every N optimiser steps
             as well as at every epoch end; 0: at epoch ends only.
         save_top_k: keep the weights of the k best epochs on ``monitor`` in ``checkpoints/``
@@ -154,6 +172,8 @@ class RunConfig:
     test_episodes: int = 100
     threads: int = 0
     baseline: bool = True
+    pretrained: str = ""
+    finetune: dict[str, Any] = field(default_factory=dict)
     adversarial: InitVar[dict[str, Any] | None] = None  # older spelling of the adversarial step's options
 
     def __post_init__(self, adversarial: dict[str, Any] | None = None) -> None:
@@ -171,6 +191,10 @@ class RunConfig:
         _check_type(self, "step", dict)
         _check_type(self, "env", str)
         _check_type(self, "env_args", dict)
+        _check_type(self, "pretrained", str)
+        _check_type(self, "finetune", dict)
+        if self.pretrained or self.finetune:
+            check_finetune(self.finetune)
         _check_type(self, "threads", int)
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0 (0: the default). Received: threads={self.threads}")
@@ -259,6 +283,7 @@ class RunConfig:
         values["augment"] = dict(values["augment"])
         values["step"] = dict(values["step"])
         values["env_args"] = dict(values["env_args"])
+        values["finetune"] = dict(values["finetune"])
         values["mlflow"], values["wandb"] = dict(values["mlflow"]), dict(values["wandb"])
         nested = {
             "model": "model_args",
@@ -269,6 +294,7 @@ class RunConfig:
             "env": "env_args",
             "mlflow": "mlflow",
             "wandb": "wandb",
+            "finetune": "finetune",
         }
         for key, value in overrides.items():
             prefix, _, sub = key.partition(".")
@@ -279,7 +305,8 @@ class RunConfig:
             elif sub:
                 raise ConfigError(
                     f"unknown configuration key {key!r}: only model.<arg>, data.<arg>, augment.<op>, step.<option> "
-                    "and adversarial.<option> take a dot, as do env.<option>, mlflow.<option> and wandb.<option> "
+                    "and adversarial.<option> take a dot, as do env.<option>, finetune.<option>, mlflow.<option> and "
+                    "wandb.<option> "
                     "(e.g. model.width=64, data.val_fraction=0.2, augment.hflip=0.5, adversarial.eps=0.1)"
                 )
             elif key == "adversarial":
@@ -287,6 +314,29 @@ class RunConfig:
             else:
                 values[key] = value
         return RunConfig.from_dict(values, source="override")
+
+
+def check_finetune(options: dict[str, Any]) -> dict[str, Any]:
+    """The fine-tuning recipe's settings: ``FINETUNE_DEFAULTS`` updated with ``options``, each checked.
+
+    Raises:
+        ConfigError: an unknown key or a value out of range, quoted.
+    """
+    unknown = sorted(set(options) - set(FINETUNE_DEFAULTS))
+    if unknown:
+        message = f"unknown finetune option {unknown[0]!r}; the options are: {', '.join(FINETUNE_DEFAULTS)}"
+        raise ConfigError(message)
+    settings = {**FINETUNE_DEFAULTS, **options}
+    for key in ("probe_epochs", "unfreeze_every", "bn_batches"):
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"finetune.{key} must be an integer >= 0. Received: finetune.{key}={value!r}")
+    value = settings["lr_decay"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"finetune.lr_decay must be in (0, 1]. Received: finetune.lr_decay={value!r}")
+    if settings["bn"] not in BN_MODES:
+        raise ConfigError(f"finetune.bn must be one of {', '.join(BN_MODES)}. Received: finetune.bn={settings['bn']!r}")
+    return settings
 
 
 def _legacy_adversarial(values: dict[str, Any], source: str) -> dict[str, Any]:

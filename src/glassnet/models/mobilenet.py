@@ -90,8 +90,11 @@ class MobileNetV2(nn.Module):
     (Grad-CAM) and the head in ``classifier``, as for the other CNNs.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, width_mult: float = 1.0, dropout: float = 0.2) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, width_mult: float = 1.0, dropout: float = 0.2, input_size: int = 0
+    ) -> None:
         super().__init__()
+        self.resize = Resize(input_size) if input_size else nn.Identity()
         self.normalize = imagenet_normalization(in_channels)
         self.features = _features(in_channels, width_mult)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -101,7 +104,13 @@ class MobileNetV2(nn.Module):
         self._init_weights()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pool(self.features(self.normalize(x))).flatten(1))
+        return self.classifier(self.pool(self.features(self.normalize(self.resize(x)))).flatten(1))
+
+    def layer_groups(self) -> list[list[nn.Module]]:
+        """Fine-tuning groups, input to head: the blocks up to stride 8, those at stride 16, those at
+        stride 32 with the last convolution, and the classifier."""
+        blocks = list(self.features)
+        return [blocks[:7], blocks[7:14], blocks[14:], [self.classifier]]
 
     def _init_weights(self) -> None:
         # He initialisation for ReLU-family convolutions; a small normal head starts near uniform predictions.
@@ -111,6 +120,22 @@ class MobileNetV2(nn.Module):
             elif isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, 0.0, 0.01)
                 nn.init.zeros_(module.bias)
+
+
+class Resize(nn.Module):
+    """Bilinear resizing of ``N x C x H x W`` images to ``size x size`` (no parameters, no state)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = int(size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] == (self.size, self.size):
+            return x
+        return nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
 
 
 def _features(in_channels: int, width_mult: float) -> nn.Sequential:
@@ -243,7 +268,7 @@ def load_imagenet_weights(model: MobileNetV2, keep_classifier: bool) -> None:
         _load_strict(model.classifier, parts["classifier"], "classifier", path)
 
 
-def _check_hparams(spec: DataSpec, width_mult: float, dropout: float, pretrained: str) -> None:
+def _check_hparams(spec: DataSpec, width_mult: float, dropout: float, pretrained: str, input_size: int) -> None:
     if len(spec.input_shape) != 3:
         raise ConfigError(
             f"mobilenet_v2 needs C x H x W images. Received: input_shape={spec.input_shape}. "
@@ -252,6 +277,11 @@ def _check_hparams(spec: DataSpec, width_mult: float, dropout: float, pretrained
     if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or not width_mult > 0:
         raise ConfigError(f"width_mult must be a positive number. Received: width_mult={width_mult!r}")
     check_probability("dropout", dropout)
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or not (input_size == 0 or input_size >= 16):
+        raise ConfigError(
+            f"input_size must be 0 (images as they come) or a side of at least 16 pixels that images are resized "
+            f"to. Received: input_size={input_size!r}"
+        )
     if pretrained not in PRETRAINED:
         raise ConfigError(f"pretrained must be one of {', '.join(PRETRAINED)}. Received: pretrained={pretrained!r}")
     if pretrained == "imagenet" and width_mult != 1.0:
@@ -272,7 +302,9 @@ def _check_hparams(spec: DataSpec, width_mult: float, dropout: float, pretrained
     tasks=("classify",),
     description="MobileNetV2 (inverted residuals); torchvision parameter names, optional ImageNet weights",
 )
-def mobilenet_v2(spec: DataSpec, width_mult: float = 1.0, dropout: float = 0.2, pretrained: str = "none") -> nn.Module:
+def mobilenet_v2(
+    spec: DataSpec, width_mult: float = 1.0, dropout: float = 0.2, pretrained: str = "none", input_size: int = 0
+) -> nn.Module:
     """MobileNetV2 for ``C x H x W`` images in [0, 1], trained from scratch or from ImageNet weights.
 
     The network halves the resolution five times; smaller images still run (the feature map stops
@@ -287,13 +319,16 @@ def mobilenet_v2(spec: DataSpec, width_mult: float = 1.0, dropout: float = 0.2, 
             weights; RGB or grey images, ``width_mult=1.0``). With 1000 classes the ImageNet
             classifier is kept; otherwise a fresh head of ``spec.num_outputs`` classes is trained
             on top of the pretrained backbone (fine-tuning).
+        input_size: resize images (bilinear, inside the model) to ``input_size x input_size``
+            first; 0 keeps them as they come. ImageNet features need room: on 28-pixel images the
+            last stages see 2 x 2 and 1 x 1 maps, so fine-tuning on them wants e.g. 96.
 
     Raises:
         ConfigError: a hyper-parameter is invalid or does not fit the data.
         DataError: ``pretrained="imagenet"`` and the checkpoint is missing or unreadable.
     """
-    _check_hparams(spec, width_mult, dropout, pretrained)
-    model = MobileNetV2(spec.input_shape[0], spec.num_outputs, float(width_mult), dropout)
+    _check_hparams(spec, width_mult, dropout, pretrained, input_size)
+    model = MobileNetV2(spec.input_shape[0], spec.num_outputs, float(width_mult), dropout, input_size)
     if pretrained == "imagenet":
         load_imagenet_weights(model, keep_classifier=spec.num_outputs == 1000)
     return model

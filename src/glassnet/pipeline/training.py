@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
+from torch import nn
 
-from glassnet.config import RunConfig, save_config
+from glassnet.config import RunConfig, check_finetune, save_config
 from glassnet.data import DataBundle, DataSpec, load_dataset, split_targets
 from glassnet.errors import CheckpointError, ConfigError, DataError, RunError
 from glassnet.figures import training as figures
 from glassnet.models import create_model, save_model, summarize
+from glassnet.models.registry import model_info
 from glassnet.provenance import capture
 from glassnet.rl.evaluation import AGENT_THREADS, cpu_threads
 from glassnet.runs import (
@@ -52,6 +54,7 @@ from glassnet.train import (
 )
 from glassnet.train.baselines import fit_baselines
 from glassnet.train.checkpoint import LAST
+from glassnet.train.finetune import FineTune, load_pretrained
 from glassnet.train.loggers import track_run_files
 from glassnet.train.reconstruction import reconstruction_bundle
 from glassnet.train.run import Run, check_compatible, load_run_data
@@ -131,6 +134,18 @@ def make_trainer(
     callbacks: list[Any] = [EMA(config.ema)] if config.ema else []
     callbacks.append(best)
     callbacks += semi_supervised_callbacks(bundle, config.seed)  # pseudo-labels measured on an unlabelled pool
+    recipe = check_finetune(config.finetune) if config.pretrained or config.finetune else None
+    if recipe is not None:
+        callbacks.append(
+            FineTune(
+                recipe["probe_epochs"],
+                recipe["unfreeze_every"],
+                recipe["bn"],
+                data=bundle.train,
+                bn_batches=recipe["bn_batches"],
+                batch_size=config.batch_size,
+            )
+        )
     if config.early_stopping:
         callbacks.append(EarlyStopping(monitor=monitor, patience=config.early_stopping))
     if config.terminate_on_nan:
@@ -158,6 +173,7 @@ def make_trainer(
         weight_decay=config.weight_decay,
         momentum=config.momentum,
         schedule=config.schedule,
+        lr_decay=recipe["lr_decay"] if recipe is not None else 1.0,
         callbacks=callbacks,
         seed=config.seed,
         device=config.device,
@@ -182,6 +198,27 @@ def make_trainer(
         trainer.task.episodes, trainer.task.test_episodes = config.eval_episodes, config.test_episodes
     trainer.task.mode(monitor)
     return trainer, best
+
+
+def _create_model(config: RunConfig, spec: DataSpec) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The configured model, with its pretrained weights loaded (and what was loaded, for the results).
+
+    Raises:
+        ConfigError: ``pretrained=imagenet`` for a model that ships no ImageNet weights.
+        DataError: the weights file is missing, unreadable or does not fit the model.
+    """
+    if config.pretrained != "imagenet":
+        model = create_model(config.model, spec, **config.model_args)
+        if not config.pretrained:
+            return model, None
+        return model, load_pretrained(model, config.pretrained).to_dict()
+    if "pretrained" not in model_info(config.model).defaults():
+        raise ConfigError(
+            f"pretrained=imagenet: {config.model} ships no ImageNet weights (mobilenet_v2 does); give a weights "
+            "file instead, e.g. pretrained=path/to/weights.safetensors"
+        )
+    model = create_model(config.model, spec, **{**config.model_args, "pretrained": "imagenet"})
+    return model, {"file": "imagenet", "builder": f"{config.model}(pretrained='imagenet')"}
 
 
 def _budget(config: RunConfig, step: Step) -> dict[str, Any]:
@@ -320,7 +357,7 @@ def _train(
     run = RunDir(out if out is not None else default_run_dir(config))
     # every mistake that can be found before training is found before anything is written
     trainer, best = make_trainer(config, bundle, run, progress, callbacks)
-    model = create_model(config.model, bundle.spec, **config.model_args)
+    model, pretrained = _create_model(config, bundle.spec)
     check = getattr(trainer.step, "check", None)  # a step that trains one kind of model (an RL algorithm)
     if callable(check):
         check(model)
@@ -370,6 +407,11 @@ def _train(
         "model": {"name": config.model, "hparams": model.glassnet_arch["hparams"], **summarize(model, bundle.spec)},
         "provenance": provenance,
     }
+    if pretrained is not None:
+        results["pretrained"] = pretrained
+    finetune = next((c for c in trainer.callbacks if isinstance(c, FineTune)), None)
+    if finetune is not None:
+        results["finetune"] = finetune.describe()
     semi = semi_supervised_summary(bundle, trainer.callbacks, trainer.step)
     if semi is not None:
         results["semi_supervised"] = semi

@@ -14,14 +14,23 @@ SCHEDULES = ("onecycle", "cosine", "plateau", "none")
 
 
 def build_optimizer(
-    model: nn.Module, name: str, lr: float, weight_decay: float, momentum: float = 0.9
+    model: nn.Module, name: str, lr: float, weight_decay: float, momentum: float = 0.9, lr_decay: float = 1.0
 ) -> torch.optim.Optimizer:
-    """AdamW or SGD (Nesterov momentum); biases and norm weights get no weight decay."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.ndim > 1 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """AdamW or SGD (Nesterov momentum); biases and norm weights get no weight decay.
+
+    ``lr_decay < 1`` gives each layer group of the model its own lr, ``lr_decay`` times that of the
+    group above it (discriminative fine-tuning, ``glassnet.train.finetune.discriminative_groups``).
+    """
+    if lr_decay != 1:
+        from glassnet.train.finetune import discriminative_groups
+
+        groups = discriminative_groups(model, lr, weight_decay, lr_decay)
+    else:
+        decay, no_decay = [], []
+        for param in model.parameters():
+            if param.requires_grad:
+                (decay if param.ndim > 1 else no_decay).append(param)
+        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
     if name == "sgd":

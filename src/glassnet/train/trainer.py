@@ -132,6 +132,9 @@ class Trainer:
         lr: peak learning rate.
         weight_decay: weight decay of weight matrices (biases and norms get none).
         momentum: SGD momentum.
+        lr_decay: discriminative learning rates for fine-tuning: each layer group (input to head, see
+            ``glassnet.train.finetune.layer_groups``) at ``lr_decay`` times the lr of the group above
+            it; 1: one lr for every parameter.
         schedule: ``onecycle``, ``cosine`` (stepped every optimiser step), ``plateau`` (lowered per
             epoch when ``monitor`` stalls) or ``none``.
         callbacks: ``Callback`` instances, run in order.
@@ -170,6 +173,7 @@ class Trainer:
         weight_decay: float = 1e-2,
         momentum: float = 0.9,
         schedule: str = "onecycle",
+        lr_decay: float = 1.0,
         callbacks: Sequence[Callback] = (),
         seed: int = 0,
         device: str | torch.device = "auto",
@@ -213,6 +217,7 @@ class Trainer:
         self.max_epochs, self.batch_size, self.eval_batch_size = max_epochs, batch_size, eval_batch_size
         self.max_steps, self.eval_every = max_steps, eval_every
         self.optimizer_name, self.lr, self.weight_decay, self.momentum = optimizer, lr, weight_decay, momentum
+        self.lr_decay = lr_decay
         self.schedule, self.warmup, self.monitor = schedule, warmup, monitor
         self.plateau_factor, self.plateau_patience = plateau_factor, plateau_patience
         self.callbacks = list(callbacks)
@@ -401,7 +406,9 @@ class Trainer:
         configured = self.step.configure_optimizers(model)
         self.plateau = None
         if configured is None:
-            optimizer = build_optimizer(model, self.optimizer_name, self.lr, self.weight_decay, self.momentum)
+            optimizer = build_optimizer(
+                model, self.optimizer_name, self.lr, self.weight_decay, self.momentum, lr_decay=self.lr_decay
+            )
             self.optimizers = {DEFAULT_OPTIMIZER: optimizer}
             self.schedulers = {
                 DEFAULT_OPTIMIZER: build_scheduler(optimizer, self.schedule, self.total_steps, warmup=self.warmup)
@@ -552,7 +559,8 @@ class Trainer:
         """Log the period, validate (on the weights callbacks select) and run the epoch-end callbacks."""
         logs: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step}
         for name, optimizer in self.optimizers.items():
-            logs["lr" if name == next(iter(self.optimizers)) else f"lr/{name}"] = optimizer.param_groups[0]["lr"]
+            peak = max(group["lr"] for group in optimizer.param_groups)  # the head's, under discriminative lrs
+            logs["lr" if name == next(iter(self.optimizers)) else f"lr/{name}"] = peak
         logs.update(self._train_logs(progress))
         self._call("on_validation_start", model)
         try:
