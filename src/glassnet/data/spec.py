@@ -18,7 +18,7 @@ MAX_VALUES = 2**28
 
 TASKS = (
     "classify", "multilabel", "regress", "forecast", "reconstruct", "seq2seq", "language_model", "tag", "control",
-    "generate",
+    "generate", "contrastive",
 )  # fmt: skip
 
 
@@ -36,7 +36,8 @@ class DataSpec:
         input_shape: shape of one example, e.g. ``(1, 8, 8)`` (channels first) or ``(30,)``.
         task: one of ``classify``, ``multilabel``, ``regress``, ``forecast``, ``reconstruct``,
             ``seq2seq``, ``language_model``, ``tag`` (one class per time step), ``control``, ``generate``
-            (new examples like the data; ``num_outputs`` is 1, the discriminator's "real" logit).
+            (new examples like the data; ``num_outputs`` is 1, the discriminator's "real" logit),
+            ``contrastive`` (a representation learnt without labels; ``num_outputs`` is the projection's size).
         num_outputs: classes for classification, target dimensions otherwise.
         class_names: one name per class (classification).
         feature_names: one name per input column (tabular).

@@ -33,6 +33,7 @@ class ConvNet(nn.Module):
 @register_model(
     "cnn",
     modalities=("image", "audio"),
+    tasks=("classify", "regress", "contrastive"),
     description="LeNet-style CNN: conv-BN-activation-pool blocks, then a fully connected head",
 )
 def cnn(

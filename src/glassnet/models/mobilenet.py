@@ -299,7 +299,7 @@ def _check_hparams(spec: DataSpec, width_mult: float, dropout: float, pretrained
 @register_model(
     "mobilenet_v2",
     modalities=("image",),
-    tasks=("classify",),
+    tasks=("classify", "contrastive"),
     description="MobileNetV2 (inverted residuals); torchvision parameter names, optional ImageNet weights",
 )
 def mobilenet_v2(

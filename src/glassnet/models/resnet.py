@@ -97,6 +97,7 @@ def _check(spec: DataSpec, depth: list[int], width: int, dropout: float, stem: s
 @register_model(
     "resnet",
     modalities=("image", "audio"),
+    tasks=("classify", "regress", "contrastive"),
     description="ResNet of basic residual blocks for small images; width doubles each stage; global pooling",
 )
 def resnet(

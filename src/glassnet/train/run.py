@@ -201,6 +201,16 @@ def load_run_data(config: RunConfig) -> Any:
     return load_training_data(config)
 
 
+def _step_data(config: RunConfig) -> Any:
+    """The named step's ``prepare_data(bundle, options)``, when its step turns the data into its own task."""
+    name = config.step.get("name") if config.step else None
+    if not isinstance(name, str):
+        return None
+    from glassnet.train.steps import step_info
+
+    return getattr(step_info(name).builder, "prepare_data", None)
+
+
 def load_training_data(config: RunConfig) -> DataBundle:
     """The dataset that ``config`` names, in the form its model trains on.
 
@@ -220,6 +230,9 @@ def load_training_data(config: RunConfig) -> DataBundle:
             "Choose one of those models or remove normal_classes"
         )
     bundle = load_dataset(config.data, **config.data_args)
+    prepare = _step_data(config)
+    if prepare is not None:  # a step that learns another task from the data (simclr: contrastive)
+        return prepare(bundle, {k: v for k, v in config.step.items() if k != "name"})
     if bundle.spec.task != "classify":
         if config.normal_classes:
             raise ConfigError(
