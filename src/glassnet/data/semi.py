@@ -25,7 +25,9 @@ from torch.utils.data import Dataset, TensorDataset
 from glassnet.data.bundle import DataBundle, split_tensors
 from glassnet.errors import ConfigError
 
-OPTIONS = ("labels_per_class", "labels_seed")
+OPTIONS = ("labels_per_class", "labels_seed", "unlabelled")
+UNKNOWN = -1  # the held-back label of a pool example whose label nobody knows (a user's unlabelled files)
+MAX_POOL_FILES = 1_000_000
 
 
 @dataclass
@@ -53,12 +55,98 @@ def apply_options(bundle: DataBundle, options: dict[str, Any]) -> DataBundle:
     """
     if not options:
         return bundle
-    if options.get("labels_per_class") is None:
+    if options.get("labels_per_class") is not None:
+        bundle = with_labels_per_class(bundle, options["labels_per_class"], options.get("labels_seed", 0))
+    elif "labels_seed" in options:
         raise ConfigError(
             "labels_seed chooses which examples keep their labels, so it needs labels_per_class: "
             "e.g. data.labels_per_class=40 data.labels_seed=1"
         )
-    return with_labels_per_class(bundle, options["labels_per_class"], options.get("labels_seed", 0))
+    if options.get("unlabelled") is not None:
+        bundle = with_unlabelled(bundle, options["unlabelled"])
+    return bundle
+
+
+def with_unlabelled(bundle: DataBundle, source: Any) -> SemiSupervisedBundle:
+    """Add a user's unlabelled examples to the pool (``data.unlabelled=PATH``).
+
+    ``source`` is a folder (every file in it and its subfolders that the data's modality reads:
+    images, ``.txt``/``.csv`` texts, ``.csv`` tables, ``.wav`` sounds, ``.npy`` arrays; class
+    subfolders are ignored) or one such file. Each example is read as ``glassnet predict`` reads it
+    for this data (images converted to the data's channels and size, texts encoded with its
+    vocabulary), so the pool fits the labelled examples. Their labels are unknown
+    (``UNKNOWN``): the pseudo-label monitor measures coverage on them, and accuracy only on pool
+    examples whose labels were held back (``labels_per_class``).
+
+    Raises:
+        ConfigError: the data is not a classification dataset, or ``source`` is not a path.
+        DataError: ``source`` is missing, holds no file this data's modality reads, or a file does
+            not fit (another modality, a wrong shape: the message names the file).
+    """
+    from pathlib import Path
+
+    from glassnet.data.inputs import read_inputs
+    from glassnet.errors import DataError
+
+    spec = bundle.spec
+    if spec.task != "classify":
+        raise ConfigError(
+            f"data.unlabelled adds examples to learn from without labels beside a classification dataset; "
+            f"{spec.name or 'this dataset'!r} is for {spec.task}. Remove data.unlabelled"
+        )
+    if not isinstance(source, (str, Path)) or not str(source):
+        raise ConfigError(f"data.unlabelled must be a folder or a file. Received: data.unlabelled={source!r}")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"unlabelled data '{path}' not found (data.unlabelled takes a folder or a file)")
+    files = _pool_files(path)
+    if not files:
+        raise DataError(
+            f"unlabelled folder '{path}' holds no files (images, .txt, .csv, .wav or .npy) to read for this "
+            f"{spec.modality} data"
+        )
+    try:
+        inputs, _ = read_inputs(files, spec)
+    except DataError as exc:
+        raise DataError(f"unlabelled data: {exc}") from exc
+    inputs = inputs.to(split_tensors(bundle.train)[0].dtype)
+    unknown = torch.full((len(inputs),), UNKNOWN, dtype=torch.long)
+    existing = getattr(bundle, "unlabelled", None)
+    if isinstance(existing, TensorDataset) and len(existing):
+        inputs = torch.cat([existing.tensors[0], inputs])
+        unknown = torch.cat([existing.tensors[1].long(), unknown])
+    info = {
+        **bundle.info,
+        "unlabelled": len(inputs),
+        "unlabelled_source": str(path),
+        "unlabelled_files": len(files),
+        "unlabelled_with_held_back_labels": int((unknown != UNKNOWN).sum()),
+    }
+    return SemiSupervisedBundle(
+        train=bundle.train,
+        val=bundle.val,
+        test=bundle.test,
+        spec=spec,
+        info=info,
+        unlabelled=TensorDataset(inputs, unknown),
+    )
+
+
+def _pool_files(path: Any) -> list[str]:
+    """The files of a folder (recursively, hidden ones skipped, sorted), or the one file given."""
+    import os
+
+    from glassnet.errors import DataError
+
+    if path.is_file():
+        return [str(path)]
+    files: list[str] = []
+    for root, folders, names in os.walk(path):
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        files += [os.path.join(root, n) for n in sorted(names) if not n.startswith(".")]
+        if len(files) > MAX_POOL_FILES:
+            raise DataError(f"unlabelled folder '{path}' holds more than {MAX_POOL_FILES:,} files")
+    return files
 
 
 def with_labels_per_class(bundle: DataBundle, labels_per_class: int, seed: int = 0) -> SemiSupervisedBundle:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from glassnet.report.card import ReportContext, key_values, num, section, table
 from glassnet.report.validate import ANY, FLAG, NUMBER, TEXT
 
-_ROW = {"threshold": NUMBER, "coverage": NUMBER, "pseudo_accuracy": ANY, "accuracy": NUMBER}
+_ROW = {"threshold": NUMBER, "coverage": NUMBER, "pseudo_accuracy": ANY, "accuracy": ANY}
 _SEMI = {
     "semi_supervised?": {
         "labels_per_class": ANY, "labelled": NUMBER, "unlabelled": NUMBER, "step": TEXT, "threshold": NUMBER,
@@ -33,10 +33,19 @@ def semi_supervised(ctx: ReportContext) -> str | None:
         else f"trained with step {semi['step']!r} on the labelled examples only (a supervised-only baseline); "
         "the pool was only measured"
     )
+    per_class = f" ({semi['labels_per_class']} per class)" if semi.get("labels_per_class") else ""
+    measured = semi.get("with_held_back_labels", semi["measured_on"])
+    source = semi.get("unlabelled_source")
+    pool = (
+        f"{num(unlabelled, ',')} (their labels held back, used only to measure)"
+        if not source
+        else f"{num(unlabelled, ',')}, with the files of {source} (no labels: pseudo-label accuracy is measured "
+        f"on the {num(measured, ',')} measured examples whose labels were held back, if any)"
+    )
     facts = key_values(
         [
-            ["labelled training examples", f"{num(labelled, ',')} ({semi['labels_per_class']} per class)"],
-            ["unlabelled pool", f"{num(unlabelled, ',')} (their labels held back, used only to measure)"],
+            ["labelled training examples", f"{num(labelled, ',')}{per_class}"],
+            ["unlabelled pool", pool],
             ["labelled share", _share(labelled / max(1, labelled + unlabelled))],
             ["use", use],
             ["confidence threshold", num(semi["threshold"], ".2f")],

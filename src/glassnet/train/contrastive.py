@@ -57,7 +57,15 @@ def contrastive_bundle(bundle: DataBundle, dim: int = PROJECTION_DIM) -> DataBun
         raise ConfigError(f"step.dim must be an integer in [2, 4096]. Received: step.dim={dim!r}")
     names = spec.class_names if spec.task == "classify" else ()
     new_spec = dataclasses.replace(spec, task="contrastive", num_outputs=dim, class_names=names)
-    return DataBundle(bundle.train, bundle.val, bundle.test, new_spec, {**bundle.info, "source_task": spec.task})
+    train, info = bundle.train, {**bundle.info, "source_task": spec.task}
+    pool = getattr(bundle, "unlabelled", None)
+    if pool is not None and len(pool):  # data.labels_per_class / data.unlabelled: every image pretrains
+        images, labels = split_tensors(train)
+        extra = split_tensors(pool)[0].to(images.dtype)
+        unknown = torch.full((len(extra),), -1, dtype=labels.dtype)  # held back: never in the k-NN bank
+        train = torch.utils.data.TensorDataset(torch.cat([images, extra]), torch.cat([labels, unknown]))
+        info["pretrained_on"] = {"labelled": len(images), "unlabelled": len(extra)}
+    return DataBundle(train, bundle.val, bundle.test, new_spec, info)
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -238,6 +246,8 @@ class Contrastive(Task):
 
     def _measure(self, bundle: DataBundle, images: torch.Tensor, labels: torch.Tensor) -> ContrastiveValidation:
         bank, bank_labels = split_tensors(bundle.train)
+        if bank_labels.dim() == 1:  # images of the unlabelled pool (label -1) pretrain but never vote
+            bank, bank_labels = bank[bank_labels >= 0], bank_labels[bank_labels >= 0]
         chosen = torch.randperm(len(bank), generator=torch.Generator().manual_seed(0))[:BANK_IMAGES]
         return ContrastiveValidation(
             images, _labels_if_classes(labels, bundle), bank[chosen], _labels_if_classes(bank_labels[chosen], bundle)
@@ -248,6 +258,8 @@ class Contrastive(Task):
         if len(bundle.val):
             return self._measure(bundle, *split_tensors(bundle.val))
         images, labels = split_tensors(bundle.train)
+        if labels.dim() == 1 and bool((labels >= 0).any()):
+            images, labels = images[labels >= 0], labels[labels >= 0]
         chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(1))[:VALIDATION_IMAGES]
         return self._measure(bundle, images[chosen], labels[chosen])
 
@@ -263,6 +275,7 @@ def _pixel_knn(components: int | None) -> Baseline:
     """k-NN with the same vote on standardised pixels (or their first principal components)."""
 
     def fit(x: torch.Tensor, y: torch.Tensor) -> Any:
+        x, y = x[y >= 0], y[y >= 0]  # the unlabelled pool's images have no label to vote with
         flat = x.reshape(len(x), -1).double()
         mean, std = flat.mean(dim=0), flat.std(dim=0).clamp_min(1e-6)
         basis = None

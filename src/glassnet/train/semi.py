@@ -303,6 +303,9 @@ def pseudo_labels(logits: torch.Tensor, threshold: float) -> tuple[torch.Tensor,
 class PseudoLabelMonitor(Callback):
     """Pseudo-label accuracy and coverage on the unlabelled pool, against its held-back labels.
 
+    Pool examples without a held-back label (a user's unlabelled files, label -1) count towards
+    coverage only; accuracy is measured on those that have one (none: no accuracy is logged).
+
     At each epoch end it adds ``unlabelled/coverage`` (share of the sample whose confidence is at
     least ``threshold``), ``unlabelled/pseudo_accuracy`` (accuracy of those pseudo-labels; absent
     when none is confident) and ``unlabelled/accuracy`` (accuracy of every prediction) to the logs.
@@ -346,17 +349,18 @@ class PseudoLabelMonitor(Callback):
     def measure(self, trainer: Trainer, model: nn.Module, thresholds: tuple[float, ...]) -> list[dict[str, float]]:
         """Coverage and pseudo-label accuracy of the current labeller at each of ``thresholds``."""
         confidence, predicted = self._confidence(trainer, model)
+        known = self.labels >= 0  # a user's unlabelled files have no held-back label (-1)
         right = predicted == self.labels
         rows = []
         for threshold in thresholds:
             confident = confidence >= threshold
-            count = int(confident.sum())
+            measured = confident & known
             rows.append(
                 {
                     "threshold": threshold,
-                    "coverage": round(count / len(right), 6),
-                    "pseudo_accuracy": round(float(right[confident].float().mean()), 6) if count else None,
-                    "accuracy": round(float(right.float().mean()), 6),
+                    "coverage": round(int(confident.sum()) / len(right), 6),
+                    "pseudo_accuracy": round(float(right[measured].float().mean()), 6) if measured.any() else None,
+                    "accuracy": round(float(right[known].float().mean()), 6) if known.any() else None,
                 }
             )
         return rows
@@ -366,7 +370,8 @@ class PseudoLabelMonitor(Callback):
         logs["unlabelled/coverage"] = row["coverage"]
         if row["pseudo_accuracy"] is not None:
             logs["unlabelled/pseudo_accuracy"] = row["pseudo_accuracy"]
-        logs["unlabelled/accuracy"] = row["accuracy"]
+        if row["accuracy"] is not None:
+            logs["unlabelled/accuracy"] = row["accuracy"]
         self.history.append({"epoch": logs.get("epoch"), "step": logs.get("step"), **row})
 
     def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None:
@@ -374,7 +379,12 @@ class PseudoLabelMonitor(Callback):
 
     def summary(self) -> dict[str, Any]:
         """What ``results/train.json`` keeps under ``semi_supervised`` (the pipeline adds the data's counts)."""
-        return {"measured_on": len(self.labels), "history": self.history, "threshold_sweep": self.sweep}
+        return {
+            "measured_on": len(self.labels),
+            "with_held_back_labels": int((self.labels >= 0).sum()),
+            "history": self.history,
+            "threshold_sweep": self.sweep,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": list(self.history)}
@@ -402,6 +412,7 @@ def semi_supervised_summary(bundle: Any, callbacks: list[Callback], step: Step) 
         "labels_seed": info.get("labels_seed"),
         "labelled": info.get("labelled", len(bundle.train)),
         "unlabelled": info.get("unlabelled", len(bundle.unlabelled)),
+        "unlabelled_source": info.get("unlabelled_source"),
         "step": step.name,
         "threshold": float(getattr(step, "threshold", 0.95)),
         "uses_unlabelled": isinstance(step, SemiSupervisedStep),
