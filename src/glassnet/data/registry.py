@@ -92,7 +92,9 @@ def load_dataset(name: str, **options: object) -> DataBundle:
         **options: loader options, e.g. ``val_fraction``, ``test_fraction``, ``split_seed``;
             for a path, ``format`` picks the format (default: detected). On any classification
             dataset, ``labels_per_class=N`` (and ``labels_seed``) keeps N labelled training examples
-            per class and makes the rest an unlabelled pool (``glassnet.data.semi``).
+            per class and makes the rest an unlabelled pool (``glassnet.data.semi``); on image
+            classification, ``generated=RUN`` (``generated_per_class``, ``generated_seed``) adds images
+            drawn from a class-conditional generator run to the training split (``glassnet.generate.augment``).
 
     Raises:
         UnknownNameError: ``name`` is neither a built-in dataset nor an existing path.
@@ -100,9 +102,11 @@ def load_dataset(name: str, **options: object) -> DataBundle:
         ConfigError: an option is unknown or has a bad value.
     """
     from glassnet.data.semi import apply_options, split_options
+    from glassnet.generate import augment
 
     labels = split_options(options)  # labels_per_class: a labelled subset of any classification dataset
-    return apply_options(_load(name, options), labels)
+    generated = augment.split_options(options)  # generated=RUN: a generator's images join the training split
+    return augment.apply_options(apply_options(_load(name, options), labels), generated)
 
 
 def _load(name: str, options: dict[str, object]) -> DataBundle:
