@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from glassnet.train.trainer import Trainer
 
 
+@register_step("fixmatch", description="semi-supervised: a weak view's confident label trains the strong view")
 class FixMatchStep(SemiSupervisedStep):
     """Weak-to-strong consistency with confident hard pseudo-labels (see the module docstring).
 
@@ -124,23 +125,3 @@ class FixMatchStep(SemiSupervisedStep):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.teacher is not None and state.get("teacher"):
             self.teacher.load_state_dict(state["teacher"])
-
-
-@register_step("fixmatch", description="semi-supervised: a weak view's confident label trains the strong view")
-def fixmatch_step(
-    spec: DataSpec | None = None,
-    augment: Any = None,
-    threshold: float = 0.95,
-    ratio: int = 7,
-    weight: float = 1.0,
-    ramp: float = 0.0,
-    ema: float = 0.0,
-    hflip: float = 0.5,
-    shift: float = 0.125,
-    ops: int = 2,
-    cutout: float = 0.5,
-    noise: float = 0.1,
-    drop: float = 0.2,
-) -> FixMatchStep:
-    """The FixMatch step (options: see ``FixMatchStep``)."""
-    return FixMatchStep(spec, augment, threshold, ratio, weight, ramp, ema, hflip, shift, ops, cutout, noise, drop)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from glassnet.train.trainer import Trainer
 
 
+@register_step("mean_teacher", description="semi-supervised: agree with an exponential moving average of the model")
 class MeanTeacherStep(SemiSupervisedStep):
     """Consistency with an EMA teacher (see the module docstring).
 
@@ -125,20 +126,3 @@ def _noise(level: float) -> nn.Module:
     from glassnet.data.randaugment import NoiseView
 
     return NoiseView(noise=level)
-
-
-@register_step("mean_teacher", description="semi-supervised: agree with an exponential moving average of the model")
-def mean_teacher_step(
-    spec: DataSpec | None = None,
-    augment: Any = None,
-    threshold: float = 0.95,
-    ratio: int = 3,
-    weight: float = 10.0,
-    ramp: float = 0.3,
-    ema: float = 0.99,
-    hflip: float = 0.5,
-    shift: float = 0.125,
-    noise: float = 0.1,
-) -> MeanTeacherStep:
-    """The Mean Teacher step (options: see ``MeanTeacherStep``)."""
-    return MeanTeacherStep(spec, augment, threshold, ratio, weight, ramp, ema, hflip, shift, noise)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from glassnet.train.tasks import Task
 
 
+@register_step("pseudo_label", description="semi-supervised: confident predictions on the unlabelled pool as targets")
 class PseudoLabelStep(SemiSupervisedStep):
     """Labelled loss plus the ramped-up loss on confident pseudo-labels (see the module docstring).
 
@@ -83,18 +84,3 @@ class PseudoLabelStep(SemiSupervisedStep):
             "coverage": mask.mean(),
             "unlabelled_weight": torch.tensor(weight),
         }
-
-
-@register_step("pseudo_label", description="semi-supervised: confident predictions on the unlabelled pool as targets")
-def pseudo_label_step(
-    spec: DataSpec | None = None,
-    augment: Any = None,
-    threshold: float = 0.95,
-    ratio: int = 3,
-    weight: float = 1.0,
-    ramp: float = 0.3,
-    hflip: float = 0.5,
-    shift: float = 0.125,
-) -> PseudoLabelStep:
-    """The pseudo-labelling step (options: see ``PseudoLabelStep``)."""
-    return PseudoLabelStep(spec, augment, threshold, ratio, weight, ramp, hflip, shift)
