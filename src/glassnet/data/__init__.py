@@ -18,13 +18,13 @@ from glassnet.data import tagging as _tagging  # noqa: F401  (truecase, truecase
 from glassnet.data import text as _text  # noqa: F401  (text CSV; sentiment, 20newsgroups)
 from glassnet.data import timeseries as _timeseries  # noqa: F401  (time-series CSV; sunspots, co2, ecg)
 from glassnet.data.bundle import DataBundle, bundle_from_arrays, bundle_from_splits, split_targets, split_tensors
+from glassnet.data.loading import load_dataset
 from glassnet.data.modality import MODALITIES, Modality, get_modality, register_modality
 from glassnet.data.registry import (
     DatasetInfo,
     FormatInfo,
     list_datasets,
     list_formats,
-    load_dataset,
     register_dataset,
     register_format,
 )

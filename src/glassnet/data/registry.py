@@ -84,32 +84,9 @@ def list_datasets() -> list[DatasetInfo]:
     return [_DATASETS[name] for name in sorted(_DATASETS)]
 
 
-def load_dataset(name: str, **options: object) -> DataBundle:
-    """Load a built-in dataset, or user files at a path, as a ``DataBundle``.
-
-    Args:
-        name: a name from ``list_datasets()``.
-        **options: loader options, e.g. ``val_fraction``, ``test_fraction``, ``split_seed``;
-            for a path, ``format`` picks the format (default: detected). On any classification
-            dataset, ``labels_per_class=N`` (and ``labels_seed``) keeps N labelled training examples
-            per class and makes the rest an unlabelled pool (``glassnet.data.semi``); on image
-            classification, ``generated=RUN`` (``generated_per_class``, ``generated_seed``) adds images
-            drawn from a class-conditional generator run to the training split (``glassnet.generate.augment``).
-
-    Raises:
-        UnknownNameError: ``name`` is neither a built-in dataset nor an existing path.
-        DataError: the path does not exist or its format is not supported.
-        ConfigError: an option is unknown or has a bad value.
-    """
-    from glassnet.data.semi import apply_options, split_options
-    from glassnet.generate import augment
-
-    labels = split_options(options)  # labels_per_class: a labelled subset of any classification dataset
-    generated = augment.split_options(options)  # generated=RUN: a generator's images join the training split
-    return augment.apply_options(apply_options(_load(name, options), labels), generated)
-
-
-def _load(name: str, options: dict[str, object]) -> DataBundle:
+def load_named(name: str, options: dict[str, object]) -> DataBundle:
+    """The bundle of dataset ``name`` or of user files at that path, ``options`` going to its loader
+    (``load_dataset`` is the public entry, which also applies the options of any dataset)."""
     info = _DATASETS.get(name)
     if info is not None:
         return _call(info.loader, f"dataset {name!r}", options)

@@ -15,6 +15,7 @@ from glassnet.lazy import lazy_exports
 _HOMES = {
     "generate": "glassnet.generate.sampling",
     "write_samples": "glassnet.generate.sampling",
+    "with_generated": "glassnet.generate.sampling",
     "evaluate_generator": "glassnet.generate.evaluation",
     "GenerationReport": "glassnet.generate.evaluation",
     "generation_bundle": "glassnet.generate.data",

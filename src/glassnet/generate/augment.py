@@ -12,6 +12,7 @@ generator run, the count and the seed under ``data.generated``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from torch.utils.data import TensorDataset
 
 from glassnet.data.bundle import DataBundle, split_tensors
 from glassnet.errors import ConfigError, DataError
+from glassnet.generate.drawing import MAX_IMAGES, draw, require_generative
 
 OPTIONS = ("generated", "generated_per_class", "generated_seed")
 MAX_PER_CLASS = 20_000
@@ -29,11 +31,15 @@ def split_options(options: dict[str, Any]) -> dict[str, Any]:
     return {key: options.pop(key) for key in OPTIONS if key in options}
 
 
-def apply_options(bundle: DataBundle, options: dict[str, Any]) -> DataBundle:
+def apply_options(bundle: DataBundle, options: dict[str, Any], open_run: Callable[[Any], Any]) -> DataBundle:
     """``bundle`` with generated training images when ``options`` (from ``split_options``) name a run.
+
+    ``open_run`` opens the run that ``generated`` names (``Run.open``: the training layer passes it,
+    so that this module does not import the ``Run`` that imports it).
 
     Raises:
         ConfigError: ``generated_per_class`` or ``generated_seed`` without ``generated``, or bad values.
+        RunError: the run is missing or not generative.
     """
     if not options:
         return bundle
@@ -42,17 +48,34 @@ def apply_options(bundle: DataBundle, options: dict[str, Any]) -> DataBundle:
             "data.generated_per_class and data.generated_seed need the generator: data.generated=RUN "
             "(a run trained with --model cgan on images like these)"
         )
-    return with_generated(
-        bundle, options["generated"], options.get("generated_per_class"), options.get("generated_seed", 0)
+    check_values(options.get("generated_per_class"), options.get("generated_seed", 0))
+    return add_generated(
+        bundle,
+        require_generative(open_run(options["generated"])),
+        options.get("generated_per_class"),
+        options.get("generated_seed", 0),
     )
 
 
-def with_generated(bundle: DataBundle, run: Any, per_class: int | None = None, seed: int = 0) -> DataBundle:
+def check_values(per_class: Any, seed: Any) -> None:
+    """``ConfigError`` unless ``per_class`` is None or a whole number in range and ``seed`` a whole number >= 0."""
+    whole = isinstance(per_class, int) and not isinstance(per_class, bool)
+    if per_class is not None and (not whole or not 1 <= per_class <= MAX_PER_CLASS):
+        raise ConfigError(
+            f"data.generated_per_class must be a whole number in [1, {MAX_PER_CLASS:,}]. "
+            f"Received: data.generated_per_class={per_class!r}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"data.generated_seed must be a whole number >= 0. Received: data.generated_seed={seed!r}")
+
+
+def add_generated(bundle: DataBundle, source: Any, per_class: int | None = None, seed: int = 0) -> DataBundle:
     """Append ``per_class`` generated images of every class to the training split.
 
     Args:
         bundle: an image classification bundle (its labelled training split is what grows).
-        run: a class-conditional generative run (``cgan``) with the same image shape and classes.
+        source: an opened class-conditional generative ``Run`` (``cgan``) with the same image shape and
+            classes (``glassnet.generate.with_generated`` takes its directory).
         per_class: images drawn per class; None: as many as the training split holds per class on
             average (doubling it).
         seed: seeds the generator's noise.
@@ -63,8 +86,6 @@ def with_generated(bundle: DataBundle, run: Any, per_class: int | None = None, s
         DataError: the run's images or classes do not match the data's.
         RunError: ``run`` is missing or not generative.
     """
-    from glassnet.generate.sampling import MAX_IMAGES, _open, sample_run
-
     spec = bundle.spec
     if spec.task != "classify" or spec.modality != "image":
         raise ConfigError(
@@ -74,15 +95,8 @@ def with_generated(bundle: DataBundle, run: Any, per_class: int | None = None, s
     images, labels = split_tensors(bundle.train)
     if per_class is None:
         per_class = max(1, round(len(images) / spec.num_outputs))
-    whole = isinstance(per_class, int) and not isinstance(per_class, bool)
-    if not whole or not 1 <= per_class <= MAX_PER_CLASS:
-        raise ConfigError(
-            f"data.generated_per_class must be a whole number in [1, {MAX_PER_CLASS:,}]. "
-            f"Received: data.generated_per_class={per_class!r}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ConfigError(f"data.generated_seed must be a whole number >= 0. Received: data.generated_seed={seed!r}")
-    source = _open(run)
+    check_values(per_class, seed)
+    source = require_generative(source)
     if tuple(source.spec.input_shape) != tuple(spec.input_shape):
         raise DataError(
             f"generator run '{source.path}' makes {list(source.spec.input_shape)} images; this data's are "
@@ -104,7 +118,7 @@ def with_generated(bundle: DataBundle, run: Any, per_class: int | None = None, s
             f"{MAX_IMAGES:,} are drawn for a run"
         )
     classes = torch.arange(spec.num_outputs).repeat_interleave(per_class)
-    drawn, drawn_labels = sample_run(source, len(classes), classes.tolist(), seed=seed)
+    drawn, drawn_labels = draw(source, len(classes), classes.tolist(), seed=seed)
     assert drawn_labels is not None
     train = TensorDataset(
         torch.cat([images, drawn.to(images.dtype)]), torch.cat([labels, drawn_labels.to(labels.dtype)])

@@ -9,50 +9,15 @@ from typing import Any
 
 import torch
 
-from glassnet.errors import ConfigError, RunError, UnknownNameError
-
-MAX_IMAGES = 100_000
+from glassnet.errors import ConfigError
+from glassnet.generate.drawing import MAX_IMAGES, draw, require_generative
 
 
 def _open(run: Any) -> Any:
     """The ``Run`` of a generative run (``RunError`` with what to do for any other run)."""
     from glassnet.train.run import Run
 
-    opened = Run.open(run)
-    if opened.spec.task != "generate":
-        raise RunError(
-            f"'{opened.path}' is a {opened.spec.task} run, not a generative one: generate draws images from a run "
-            f"trained with a generative model, e.g. `glassnet train --data digits --model cgan --out runs/cgan`"
-        )
-    return opened
-
-
-def class_indices(classes: Any, names: Sequence[str], n: int, conditional: bool) -> torch.Tensor | None:
-    """The class of each of ``n`` images from ``classes`` (a name, an index, or a list cycled over the images).
-
-    Raises:
-        ConfigError: classes for an unconditional model, or an index out of range.
-        UnknownNameError: a class name the run does not have.
-    """
-    if classes is None or (isinstance(classes, (list, tuple)) and not classes):
-        return (torch.arange(n) % len(names)) if conditional else None
-    if not conditional:
-        raise ConfigError(
-            "this run's model is unconditional (dcgan): it cannot be asked for a class. Drop --class, or train a "
-            "class-conditional model (--model cgan)"
-        )
-    items = list(classes) if isinstance(classes, (list, tuple)) else [classes]
-    indices = []
-    for item in items:
-        if isinstance(item, str) and item in names:
-            indices.append(list(names).index(item))
-        elif isinstance(item, int) and not isinstance(item, bool):
-            if not 0 <= item < len(names):
-                raise ConfigError(f"class index {item} is out of range; the run has classes 0..{len(names) - 1}")
-            indices.append(item)
-        else:
-            raise UnknownNameError("class", str(item), names)
-    return torch.tensor(indices).repeat((n + len(indices) - 1) // len(indices))[:n]
+    return require_generative(Run.open(run))
 
 
 def generate(run: Any, n: int = 64, classes: Any = None, seed: int = 0, ema: bool = True) -> torch.Tensor:
@@ -83,15 +48,15 @@ def sample_run(
     """``generate``, and the class of each image (None for an unconditional run)."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_IMAGES:
         raise ConfigError(f"n must be an integer in [1, {MAX_IMAGES:,}]. Received: n={n!r}")
-    opened = _open(run)
-    model = opened.model.cpu().eval()
-    labels = class_indices(classes, opened.spec.class_names, n, model.conditional)
-    generator = torch.Generator().manual_seed(int(seed))
-    parts = []
-    for start in range(0, n, 500):
-        part = labels[start : start + 500] if labels is not None else None
-        parts.append(model.sample(min(500, n - start), labels=part, generator=generator, ema=ema).cpu())
-    return torch.cat(parts), labels
+    return draw(_open(run), n, classes, seed, ema)
+
+
+def with_generated(bundle: Any, run: Any, per_class: int | None = None, seed: int = 0) -> Any:
+    """``bundle`` with ``per_class`` images of every class from the cgan ``run`` (a ``Run`` or its directory)
+    appended to its training split: ``glassnet.generate.augment.add_generated`` on the opened run."""
+    from glassnet.generate.augment import add_generated
+
+    return add_generated(bundle, _open(run), per_class, seed)
 
 
 def write_samples(

@@ -18,6 +18,7 @@ from torch import nn
 from glassnet.config import RunConfig, read_yaml
 from glassnet.data import DataBundle, DataSpec, list_datasets, load_dataset, split_tensors
 from glassnet.errors import ConfigError, DataError, GlassnetError, RunError
+from glassnet.generate import augment
 from glassnet.models import list_models, load_model, model_info
 from glassnet.runs import RunDir
 from glassnet.train.reconstruction import reconstruction_bundle
@@ -229,7 +230,9 @@ def load_training_data(config: RunConfig) -> DataBundle:
             f"({', '.join(reconstruction_models())}); model {config.model!r} does not reconstruct. "
             "Choose one of those models or remove normal_classes"
         )
-    bundle = load_dataset(config.data, **config.data_args)
+    options = dict(config.data_args)
+    generated = augment.split_options(options)  # data.generated=RUN: a generator run's images join training
+    bundle = augment.apply_options(load_dataset(config.data, **options), generated, Run.open)
     prepare = _step_data(config)
     if prepare is not None:  # a step that learns another task from the data (simclr: contrastive)
         return prepare(bundle, {k: v for k, v in config.step.items() if k != "name"})
