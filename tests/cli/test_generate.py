@@ -105,3 +105,31 @@ def test_the_command_is_listed_in_the_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "generate" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def ddpm_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen") / "ddpm"
+    torch.manual_seed(0)
+    save_model(create_model("ddpm", image_spec(), width=8, timesteps=40, sample_steps=8), image_spec(), out)
+    return out
+
+
+def test_a_diffusion_run_takes_steps_and_guidance(ddpm_run, tmp_path, capsys):
+    args = ["generate", str(ddpm_run), "--n", "4", "--class", "one", "--steps", "3", "--guidance", "3"]
+    assert main([*args, "--out", str(tmp_path / "a.png")]) == 0
+    assert "generated: 4 images of 1 x 8 x 8 (seed 0, classes one)" in capsys.readouterr().out
+    few = gn.generate(ddpm_run, 4, classes="one", steps=3, guidance=3.0)
+    more = gn.generate(ddpm_run, 4, classes="one", steps=8, guidance=3.0)
+    assert few.shape == (4, 1, 8, 8) and not torch.equal(few, more)
+    assert torch.equal(gn.generate(ddpm_run, 4, classes="one", steps=8, guidance=3.0), more)  # seeded
+    assert main(["generate", str(ddpm_run), "--steps", "41"]) == 2
+    assert "steps must be a whole number in [1, 40]" in capsys.readouterr().err
+
+
+def test_sampling_options_on_a_gan_say_they_are_for_diffusion_runs(cgan_run, capsys):
+    assert main(["generate", str(cgan_run), "--steps", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "steps applies to diffusion runs (ddpm); this run's model is cgan" in err and err.count("\n") == 1
+    with pytest.raises(ConfigError, match="guidance applies to diffusion runs"):
+        gn.generate(cgan_run, 2, guidance=2.0)

@@ -117,9 +117,12 @@ def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
         from glassnet.models.policies import ValueHead
 
         loss = loss + ValueHead(model)(x).pow(2).mean()
-    if spec.task == "generate":  # the forward pass is the discriminator's verdict; the generator trains through it
+    if spec.task == "generate" and hasattr(model, "generator"):  # a GAN's forward pass is the discriminator's
         fake = model.generator(torch.randn(4, model.latent), torch.arange(4) % 3 if model.conditional else None)
         loss = loss + model(fake).pow(2).mean()
+    if spec.task == "generate" and hasattr(model, "denoise"):  # a diffusion model's forward pass is unconditional
+        t = torch.tensor([0, 10, 100, 900])
+        loss = loss + model.denoise(x * 2 - 1, t, torch.arange(4) % 3 if model.conditional else None).pow(2).mean()
     loss.backward()
     # a GAN's generator_ema is an average the training step updates, never trained by gradients
     grads = [p.grad for name, p in model.named_parameters() if p.requires_grad and name not in UNUSED]

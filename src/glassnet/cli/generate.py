@@ -23,9 +23,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "generate",
         parents=[common],
-        help="draw new images from a generative run (dcgan, cgan) into a PNG grid or a folder of PNGs",
-        description="Draw new images from a run trained with a generative model (dcgan, cgan), from the "
-        "generator's moving average, and write them as one PNG grid (--out FILE.png) or one PNG per image "
+        help="draw new images from a generative run (dcgan, cgan, ddpm) into a PNG grid or a folder of PNGs",
+        description="Draw new images from a run trained with a generative model (dcgan, cgan, ddpm), from the "
+        "model's moving average (ddpm: by DDIM in --steps steps),"
+        " and write them as one PNG grid (--out FILE.png) or one PNG per image "
         "(--out FOLDER). The same --seed gives the same images. The run's evaluation (FID, KID, class coverage, "
         "memorisation) is in RUN/results/generate.json.",
         epilog=f"example: {EXAMPLE}",
@@ -40,6 +41,12 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         help="the class to draw (conditional runs; repeat to cycle through several; default: every class in turn)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    parser.add_argument(
+        "--steps", type=int, help="denoising steps of a diffusion run (DDIM; default: the model's sample_steps)"
+    )
+    parser.add_argument(
+        "--guidance", type=float, help="classifier-free guidance weight of a conditional diffusion run (1: none)"
+    )
     parser.add_argument(
         "--out",
         default="samples.png",
@@ -61,7 +68,8 @@ def handler(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {args.out} is one of the run's own files; write the images elsewhere")
     run = Run.open(args.run)
     start = time.perf_counter()
-    images, labels = sample_run(run, args.n, classes=args.classes, seed=args.seed)
+    options = {"steps": args.steps, "guidance": args.guidance}
+    images, labels = sample_run(run, args.n, classes=args.classes, seed=args.seed, **options)
     written = write_samples(images, args.out, run.spec.class_names, labels)
     shape = " x ".join(map(str, images.shape[1:]))
     which = f", classes {', '.join(args.classes)}" if args.classes else ""

@@ -6,6 +6,7 @@ can draw a generator's images while it loads a classifier's data (``data.generat
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,22 +56,34 @@ def class_indices(classes: Any, names: Sequence[str], n: int, conditional: bool)
 
 
 def draw(
-    opened: Any, n: int = 64, classes: Any = None, seed: int = 0, ema: bool = True
+    opened: Any, n: int = 64, classes: Any = None, seed: int = 0, ema: bool = True, **options: Any
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` images from an opened generative run, and the class of each (None when unconditional).
 
+    ``options`` go to the model's ``sample``: a diffusion model's ``steps``, ``guidance`` and ``eta``
+    (None values are left out).
+
     Raises:
         RunError: the run is not generative.
-        ConfigError: ``n`` out of range, or classes for an unconditional run.
+        ConfigError: ``n`` out of range, classes for an unconditional run, or an option the model's
+            sampler does not take (``steps`` on a GAN).
         UnknownNameError: a class name the run does not have.
     """
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_IMAGES:
         raise ConfigError(f"n must be an integer in [1, {MAX_IMAGES:,}]. Received: n={n!r}")
     model = require_generative(opened).model.cpu().eval()
+    options = {key: value for key, value in options.items() if value is not None}
+    accepted = inspect.signature(model.sample).parameters
+    unknown = [key for key in options if key not in accepted]
+    if unknown:
+        raise ConfigError(
+            f"{', '.join(unknown)} applies to diffusion runs (ddpm); this run's model is "
+            f"{getattr(model, 'glassnet_arch', {}).get('name', type(model).__name__)}, which draws in one pass"
+        )
     labels = class_indices(classes, opened.spec.class_names, n, model.conditional)
     generator = torch.Generator().manual_seed(int(seed))
     parts = []
     for start in range(0, n, 500):
         part = labels[start : start + 500] if labels is not None else None
-        parts.append(model.sample(min(500, n - start), labels=part, generator=generator, ema=ema).cpu())
+        parts.append(model.sample(min(500, n - start), labels=part, generator=generator, ema=ema, **options).cpu())
     return torch.cat(parts), labels

@@ -20,7 +20,9 @@ def _open(run: Any) -> Any:
     return require_generative(Run.open(run))
 
 
-def generate(run: Any, n: int = 64, classes: Any = None, seed: int = 0, ema: bool = True) -> torch.Tensor:
+def generate(
+    run: Any, n: int = 64, classes: Any = None, seed: int = 0, ema: bool = True, **options: Any
+) -> torch.Tensor:
     """New images from a generative run, in the data's value range (images in [0, 1]).
 
     Args:
@@ -30,25 +32,27 @@ def generate(run: Any, n: int = 64, classes: Any = None, seed: int = 0, ema: boo
             them cycled over the images; None draws every class in turn.
         seed: seeds the noise: the same seed gives the same images.
         ema: draw from the generator's moving average (default) or from the last trained weights.
+        **options: a diffusion run's sampling options: ``steps`` (DDIM steps), ``guidance``
+            (classifier-free guidance weight), ``eta`` (0: deterministic DDIM, 1: DDPM's noise).
 
     Returns:
         ``n x C x H x W`` images on the CPU.
 
     Raises:
         RunError: the run is missing or not generative.
-        ConfigError: ``n`` below 1, or classes for an unconditional run.
+        ConfigError: ``n`` below 1, classes for an unconditional run, or sampling options for a GAN.
         UnknownNameError: a class name the run does not have.
     """
-    return sample_run(run, n, classes, seed, ema)[0]
+    return sample_run(run, n, classes, seed, ema, **options)[0]
 
 
 def sample_run(
-    run: Any, n: int = 64, classes: Any = None, seed: int = 0, ema: bool = True
+    run: Any, n: int = 64, classes: Any = None, seed: int = 0, ema: bool = True, **options: Any
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``generate``, and the class of each image (None for an unconditional run)."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_IMAGES:
         raise ConfigError(f"n must be an integer in [1, {MAX_IMAGES:,}]. Received: n={n!r}")
-    return draw(_open(run), n, classes, seed, ema)
+    return draw(_open(run), n, classes, seed, ema, **options)
 
 
 def with_generated(bundle: Any, run: Any, per_class: int | None = None, seed: int = 0) -> Any:

@@ -1,16 +1,19 @@
 """The ``generate`` task: what a generative run validates, reports and predicts.
 
-A GAN has no loss on held-out data that says how good its images are, so the task validates by
-sampling: after every epoch, ``validation`` draws images from the averaged generator (fixed noise,
+A GAN has no loss on held-out data that says how good its images are (a diffusion model's
+denoising loss does not say it either), so the task validates by sampling: after every epoch,
+``validation`` draws images from the averaged generator (fixed noise,
 the validation split's classes) and measures the kernel MMD between them and the validation images
 in pixel space (``val/mmd``, also logged as ``val/loss``: the monitor keeps the epoch whose images
-match the held-out ones best), beside the discriminator's mean logit on both (``val/d_real``,
+match the held-out ones best), beside a GAN discriminator's mean logit on both (``val/d_real``,
 ``val/d_fake``). After training, ``details`` runs the full evaluation (``glassnet.generate.evaluation``):
 FID and KID in the features of a classifier trained on the same data, class coverage, a
 memorisation check and instability warnings, written to ``results/generate.json``.
 
-The model's forward pass is the discriminator's "real" logit, so ``predict`` on a generative run
-scores how real each input image looks (``prediction``: the probability of "real").
+A GAN's forward pass is the discriminator's "real" logit, so ``predict`` on a GAN run scores how
+real each input image looks (``prediction``: the probability of "real"); a diffusion model's is
+minus its denoising error, so ``prediction`` (its sigmoid, at most 0.5) ranks images by how
+typical they are.
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ def _sample_like(model: nn.Module, labels: torch.Tensor, seed: int) -> torch.Ten
 
 
 class SampleValidation:
-    """The per-epoch validation of a generative run: MMD between generated and held-out images.
+    """The per-epoch validation of a generative run: MMD between generated and held-out images (and, for a
+    GAN, the discriminator's mean logit on both).
 
     Args:
         images: held-out real images (the validation split, at most ``VALIDATION_IMAGES``).
@@ -75,16 +79,19 @@ class SampleValidation:
     def __call__(self, trainer: Any, model: nn.Module) -> dict[str, float]:
         from glassnet.train.steps.gan import unwrap
 
-        gan = unwrap(model)
-        device = next(gan.parameters()).device
-        fake = _sample_like(gan, self.labels, VALIDATION_SEED)
-        with torch.no_grad():
-            real = self.images.to(device)
-            labels = self.labels.to(device) if gan.conditional else None
-            d_real = gan.discriminator(real, labels).float().mean()
-            d_fake = gan.discriminator(fake, labels).float().mean()
+        generative = unwrap(model)
+        device = next(generative.parameters()).device
+        fake = _sample_like(generative, self.labels, VALIDATION_SEED)
         mmd = kernel_mmd(fake.cpu(), self.images, self.bandwidth)
-        return {"loss": mmd, "mmd": mmd, "d_real": float(d_real), "d_fake": float(d_fake)}
+        scores = {"loss": mmd, "mmd": mmd}
+        discriminator = getattr(generative, "discriminator", None)  # GANs; a diffusion model has none
+        if discriminator is not None:
+            with torch.no_grad():
+                real = self.images.to(device)
+                labels = self.labels.to(device) if generative.conditional else None
+                scores["d_real"] = float(discriminator(real, labels).float().mean())
+                scores["d_fake"] = float(discriminator(fake, labels).float().mean())
+        return scores
 
 
 @register_task

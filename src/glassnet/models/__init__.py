@@ -3,6 +3,7 @@
 from glassnet.models import autoencoder as _autoencoder  # noqa: F401  ("autoencoder", "conv_autoencoder", "vae")
 from glassnet.models import cnn as _cnn  # noqa: F401  (registers "cnn")
 from glassnet.models import cnn1d as _cnn1d  # noqa: F401  (registers "cnn1d")
+from glassnet.models import diffusion as _diffusion  # noqa: F401  (registers "ddpm")
 from glassnet.models import gan as _gan  # noqa: F401  (registers "dcgan", "cgan")
 from glassnet.models import mlp as _mlp  # noqa: F401  (registers "mlp")
 from glassnet.models import mobilenet as _mobilenet  # noqa: F401  (registers "mobilenet_v2")

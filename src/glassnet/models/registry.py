@@ -36,6 +36,7 @@ class ModelInfo:
     tasks: tuple[str, ...]
     description: str
     builder: Builder
+    step: str | None = None  # the training step the family needs (None: its task's default)
 
     def defaults(self) -> dict[str, Any]:
         """The builder's hyper-parameters and their default values."""
@@ -56,8 +57,12 @@ def register_model(
     modalities: tuple[str, ...],
     tasks: tuple[str, ...] = ("classify", "regress"),
     description: str = "",
+    step: str | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register ``builder(spec, **hparams) -> nn.Module`` under ``name``.
+
+    ``step`` names the training step the family trains with when a run names none (default: its
+    task's own step), e.g. ``ddpm`` trains with ``diffusion`` where the ``generate`` task's GANs use ``gan``.
 
     Every hyper-parameter must be a keyword argument with a JSON-serialisable default, so a model
     is fully described by its name, its hyper-parameters and its ``DataSpec``.
@@ -67,7 +72,7 @@ def register_model(
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
         doc = description or (inspect.getdoc(builder) or "").split("\n")[0]
-        _MODELS[name] = ModelInfo(name, modalities, tasks, doc, builder)
+        _MODELS[name] = ModelInfo(name, modalities, tasks, doc, builder, step)
         return builder
 
     return decorate

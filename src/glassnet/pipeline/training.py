@@ -250,8 +250,11 @@ def _loggers(config: RunConfig, run: RunDir) -> list[Any]:
 
 
 def _training_step(config: RunConfig, spec: DataSpec) -> Step:
-    """The step ``config.step`` names (with its options), or the task's own step."""
-    return step_from_options(config.step, spec, _augmentation(config, spec), get_task(spec.task).default_step)
+    """The step ``config.step`` names (with its options), else the model family's own step, else the task's."""
+    preferred = model_info(config.model).step if config.model else None  # ddpm trains with diffusion
+    return step_from_options(
+        config.step, spec, _augmentation(config, spec), preferred or get_task(spec.task).default_step
+    )
 
 
 def _augmentation(config: RunConfig, spec: DataSpec) -> Any:

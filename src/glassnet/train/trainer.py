@@ -29,6 +29,7 @@ from glassnet.data.bundle import DataBundle
 from glassnet.data.spec import DataSpec
 from glassnet.errors import CheckpointError, ConfigError, DataError
 from glassnet.models.outputs import Outputs, concat_outputs, eval_mode, map_outputs
+from glassnet.models.registry import list_models, model_info
 from glassnet.train import distributed
 from glassnet.train.callbacks import Callback
 from glassnet.train.checkpoint import LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -300,6 +301,7 @@ class Trainer:
             ConfigError: a stream source without ``max_steps``, or settings the step cannot use.
         """
         self._infer_task(data)
+        self._adopt_model_step(model)
         if isinstance(data, DataBundle):
             data, val = data.train, data.val
         if isinstance(val, Dataset) and len(val) == 0:
@@ -714,6 +716,17 @@ class Trainer:
         outputs, _ = self._outputs(model, data)
         decoded = self.task.decode(outputs)
         return Predictions(outputs=outputs, **decoded, spec=spec)
+
+    def _adopt_model_step(self, model: nn.Module) -> None:
+        """Without a step given, train a registered family with the step it names (``ddpm``: ``diffusion``)."""
+        if not self._default_step:
+            return
+        inner = getattr(model, "_orig_mod", model)
+        arch = getattr(getattr(inner, "module", inner), "glassnet_arch", None)
+        name = arch.get("name") if isinstance(arch, dict) else None
+        preferred = model_info(name).step if isinstance(name, str) and name in list_models() else None
+        if preferred is not None and self.step.name != preferred:
+            self.step = make_step(preferred, self.spec)
 
     def _infer_task(self, data: Any) -> None:
         """Take the task from ``data``'s ``DataSpec`` when the trainer was given none (explicit tasks win).

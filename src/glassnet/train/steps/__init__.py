@@ -2,11 +2,12 @@
 
 A new learning scheme (semi-supervised, GANs, an RL algorithm) is a new step class registered with
 ``@register_step``, never a branch in the loop. Built in: ``supervised`` (the default of most
-tasks), ``teacher_forcing`` (sequence-to-sequence), ``adversarial``, ``distillation``, ``gan``, the
+tasks), ``teacher_forcing`` (sequence-to-sequence), ``adversarial``, ``distillation``, ``gan``, ``diffusion``, the
 semi-supervised ``pseudo_label``, ``fixmatch`` and ``mean_teacher``, and the self-supervised ``simclr``.
 """
 
 from glassnet.train.steps import adversarial as _adversarial  # noqa: E402,F401,I001  (registers "adversarial")
+from glassnet.train.steps import diffusion as _diffusion  # noqa: E402,F401  (registers "diffusion")
 from glassnet.train.steps import distillation as _distillation  # noqa: E402,F401  (registers "distillation")
 from glassnet.train.steps import gan as _gan  # noqa: E402,F401  (registers "gan")
 from glassnet.train.steps import fixmatch as _fixmatch  # noqa: E402,F401  (registers "fixmatch")

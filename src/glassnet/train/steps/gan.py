@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glassnet.errors import ConfigError
+from glassnet.train.steps.averaging import WeightAverage
 from glassnet.train.steps.base import Optimization, Step
 from glassnet.train.steps.registry import register_step
 
@@ -92,8 +93,7 @@ class GANStep(Step):
             raise ConfigError(f"d_steps must be an integer >= 1. Received: d_steps={d_steps!r}")
         self.lr_g, self.lr_d, self.betas = float(lr_g), float(lr_d), (float(beta1), float(beta2))
         self.d_steps, self.ema = d_steps, float(ema)
-        self.ema_updates = 0
-        self._pairs: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
+        self.average = WeightAverage(self.ema)
 
     def check(self, model: nn.Module) -> None:
         """Refuse a model that is not a GAN (the pipeline calls this before training)."""
@@ -116,7 +116,7 @@ class GANStep(Step):
     def configure_optimizers(self, model: nn.Module) -> Optimization:
         gan = unwrap(model)
         self.check(gan)
-        self._pairs = None
+        self.average.reset()
         return Optimization(
             {
                 "generator": torch.optim.Adam(gan.generator.parameters(), lr=self.lr_g, betas=self.betas),
@@ -134,11 +134,15 @@ class GANStep(Step):
             "ema": self.ema,
         }
 
+    @property
+    def ema_updates(self) -> int:
+        return self.average.updates
+
     def state_dict(self) -> dict[str, Any]:
-        return {"ema_updates": self.ema_updates}
+        return {"ema_updates": self.average.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.ema_updates = int(state.get("ema_updates", 0))
+        self.average.updates = int(state.get("ema_updates", 0))
 
     def training_step(self, model: nn.Module, batch: Any, task: Task) -> dict[str, torch.Tensor]:
         """``d_steps`` discriminator updates, one generator update and the average's update."""
@@ -164,7 +168,7 @@ class GANStep(Step):
         finally:
             gan.discriminator.requires_grad_(True)
         self.optimizer_step("generator")
-        self._update_average(gan)
+        self.average.update(gan.generator, gan.generator_ema)
         return {
             "loss": (d_loss + g_loss).detach(),
             "d_loss": d_loss.detach(),
@@ -172,27 +176,6 @@ class GANStep(Step):
             "d_real": d_real.detach().float().mean(),
             "d_fake": d_fake.detach().float().mean(),
         }
-
-    @torch.no_grad()
-    def _update_average(self, gan: GAN) -> None:
-        """``ema = d * ema + (1 - d) * weights`` (d ramps up as (1 + n) / (10 + n)); buffers are copied."""
-        if self._pairs is None:
-            live = dict(gan.generator.named_parameters())
-            averaged = dict(gan.generator_ema.named_parameters())
-            live_buffers = dict(gan.generator.named_buffers())
-            averaged_buffers = dict(gan.generator_ema.named_buffers())
-            self._pairs = (
-                [averaged[k] for k in live],
-                [live[k].detach() for k in live],
-                [averaged_buffers[k] for k in live_buffers],
-                [live_buffers[k] for k in live_buffers],
-            )
-        self.ema_updates += 1
-        decay = min(self.ema, (1 + self.ema_updates) / (10 + self.ema_updates))
-        averaged_params, live_params, averaged_buffers, live_buffers = self._pairs
-        torch._foreach_lerp_(averaged_params, live_params, 1 - decay)
-        for target, source in zip(averaged_buffers, live_buffers):
-            target.copy_(source)
 
 
 @register_step("gan", description="a generator against a discriminator, two optimisers (models dcgan, cgan)")
