@@ -6,8 +6,10 @@
 Trains ``ddpm`` on ``--data`` (or takes the trained ``--run``), then draws one image for each of
 the evaluation's real test images (the same classes, the same seed) with
 
-- DDIM (``eta=0``) in each of ``--steps`` steps, and in all T steps;
-- the original DDPM ancestral sampler (``eta=1``) over all T steps: "the full schedule";
+- each of ``--steps`` step counts with each of ``--etas`` (0: deterministic DDIM; 1: as much fresh
+  noise per step as DDPM), and DDIM in all T steps;
+- the original DDPM ancestral sampler (``eta=1``) over all T steps: "the full schedule" (both T-step
+  samplers are skipped with ``--no-full``);
 
 and measures FID and KID against the test images in the features of the run's own feature
 classifier (``RUN/feature_classifier``, the one ``results/generate.json`` used: not Inception
@@ -49,11 +51,14 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--run", default=None, help="a trained ddpm run (skips training)")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 25, 50, 100])
+    parser.add_argument("--etas", type=float, nargs="+", default=[0.0, 1.0], help="0: DDIM, 1: DDPM's noise")
+    parser.add_argument("--no-full", action="store_true", help="skip the T-step samplers (slow on large images)")
+    parser.add_argument("--keep", default=None, help="train into this folder and keep the run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(args.run) if args.run else Path(tmp) / "ddpm"
+        path = Path(args.run or args.keep or Path(tmp) / "ddpm")
         if not args.run:
             start = time.perf_counter()
             config = gn.RunConfig(
@@ -70,18 +75,21 @@ def main() -> None:
         classifier, _ = load_model(path / CLASSIFIER_DIR)
         extractor = FeatureExtractor(classifier.eval())
         T = model.timesteps
-        samplers = [(f"DDIM {k} steps", {"steps": k, "eta": 0.0}) for k in args.steps if k < T]
-        samplers += [
-            (f"DDIM {T} steps", {"steps": T, "eta": 0.0}),
-            (f"DDPM {T} steps (full)", {"steps": T, "eta": 1.0}),
+        samplers = [
+            (f"{k} steps, eta {eta:g}", {"steps": k, "eta": eta}) for k in args.steps if k < T for eta in args.etas
         ]
+        if not args.no_full:
+            samplers += [
+                (f"DDIM {T} steps", {"steps": T, "eta": 0.0}),
+                (f"DDPM {T} steps (full)", {"steps": T, "eta": 1.0}),
+            ]
         rows = []
         for name, options in samplers:
             fake, seconds = draw(model, labels, args.seed, **options)
             scores = _distances(extractor, real, fake, args.seed)
             rows.append({"sampler": name, **options, "fid": scores["fid"], "kid": scores["kid"], "seconds": seconds})
             print(f"{name:24s} FID {scores['fid']:8.2f}  KID {scores['kid']:8.3f}  {seconds:7.1f} s", flush=True)
-        full = rows[-1]["fid"]
+        full = rows[-1]["fid"] if not args.no_full else None
         start = time.perf_counter()
         gn.generate(path, 64)
         default_s = time.perf_counter() - start
@@ -89,7 +97,8 @@ def main() -> None:
     print(f"{'sampler':24s} {'FID':>8s} {'/ full':>7s} {'seconds':>8s}")
     for row in rows:
         row["ratio_to_full"] = round(row["fid"] / full, 3) if full else None
-        print(f"{row['sampler']:24s} {row['fid']:8.2f} {row['ratio_to_full']:7.3f} {row['seconds']:8.1f}")
+        ratio = f"{row['ratio_to_full']:7.3f}" if full else "      -"
+        print(f"{row['sampler']:24s} {row['fid']:8.2f} {ratio} {row['seconds']:8.1f}")
     print(f"gn.generate(run, 64) with the default {model.sample_steps} steps: {default_s:.2f} s")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "generate_64_s": default_s, "data": args.data}, indent=2))

@@ -116,7 +116,7 @@ def ddpm_run(tmp_path_factory):
 
 
 def test_a_diffusion_run_takes_steps_and_guidance(ddpm_run, tmp_path, capsys):
-    args = ["generate", str(ddpm_run), "--n", "4", "--class", "one", "--steps", "3", "--guidance", "3"]
+    args = ["generate", str(ddpm_run), "--n", "4", "--class", "one", "--steps", "3", "--guidance", "3", "--eta", "1"]
     assert main([*args, "--out", str(tmp_path / "a.png")]) == 0
     assert "generated: 4 images of 1 x 8 x 8 (seed 0, classes one)" in capsys.readouterr().out
     few = gn.generate(ddpm_run, 4, classes="one", steps=3, guidance=3.0)

@@ -48,6 +48,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "--guidance", type=float, help="classifier-free guidance weight of a conditional diffusion run (1: none)"
     )
     parser.add_argument(
+        "--eta", type=float, help="fresh noise per step of a diffusion run: 0 deterministic DDIM (default), 1 as DDPM"
+    )
+    parser.add_argument(
         "--out",
         default="samples.png",
         help="a .png file (one grid) or a folder (one PNG per image); default samples.png",
@@ -68,7 +71,7 @@ def handler(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {args.out} is one of the run's own files; write the images elsewhere")
     run = Run.open(args.run)
     start = time.perf_counter()
-    options = {"steps": args.steps, "guidance": args.guidance}
+    options = {"steps": args.steps, "guidance": args.guidance, "eta": args.eta}
     images, labels = sample_run(run, args.n, classes=args.classes, seed=args.seed, **options)
     written = write_samples(images, args.out, run.spec.class_names, labels)
     shape = " x ".join(map(str, images.shape[1:]))
