@@ -99,8 +99,18 @@ def test_the_evaluation_writes_its_json_figures_and_says_which_features(tmp_path
     assert written["quality"]["fid"] == reference["untrained_generator"]["fid"]  # untrained: the same weights
     assert any("no better than an untrained one" in w for w in written["warnings"])
     assert set(report.headline()) == {"fid", "kid", "coverage", "agreement"}
-    for name in ("generate_samples", "generate_neighbours", "generate_coverage"):
+    for name in ("generate_samples", "generate_neighbours", "generate_coverage", "generate_interpolation"):
         assert (tmp_path / "figures" / f"{name}.png").is_file()
+
+
+def test_slerp_keeps_the_ends_and_the_norm_of_gaussian_noise():
+    from glassnet.generate.figures import slerp
+
+    a, b = torch.randn(64, generator=torch.Generator().manual_seed(0)), torch.randn(64)
+    assert torch.allclose(slerp(a, b, 0.0), a, atol=1e-5) and torch.allclose(slerp(a, b, 1.0), b, atol=1e-5)
+    middle = slerp(a, b, 0.5)
+    assert 0.8 * min(a.norm(), b.norm()) < middle.norm() < 1.2 * max(a.norm(), b.norm())  # a straight line shrinks
+    assert torch.allclose(slerp(a, a, 0.3), a)
 
 
 def test_a_tiny_test_split_is_skipped_with_the_reason(tmp_path):

@@ -104,3 +104,11 @@ def test_the_saved_model_samples_the_same_images_and_names_its_step(tmp_path):
     assert torch.equal(model.sample(4, generator=seed), loaded.sample(4, generator=again))
     assert loaded.schedule == "linear" and loaded.sample_steps == 3
     assert model_info("ddpm").step == "diffusion" and model_info("cgan").step is None
+
+
+def test_given_noise_starts_the_sampler_and_makes_ddim_deterministic():
+    model = create_model("ddpm", image_spec((1, 8, 8)), width=8, timesteps=20, sample_steps=4).eval()
+    noise = torch.randn(3, *model.noise_shape)
+    first = model.sample(3, labels=torch.tensor([0, 1, 2]), noise=noise, generator=torch.Generator().manual_seed(1))
+    again = model.sample(3, labels=torch.tensor([0, 1, 2]), noise=noise, generator=torch.Generator().manual_seed(9))
+    assert model.noise_shape == (1, 8, 8) and torch.equal(first, again)

@@ -97,3 +97,12 @@ def test_channels_last_and_bf16_autocast_run_both_networks():
     assert torch.isfinite(logits.float()).all() and fake.shape == (4, 1, 28, 28)
     logits.float().mean().backward()
     assert all(p.grad is not None for p in model.discriminator.parameters())
+
+
+def test_given_latent_noise_decides_the_samples():
+    model = create_model("cgan", image_spec((1, 8, 8)), latent=8, width=8)
+    noise = torch.randn(4, *model.noise_shape)
+    labels = torch.tensor([0, 1, 2, 0])
+    assert model.noise_shape == (8,)
+    assert torch.equal(model.sample(4, labels=labels, noise=noise), model.sample(4, labels=labels, noise=noise))
+    assert not torch.equal(model.sample(4, labels=labels, noise=noise), model.sample(4, labels=labels))

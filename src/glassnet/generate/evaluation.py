@@ -237,6 +237,8 @@ def evaluate_generator(
         )
         figures.nearest_pairs(fake, train_x, memorisation["_pairs"], run.figure("generate_neighbours"))
         figures.coverage_bars(coverage, run.figure("generate_coverage"))
+        if hasattr(model, "noise_shape"):
+            figures.interpolation_strip(model, names, seed, run.figure("generate_interpolation"))
         run.write_result("generate", _public(report.to_dict()))
     report.result = _public(report.result)
     return report

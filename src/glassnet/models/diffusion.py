@@ -204,6 +204,11 @@ class Diffusion(nn.Module):
     def conditional(self) -> bool:
         return self.num_classes > 0
 
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's starting noise (``sample(noise=...)``): an image."""
+        return tuple(self.net.shape)
+
     def train(self, mode: bool = True) -> Diffusion:
         super().train(mode)
         self.net_ema.eval()
@@ -242,6 +247,7 @@ class Diffusion(nn.Module):
         steps: int | None = None,
         guidance: float | None = None,
         eta: float = 0.0,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``n`` new images in [0, 1] by DDIM from pure noise (see the module docstring).
 
@@ -254,6 +260,7 @@ class Diffusion(nn.Module):
             guidance: the classifier-free guidance weight (default ``self.guidance``; 1: none, 0:
                 unconditional).
             eta: 0 (default): deterministic DDIM; 1: as much fresh noise per step as DDPM.
+            noise: the starting noise (``n x C x H x W``) instead of a fresh draw (interpolations).
 
         Raises:
             ConfigError: ``steps``, ``guidance`` or ``eta`` out of range.
@@ -276,7 +283,8 @@ class Diffusion(nn.Module):
         was_training = net.training
         net.eval()
         try:
-            x = torch.randn((n, *net.shape), generator=generator).to(device)
+            x = torch.randn((n, *net.shape), generator=generator) if noise is None else noise.float()
+            x = x.to(device)
             times = torch.linspace(self.timesteps - 1, 0, steps).round().long().unique_consecutive().tolist()
             alpha_bar = self.alpha_bar.double()
             for i, t in enumerate(times):

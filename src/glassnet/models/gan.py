@@ -162,6 +162,11 @@ class GAN(nn.Module):
     def conditional(self) -> bool:
         return self.num_classes > 0
 
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's noise (``sample(noise=...)``): a latent vector."""
+        return (self.latent,)
+
     def train(self, mode: bool = True) -> GAN:
         super().train(mode)
         self.generator_ema.eval()  # the average is never trained: its batch-norm statistics are copied
@@ -185,6 +190,7 @@ class GAN(nn.Module):
         labels: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         ema: bool = True,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``n`` new images in [0, 1] from the averaged generator (``ema=False``: the trained one).
 
@@ -194,6 +200,7 @@ class GAN(nn.Module):
                 (``i % num_classes``).
             generator: a ``torch.Generator`` for the noise (reproducible samples).
             ema: sample from ``generator_ema`` (default) or from ``generator``.
+            noise: the latent vectors (``n x latent``) instead of fresh ones (interpolations).
 
         Returns:
             ``n x C x H x W`` images on the model's device.
@@ -207,7 +214,8 @@ class GAN(nn.Module):
         was_training = net.training
         net.eval()
         try:
-            return net(self.noise(n, generator, device), labels).float()
+            z = self.noise(n, generator, device) if noise is None else noise.to(device)
+            return net(z, labels).float()
         finally:
             net.train(was_training)
 

@@ -33,6 +33,9 @@ def generated_images(ctx: ReportContext) -> str | None:
     samples = ctx.figure("generate_samples", "generated images, one row per class")
     if samples:
         parts.append("<h3>Samples</h3>" + samples)
+    strip = ctx.figure("generate_interpolation", "images from noise interpolated between two draws, one row each")
+    if strip:
+        parts.append("<h3>Latent interpolation</h3>" + strip)
     parts.append(_quality(result))
     parts.append(_coverage(result))
     coverage = ctx.figure("generate_coverage", "share of generated images per class beside the test split's")
@@ -52,8 +55,15 @@ def _warnings(warnings: list[str]) -> str:
 
 
 def _optimisers(ctx: ReportContext) -> str:
-    """How the two networks were trained (the step's own optimisers, not the configured ``optimizer``/``lr``)."""
+    """How the networks were trained (the step's own optimisers, not the configured ``optimizer``/``lr``)."""
     step = ((ctx.result("train") or {}).get("training") or {}).get("step") or {}
+    if step.get("name") == "diffusion":
+        return (
+            f'<p class="note">Trained with the <code>diffusion</code> step: Adam (lr {esc(step.get("lr"))}, '
+            f"gradients clipped to norm {esc(step.get('clip'))}) on the noise-prediction error, "
+            f"{num(step.get('drop_label'), '.0%')} of the images without their class (classifier-free guidance), and a "
+            f"moving average of the U-Net (decay {esc(step.get('ema'))}) that every sample here comes from.</p>"
+        )
     if step.get("name") != "gan":
         return ""
     return (
