@@ -118,3 +118,15 @@ def test_a_tiny_test_split_is_skipped_with_the_reason(tmp_path):
     report = evaluate_generator(create_model("dcgan", SPEC, latent=8, width=8), small, RunDir(tmp_path))
     assert "test split has 9 images" in report.result["skipped"] and report.headline() == {}
     assert json.loads((tmp_path / "results" / "generate.json").read_text())["skipped"] == report.result["skipped"]
+
+
+def test_the_across_training_grid_shows_every_epoch_up_to_eight_rows_first_and_last_kept(tmp_path, monkeypatch):
+    from glassnet.generate import figures
+
+    shown = []
+    monkeypatch.setattr(figures, "mosaic", lambda images, columns: shown.append(len(images) // columns) or
+                        torch.zeros(4, 4, 1).numpy())  # fmt: skip
+    for epochs, rows in ((4, 4), (8, 8), (30, 8), (2, 2)):
+        snapshots = [torch.full((3, 1, 4, 4), e / epochs) for e in range(epochs)]
+        figures.across_training(snapshots, tmp_path / f"p{epochs}.png")
+        assert shown[-1] == rows and (tmp_path / f"p{epochs}.png").is_file()

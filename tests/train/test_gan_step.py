@@ -160,5 +160,6 @@ def test_cgan_learns_every_digit_class_and_beats_an_untrained_generator(tmp_path
     assert result["memorisation"]["near_copy_share"] <= 0.05
     train = json.loads((run.path / "results" / "train.json").read_text())
     assert train["test"]["fid"] == quality["fid"] and train["training"]["step"]["name"] == "gan"
-    assert (run.path / "figures" / "generate_samples.png").is_file()
+    for figure in ("generate_samples", "generate_progress", "generate_interpolation"):
+        assert (run.path / "figures" / f"{figure}.png").is_file()
     assert gn.generate(run, 4, classes="3").shape == (4, 1, 8, 8)

@@ -165,3 +165,19 @@ def interpolation_strip(
     ax.set_yticks([1 + height * (r + 0.5) for r in range(len(classes))], labels=labels_shown, fontsize=8)
     ax.set_title("noise interpolated between two draws, left to right", fontsize=9)
     save_figure(fig, path)
+
+
+def across_training(snapshots: list[torch.Tensor], path: str | os.PathLike[str], rows: int = 8) -> None:
+    """The same noise's samples after successive validations (epochs), one row each (at most ``rows``)."""
+    plt = pyplot()
+    shown = min(rows, len(snapshots))
+    picked = sorted({round(i * (len(snapshots) - 1) / max(1, shown - 1)) for i in range(shown)})
+    images = torch.cat([snapshots[i] for i in picked])
+    columns = len(snapshots[0])
+    fig, ax = plt.subplots(figsize=(columns * 0.55 + 1.6, len(picked) * 0.55 + 0.5))
+    _show(ax, mosaic(images, columns=columns))
+    height = images.shape[2] + 1
+    ax.set_yticks([1 + height * (r + 0.5) for r in range(len(picked))], labels=[f"{i + 1}" for i in picked], fontsize=8)
+    ax.set_ylabel("validation (epoch)", fontsize=8)
+    ax.set_title("samples from the same noise across training", fontsize=9)
+    save_figure(fig, path)

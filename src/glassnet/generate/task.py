@@ -30,6 +30,7 @@ from glassnet.train.tasks import Task, TaskContext, register_task
 
 VALIDATION_IMAGES = 512
 VALIDATION_SEED = 1234
+SNAPSHOT = 10  # samples kept from each epoch's validation for the report's "across training" grid
 
 
 def kernel_mmd(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> float:
@@ -75,6 +76,7 @@ class SampleValidation:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         self.images, self.labels = images.float(), labels.long()
         self.bandwidth = median_distance(self.images)
+        self.snapshots: list[torch.Tensor] = []  # the first SNAPSHOT samples of each validation (same noise)
 
     def __call__(self, trainer: Any, model: nn.Module) -> dict[str, float]:
         from glassnet.train.steps.gan import unwrap
@@ -83,6 +85,7 @@ class SampleValidation:
         device = next(generative.parameters()).device
         fake = _sample_like(generative, self.labels, VALIDATION_SEED)
         mmd = kernel_mmd(fake.cpu(), self.images, self.bandwidth)
+        self.snapshots.append(fake[:SNAPSHOT].detach().float().cpu())
         scores = {"loss": mmd, "mmd": mmd}
         discriminator = getattr(generative, "discriminator", None)  # GANs; a diffusion model has none
         if discriminator is not None:
@@ -140,7 +143,8 @@ class Generation(Task):
         split = bundle.val if len(bundle.val) else bundle.train
         images, labels = split_tensors(split)
         chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:VALIDATION_IMAGES]
-        return SampleValidation(images[chosen], labels[chosen])
+        self._validation = SampleValidation(images[chosen], labels[chosen])  # its snapshots go to the report
+        return self._validation
 
     def evaluate(self, trainer: Any, model: nn.Module, bundle: DataBundle, split: str) -> dict[str, float]:
         """MMD between generated images and the split's, and the discriminator's logits on both."""
@@ -163,4 +167,9 @@ class Generation(Task):
             device=context.trainer.device,
         )
         context.results["test"].update(report.headline())
+        validation = getattr(self, "_validation", None)
+        if validation is not None and len(validation.snapshots) > 1:
+            from glassnet.generate.figures import across_training
+
+            across_training(validation.snapshots, context.run.figure("generate_progress"))
         context.results["generate"] = {"written": "results/generate.json", "warnings": report.warnings}

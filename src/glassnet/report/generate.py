@@ -33,6 +33,9 @@ def generated_images(ctx: ReportContext) -> str | None:
     samples = ctx.figure("generate_samples", "generated images, one row per class")
     if samples:
         parts.append("<h3>Samples</h3>" + samples)
+    progress = ctx.figure("generate_progress", "the same noise's samples after each validation, top to bottom")
+    if progress:
+        parts.append("<h3>Across training</h3>" + progress)
     strip = ctx.figure("generate_interpolation", "images from noise interpolated between two draws, one row each")
     if strip:
         parts.append("<h3>Latent interpolation</h3>" + strip)
