@@ -38,11 +38,17 @@ def compress_run(
     Raises:
         RunError: the run has no trained model or no config.yaml (and no ``data`` was given), or its
             weights are NaN or infinite (it diverged).
-        ConfigError: an option is invalid, or the data does not fit the model.
+        ConfigError: an option is invalid, the data does not fit the model, or the run is generative.
     """
     run = Run.open(run)
     model, spec = run.model, run.spec
     require_finite_weights(model, run.weights)
+    if spec.task == "generate":  # before anything is written: the run stays as it is
+        raise ConfigError(
+            "compress measures what a classifier, regressor or agent loses; a generative run's quality is the FID of "
+            "the images it draws, which compress does not measure, so generative runs (dcgan, cgan, ddpm) are not "
+            "compressed. Their evaluation is in RUN/results/generate.json"
+        )
     if spec.task == "control":
         return _compress_agent(run, data, options, progress)
     if options.pop("episodes", None) is not None:
