@@ -94,6 +94,7 @@ def test_the_evaluation_writes_its_json_figures_and_says_which_features(tmp_path
     assert written["features"]["weights"] == "feature_classifier/model.safetensors"
     assert (tmp_path / "feature_classifier" / "model.safetensors").is_file()
     assert written["quality"]["samples"] == 90
+    assert 0 <= written["quality"]["precision"] <= 1 and 0 <= written["quality"]["recall"] <= 1
     reference = written["quality"]["reference"]
     assert reference["real_train_vs_test"]["fid"] < reference["untrained_generator"]["fid"]
     assert written["quality"]["fid"] == reference["untrained_generator"]["fid"]  # untrained: the same weights
@@ -130,3 +131,17 @@ def test_the_across_training_grid_shows_every_epoch_up_to_eight_rows_first_and_l
         snapshots = [torch.full((3, 1, 4, 4), e / epochs) for e in range(epochs)]
         figures.across_training(snapshots, tmp_path / f"p{epochs}.png")
         assert shown[-1] == rows and (tmp_path / f"p{epochs}.png").is_file()
+
+
+def test_improved_precision_and_recall_tell_realism_from_variety():
+    from glassnet.generate.evaluation import precision_recall
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 8, generator=g)
+    assert precision_recall(real, real.clone()) == (1.0, 1.0)
+    same = precision_recall(real, torch.randn(300, 8, generator=g))
+    assert same[0] > 0.7 and same[1] > 0.7
+    far = precision_recall(real, torch.randn(300, 8, generator=g) + 50)
+    assert far == (0.0, 0.0)
+    collapsed = precision_recall(real, real[:1].repeat(300, 1) + 0.01 * torch.randn(300, 8, generator=g))
+    assert collapsed[0] == 1.0 and collapsed[1] < 0.05  # realistic but no variety: mode collapse

@@ -6,7 +6,9 @@ classifier (the ``cnn`` family) on the run's own training split and measures FID
 layer. Such figures compare generators of the **same data** with each other (and with the two
 references written beside them: held-out real images, the floor, and an untrained generator, the
 ceiling); they are not comparable with published Inception FIDs, and ``results/generate.json`` says
-so in ``features``.
+so in ``features``. Beside them, in the same features, improved precision and recall
+(Kynkaanniemi et al., 2019): how many samples look real, and how much of the data's variety the
+samples cover.
 
 - **Coverage**: the classifier's label histogram of the samples. A class that gets fewer than a
   tenth of its fair share is *missing*: mode collapse. A conditional model is also scored on
@@ -36,6 +38,7 @@ from glassnet.data.bundle import DataBundle, split_tensors
 from glassnet.runs import RunDir
 
 MAX_SAMPLES = 2000  # generated images evaluated (and real test images compared with)
+PR_NEIGHBOURS = 3  # k of improved precision and recall (the paper's choice)
 MIN_SAMPLES = 10  # fewer test images than this: no evaluation (the reason is written instead)
 NOISY_SAMPLES = 200  # fewer than this: the figures are computed with a warning that they are noisy
 CLASSIFIER_EXAMPLES = 30_000  # examples the feature classifier sees in training (epochs scale to reach it)
@@ -280,11 +283,38 @@ def _distances(extractor: FeatureExtractor, real: torch.Tensor, fake: torch.Tens
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         kid_mean, kid_std = kid.compute()
+    precision, recall = precision_recall(_features(extractor, real), _features(extractor, fake))
     return {
         "fid": round(float(fid.compute()), 4),
         "kid": round(float(kid_mean), 6),
         "kid_std": round(float(kid_std), 6),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
     }
+
+
+def _features(extractor: FeatureExtractor, images: torch.Tensor) -> torch.Tensor:
+    return torch.cat([extractor(images[start : start + 500]) for start in range(0, len(images), 500)])
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = PR_NEIGHBOURS) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al., 2019) between two feature sets.
+
+    Each set's manifold is the union of balls around its points reaching their ``k``-th nearest
+    neighbour in the same set. Precision: the share of generated points inside the real manifold
+    (are the samples realistic?); recall: the share of real points inside the generated manifold
+    (do the samples cover the data's variety?). Both in [0, 1].
+    """
+    real, fake = real.double(), fake.double()
+    k_real, k_fake = min(k, len(real) - 1), min(k, len(fake) - 1)
+    if k_real < 1 or k_fake < 1:
+        return float("nan"), float("nan")
+    radius_real = torch.cdist(real, real).kthvalue(k_real + 1, dim=1).values  # + 1: a point is its own nearest
+    radius_fake = torch.cdist(fake, fake).kthvalue(k_fake + 1, dim=1).values
+    between = torch.cdist(fake, real)  # generated x real
+    precision = (between <= radius_real[None, :]).any(1).double().mean()
+    recall = (between.transpose(0, 1) <= radius_fake[None, :]).any(1).double().mean()
+    return float(precision), float(recall)
 
 
 @torch.no_grad()

@@ -81,18 +81,26 @@ def _optimisers(ctx: ReportContext) -> str:
 def _quality(result: dict[str, Any]) -> str:
     quality, features = result["quality"], result["features"]
     reference = quality.get("reference") or {}
-    rows = [["this generator", num(quality["fid"], ".2f"), num(quality["kid"], ".4f")]]
-    real = reference.get("real_train_vs_test")
-    if real:
-        rows.append(["real training images (floor)", num(real["fid"], ".2f"), num(real["kid"], ".4f")])
-    untrained = reference.get("untrained_generator")
-    if untrained:
-        rows.append(["untrained generator (ceiling)", num(untrained["fid"], ".2f"), num(untrained["kid"], ".4f")])
+    measured = [("this generator", quality), ("real training images (floor)", reference.get("real_train_vs_test")),
+                ("untrained generator (ceiling)", reference.get("untrained_generator"))]  # fmt: skip
+    rows = [
+        [
+            name,
+            num(scores["fid"], ".2f"),
+            num(scores["kid"], ".4f"),
+            num(scores.get("precision"), ".1%"),
+            num(scores.get("recall"), ".1%"),
+        ]  # fmt: skip
+        for name, scores in measured
+        if scores
+    ]
     return (
         f"<h3>Quality</h3><p>FID and KID between {fmt(quality['samples'])} generated and as many test images, in the "
         f"features of the {esc(features['layer'])} of a CNN trained on {esc(features['trained_on'])} (test accuracy "
         f"{num(features['test_accuracy'], '.2%')}). <strong>These are not Inception features</strong>: "
-        f"{esc(features['note'])}.</p>" + table(["images", "FID (lower is better)", "KID"], rows)
+        f"{esc(features['note'])}. Precision: the share of samples inside the test images' feature manifold "
+        "(realism); recall: the share of test images inside the samples' (variety).</p>"
+        + table(["images", "FID (lower is better)", "KID", "precision", "recall"], rows)
     )
 
 
