@@ -59,7 +59,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         scores = _distances(extractor, real, fake, args.seed)
         name = f"ddpm, {ddpm.sample_steps} steps, eta {eta:g}"
-        rows.append({"model": name, "parameters": parameters(ddpm.net), "fid": scores["fid"], "sample_s": seconds})
+        rows.append({"model": name, "parameters": parameters(ddpm.net), **scores, "sample_s": seconds})
         print(f"{name}: FID {scores['fid']:.2f}, KID {scores['kid']:.3f} ({seconds:.0f} s)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -78,12 +78,15 @@ def main() -> None:
         fake = vae.sample(len(real), generator=generator).reshape(real.shape).clamp(0, 1)
         scores = _distances(extractor, real, fake, args.seed)
         name = f"vae {args.vae_widths}, latent {args.vae_latent}, {args.vae_epochs} epochs"
-        rows.append({"model": name, "parameters": parameters(vae), "fid": scores["fid"], "train_s": train_s})
+        rows.append({"model": name, "parameters": parameters(vae), **scores, "train_s": train_s})
         print(f"{name}: FID {scores['fid']:.2f}, KID {scores['kid']:.3f} (trained in {train_s:.0f} s)", flush=True)
     best = min(r["fid"] for r in rows[:-1])
     print(f"\n{len(real)} images each, FID in the ddpm run's feature-classifier space")
     for row in rows:
-        print(f"{row['model']:44s} {row['parameters']:>10,d} parameters  FID {row['fid']:8.2f}")
+        print(
+            f"{row['model']:44s} {row['parameters']:>10,d} parameters  FID {row['fid']:8.2f}  "
+            f"precision {row['precision']:.3f}  recall {row['recall']:.3f}"
+        )
     print(f"best ddpm FID / VAE FID: {best / rows[-1]['fid']:.3f} (goal <= 0.70)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
