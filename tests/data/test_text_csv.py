@@ -300,7 +300,10 @@ def test_a_missing_file_is_named(tmp_path):
 
 def test_unknown_tokenizer_lists_the_tokenizers(tmp_path):
     path = write_csv(tmp_path / "t.csv", unique_word_rows())
-    with pytest.raises(ConfigError, match=r"unknown tokenizer 'words'. Did you mean 'word'\? Available: char, word"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown tokenizer 'words'. Did you mean 'word'\? Available: char, minilm, word; or give a pretrained",
+    ):
         load_text_csv(path, tokenizer="words")
     with pytest.raises(ConfigError, match="unknown tokenizer 'bpe'"):
         tokenize("x", "bpe")

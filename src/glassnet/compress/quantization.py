@@ -10,6 +10,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -107,6 +108,16 @@ def static_quantize(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
         raise ConfigError(f"static int8 quantisation cannot trace {type(model).__name__}: {exc!r}") from exc
 
 
+def _pre_process(quant_pre_process: Any, onnx_path: Path, prepared: Path) -> None:
+    """ONNX Runtime's pre-processing before quantisation. Its symbolic shape inference gives up on some
+    graphs (a TypeError inside it on the Unsqueeze of a BERT's attention mask); the quantiser then
+    works from ONNX's own shape inference, which it also runs."""
+    try:
+        quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+        quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+
+
 def ort_quantize(
     onnx_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -130,7 +141,7 @@ def ort_quantize(
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), _quiet_logging():
             warnings.simplefilter("ignore")
-            quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
+            _pre_process(quant_pre_process, onnx_path, prepared)
             if method == "ort-static":
                 if calibration is None or len(calibration) == 0:
                     raise ConfigError("ort-static quantisation needs calibration inputs (the training split)")

@@ -30,12 +30,14 @@ import numpy as np
 import torch
 
 from glassnet.data.bundle import DataBundle, bundle_from_splits
+from glassnet.data.encoders import ENCODERS, TOKENIZER_FILES, encoder_files
 from glassnet.data.encoding import undecodable
 from glassnet.data.locate import require_data
 from glassnet.data.modality import TEXT_PAD, TEXT_UNK
 from glassnet.data.registry import register_dataset, register_format
 from glassnet.data.spec import DataSpec
 from glassnet.data.splits import stratified_split
+from glassnet.data.subword import SUBWORD, Subword, from_spec_extra
 from glassnet.errors import ConfigError, DataError, closest, unknown_name_message
 
 PAD, UNK = "<pad>", "<unk>"
@@ -61,8 +63,13 @@ class TextOptions:
     lowercase: bool = True
 
     def __post_init__(self) -> None:
-        if self.tokenizer not in TOKENIZERS:
-            raise ConfigError(unknown_name_message("tokenizer", str(self.tokenizer), TOKENIZERS))
+        if not isinstance(self.tokenizer, str) or (
+            self.tokenizer not in TOKENIZERS and subword_file(self.tokenizer) is None
+        ):
+            raise ConfigError(
+                unknown_name_message("tokenizer", str(self.tokenizer), (*TOKENIZERS, *ENCODERS))
+                + "; or give a pretrained encoder's tokenizer.json, vocab.txt or directory"
+            )
         if self.max_length is not None and (not _is_int(self.max_length) or self.max_length < 1):
             raise ConfigError(
                 f"max_length must be a whole number >= 1 (or left unset for the 95th percentile of "
@@ -186,6 +193,8 @@ def encode_texts(texts: Sequence[str], spec: DataSpec) -> torch.Tensor:
         if not isinstance(text, str):
             raise DataError(f"text {i} is a {type(text).__name__}, not a string: {text!r}")
     max_length = int(extra.get("max_length") or spec.input_shape[0])
+    if extra["tokenizer"] == SUBWORD:
+        return from_spec_extra(extra).encode(texts, max_length)
     tokens = [tokenize(text, extra["tokenizer"], extra["lowercase"])[:max_length] for text in texts]
     return _encode(tokens, _vocabulary_index(extra["vocab"]), max_length)
 
@@ -418,7 +427,10 @@ def load_text_csv(
             other columns are ignored).
         text: the name of the column holding the texts (``data.text=Content``).
         label: the name of the column holding the labels (``data.label=Author``).
-        tokenizer: ``word`` or ``char`` (see ``tokenize``).
+        tokenizer: ``word`` or ``char`` (see ``tokenize``), or a pretrained encoder's subword tokenizer:
+            a name (``minilm``), its ``tokenizer.json`` / ``vocab.txt`` or its directory. Subword
+            texts get the encoder's special tokens and ids, and ``vocab_size``, ``min_freq`` and
+            ``lowercase`` do not apply (the encoder's vocabulary and normaliser decide).
         max_length: tokens kept per text (longer texts lose their end, shorter ones are padded);
             default: the 95th percentile of training lengths, clamped to [8, 512].
         vocab_size: the most vocabulary entries, ``<pad>`` and ``<unk>`` included.
@@ -477,15 +489,22 @@ def _load(
         y_test = _test_labels(test_rows, class_names, path)
         train, val = _train_val(rows, y, class_names, val_fraction, split_seed)
         splits = {"train": (texts[train], y[train]), "val": (texts[val], y[val]), "test": (test_rows.texts, y_test)}
-    encoded, facts = _encode_splits(splits, options)
-    extra = {
-        "vocab": facts.pop("vocab"),
-        "pad_index": PAD_INDEX,
-        "unk_index": UNK_INDEX,
-        "tokenizer": options.tokenizer,
-        "lowercase": options.lowercase,
-        "max_length": facts["max_length"],
-    }
+    subword = subword_file(options.tokenizer)
+    if subword is not None:
+        tokenizer = Subword.from_file(subword)
+        encoded, facts = _encode_subword(splits, tokenizer, options.max_length)
+        extra = {**tokenizer.spec_extra(), "max_length": facts["max_length"]}
+        facts.pop("vocab")
+    else:
+        encoded, facts = _encode_splits(splits, options)
+        extra = {
+            "vocab": facts.pop("vocab"),
+            "pad_index": PAD_INDEX,
+            "unk_index": UNK_INDEX,
+            "tokenizer": options.tokenizer,
+            "lowercase": options.lowercase,
+            "max_length": facts["max_length"],
+        }
     if not columns.default:  # new texts for prediction are read from the same column
         extra["text_column"] = columns.text
     meta = {
@@ -495,9 +514,9 @@ def _load(
         "test_fraction": None if test_path else test_fraction,
         "split_seed": split_seed,
         "test_file": str(test_path) if test_path else None,
-        "tokenizer": options.tokenizer,
-        "lowercase": options.lowercase,
-        "min_freq": options.min_freq,
+        "tokenizer": str(subword) if subword is not None else options.tokenizer,
+        "lowercase": options.lowercase if subword is None else None,
+        "min_freq": options.min_freq if subword is None else None,
         "text_column": columns.text,
         "label_column": columns.label,
         **facts,
@@ -552,6 +571,41 @@ def _encode_splits(
     return encoded, facts
 
 
+def _encode_subword(
+    splits: dict[str, tuple[Sequence[str], np.ndarray]], tokenizer: Subword, given: int | None
+) -> tuple[dict[str, tuple[torch.Tensor, np.ndarray]], dict[str, Any]]:
+    """Encode every split with a pretrained encoder's tokenizer; the default length is fitted on train."""
+    lengths = {split: tokenizer.lengths(list(texts)) for split, (texts, _) in splits.items()}
+    max_length, chosen_by = _max_length(lengths["train"], given)
+    encoded = {split: (tokenizer.encode(list(texts), max_length), y) for split, (texts, y) in splits.items()}
+    facts = {
+        "vocab": tokenizer.vocab,
+        "vocab_size": len(tokenizer.vocab),
+        "max_length": max_length,
+        "max_length_from": chosen_by,
+        "truncated_share": {
+            s: round(float((lengths[s] > max_length).mean()), 4) if len(lengths[s]) else 0.0 for s in splits
+        },
+        "unk_share": {s: _unk_share(encoded[s][0], tokenizer.pad_id, tokenizer.unk_id) for s in splits},
+    }
+    return encoded, facts
+
+
+def subword_file(tokenizer: str) -> Path | None:
+    """The tokenizer file of a pretrained encoder that ``tokenizer`` names (a name in ``ENCODERS``,
+    a ``tokenizer.json``/``vocab.txt`` or a directory holding one), or None for ``word``/``char`` and
+    anything that is not there."""
+    if tokenizer in TOKENIZERS:
+        return None
+    if tokenizer in ENCODERS:
+        files = encoder_files(tokenizer)
+        return files.tokenizer if files is not None else None
+    path = Path(tokenizer).expanduser()
+    if path.is_dir():
+        return next((path / f for f in TOKENIZER_FILES if (path / f).is_file()), None)
+    return path if path.is_file() else None
+
+
 def _max_length(train_lengths: np.ndarray, given: int | None) -> tuple[int, str]:
     if given is not None:
         return int(given), "given (max_length option)"
@@ -563,11 +617,11 @@ def _max_length(train_lengths: np.ndarray, given: int | None) -> tuple[int, str]
     )
 
 
-def _unk_share(ids: torch.Tensor) -> float:
+def _unk_share(ids: torch.Tensor, pad: int = PAD_INDEX, unk: int | None = UNK_INDEX) -> float:
     """Share of real (non-pad) tokens that are ``<unk>``: how much of a split the vocabulary misses."""
-    real = ids != PAD_INDEX
+    real = ids != pad
     total = int(real.sum())
-    return round(int((ids == UNK_INDEX).sum()) / total, 4) if total else 0.0
+    return round(int((ids == unk).sum()) / total, 4) if total and unk is not None else 0.0
 
 
 def _class_names(rows: TextRows) -> list[str]:

@@ -7,7 +7,7 @@ import os
 from glassnet.config import RunConfig
 from glassnet.figures import pyplot, save_figure
 from glassnet.models import create_model
-from glassnet.pipeline.training import default_run_dir, make_trainer
+from glassnet.pipeline.training import default_run_dir, for_encoder, make_trainer
 from glassnet.runs import RunDir, lock_run, transaction
 from glassnet.train import seed_everything
 from glassnet.train.lr_finder import LRFinderResult, find_lr
@@ -38,6 +38,7 @@ def find_learning_rate(
     Returns:
         The run directory and the ``LRFinderResult`` (``suggestion`` is the suggested ``lr``).
     """
+    config = for_encoder(config)
     bundle = load_training_data(config)
     seed_everything(config.seed)
     model = create_model(config.model, bundle.spec, **config.model_args)

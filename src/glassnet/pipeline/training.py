@@ -20,9 +20,11 @@ from torch import nn
 
 from glassnet.config import RunConfig, check_finetune, save_config
 from glassnet.data import DataBundle, DataSpec, load_dataset, split_targets
+from glassnet.data.text import subword_file
 from glassnet.errors import CheckpointError, ConfigError, DataError, RunError
 from glassnet.figures import training as figures
 from glassnet.models import create_model, save_model, summarize
+from glassnet.models.bert import encoder_for, encoder_hparams
 from glassnet.models.registry import model_info
 from glassnet.provenance import capture
 from glassnet.rl.evaluation import AGENT_THREADS, cpu_threads
@@ -311,6 +313,7 @@ def train(
         config = _saved_config(resume_from, config)
     if config is None:
         raise ConfigError("train needs a configuration (or resume=True with the run directory as out)")
+    config = for_encoder(config)
     bundle = load_run_data(config)
     config = _for_environment(config, bundle.spec)
     out = Path(out if out is not None else default_run_dir(config))
@@ -606,6 +609,41 @@ def _for_environment(config: RunConfig, spec: DataSpec) -> RunConfig:
         changes["model"] = default
     if config.monitor == RunConfig().monitor:
         changes["monitor"] = "val/return_mean"
+    return dataclasses.replace(config, **changes)
+
+
+# a pretrained text encoder's fine-tuning, where the run leaves these at RunConfig's defaults: every
+# layer trains from the first epoch at a small peak rate, each layer 0.9x the one above it
+ENCODER_LR = 1e-4
+ENCODER_FINETUNE = {"probe_epochs": 0, "unfreeze_every": 0, "lr_decay": 0.9}
+
+
+def for_encoder(config: RunConfig) -> RunConfig:
+    """A run that fine-tunes a pretrained text encoder (``--model bert pretrained=minilm``) with the
+    encoder's choices made explicit (and saved so): its tokenizer for the data, its sizes for the
+    model, and the fine-tuning rate and recipe unless the run sets them.
+
+    Raises:
+        ConfigError: the run names another tokenizer, or the encoder is not one ``bert`` can take.
+    """
+    files = encoder_for(config.model, config.pretrained)
+    if files is None:
+        return config
+    data_args = dict(config.data_args)
+    given = data_args.get("tokenizer")
+    if given is not None and given != config.pretrained and subword_file(str(given)) != files.tokenizer:
+        raise ConfigError(
+            f"data.tokenizer={given} does not fit pretrained={config.pretrained}: the encoder reads the ids of its own "
+            f"tokenizer ({files.tokenizer}); leave data.tokenizer out"
+        )
+    data_args["tokenizer"] = config.pretrained if given is None else given
+    changes: dict[str, Any] = {
+        "data_args": data_args,
+        "model_args": {**encoder_hparams(files), **config.model_args},
+        "finetune": {**ENCODER_FINETUNE, **config.finetune},
+    }
+    if config.lr == RunConfig().lr:
+        changes["lr"] = ENCODER_LR
     return dataclasses.replace(config, **changes)
 
 

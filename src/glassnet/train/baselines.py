@@ -28,6 +28,7 @@ import torch
 
 from glassnet.data.bundle import DataBundle, split_tensors
 from glassnet.data.spec import DataSpec
+from glassnet.data.subword import SUBWORD, from_spec_extra
 from glassnet.errors import DataError
 from glassnet.train.tasks import Task
 
@@ -258,6 +259,8 @@ def _class_log_probabilities(model: Any, features: Any, classes: int) -> torch.T
 
 def texts(spec: DataSpec, tokens: torch.Tensor) -> list[str]:
     """The token ids of a text run back as strings (padding dropped; ``<unk>`` kept as a word)."""
+    if spec.extra.get("tokenizer") == SUBWORD:  # a pretrained encoder's pieces, joined back into words
+        return from_spec_extra(spec.extra).tokenizer.decode_batch([row.tolist() for row in tokens])
     vocab = spec.extra["vocab"]
     joiner = "" if spec.extra.get("tokenizer") == "char" else " "
     pad = int(spec.extra.get("pad_index", 0))

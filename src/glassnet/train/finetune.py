@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from glassnet.config import check_finetune
+from glassnet.data.encoders import encoder_files
 from glassnet.errors import ConfigError, DataError
 from glassnet.train.callbacks import Callback
 
@@ -272,11 +273,15 @@ class PretrainedLoad:
 
 
 def resolve_weights(source: str | os.PathLike[str]) -> Path:
-    """The weights file behind ``source``: a file, or a glassnet run directory's ``model.safetensors``.
+    """The weights file behind ``source``: a file, a glassnet run directory's ``model.safetensors``, or a
+    pretrained text encoder's weights (``glassnet.data.encoders``: ``minilm`` or a Hugging Face directory).
 
     Raises:
         DataError: nothing is there.
     """
+    encoder = encoder_files(source)  # a pretrained text encoder (pretrained=minilm, a Hugging Face directory)
+    if encoder is not None:
+        return encoder.weights
     path = Path(source).expanduser()
     if path.is_dir():
         candidate = path / "model.safetensors"
@@ -346,6 +351,7 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike[str]) -> Pretrai
     classes); a model parameter the file lacks is an error unless it is in the head; buffers the
     file lacks (glassnet's own input normalisation, for instance) keep the model's values. A
     ``C_out x 3 x k x k`` kernel goes into a one-channel model summed over its input channels.
+    Tensors under a model's ``pretrained_ignore`` prefixes (``bert`` ignores BERT's pooler) are skipped.
 
     Returns:
         A ``PretrainedLoad`` (file, sha256, loaded count, new head tensors, adapted tensors).
@@ -361,7 +367,10 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike[str]) -> Pretrai
     params = [name for name, _ in model.named_parameters()]
     loaded: dict[str, torch.Tensor] = {}
     fresh, adapted = [], []
+    ignore = tuple(getattr(model, "pretrained_ignore", ()))  # checkpoint tensors the model knowingly has no use for
     for name, tensor in state.items():
+        if ignore and name.startswith(ignore) and name not in own:
+            continue
         if name not in own:
             if name.endswith("num_batches_tracked"):
                 continue
