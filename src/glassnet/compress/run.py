@@ -38,17 +38,13 @@ def compress_run(
     Raises:
         RunError: the run has no trained model or no config.yaml (and no ``data`` was given), or its
             weights are NaN or infinite (it diverged).
-        ConfigError: an option is invalid, the data does not fit the model, or the run is generative.
+        ConfigError: an option is invalid, or the data does not fit the model.
     """
     run = Run.open(run)
     model, spec = run.model, run.spec
     require_finite_weights(model, run.weights)
-    if spec.task == "generate":  # before anything is written: the run stays as it is
-        raise ConfigError(
-            "compress measures what a classifier, regressor or agent loses; a generative run's quality is the FID of "
-            "the images it draws, which compress does not measure, so generative runs (dcgan, cgan, ddpm) are not "
-            "compressed. Their evaluation is in RUN/results/generate.json"
-        )
+    if spec.task == "generate":
+        return _compress_generator(run, data, options, progress)
     if spec.task == "control":
         return _compress_agent(run, data, options, progress)
     if options.pop("episodes", None) is not None:
@@ -77,6 +73,24 @@ def compress_run(
     run.write_result("compress", result.to_dict())
     size_tradeoff(result.variants, result.metric, run.figure(FIGURE))
     return result
+
+
+def _compress_generator(run: Run, data: Any, options: dict[str, Any], progress: Progress = None) -> dict[str, Any]:
+    """A GAN's generator: int8 and ONNX variants judged by the FID of their images (``compress.generator``).
+
+    Raises:
+        ConfigError: data, pruning, distillation or a choice of quantisation was asked for (they do not
+            apply to a generator yet), or the run is a ddpm; nothing is written then.
+    """
+    from glassnet.compress.generator import compress_generator
+
+    unsupported = [k for k in ("prune", "distill", "stack", "episodes") if options.get(k)]
+    if data is not None or unsupported:
+        raise ConfigError(
+            "a generator is compressed by int8 quantisation and ONNX export, judged by the FID of its images; "
+            f"{', '.join(unsupported) or 'data'} does not apply to it (drop those options)"
+        )
+    return compress_generator(run, progress=progress)
 
 
 def _compress_agent(run: Run, data: Any, options: dict[str, Any], progress: Progress = None) -> dict[str, Any]:

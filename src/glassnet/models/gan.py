@@ -84,7 +84,7 @@ class Generator(nn.Module):
             if labels is None:
                 raise ConfigError("a conditional generator needs the class of each image (labels)")
             noise = torch.cat([noise, self.embed(labels.long())], dim=1)
-        x = self.project(noise).reshape(len(noise), self.top, *self.start)
+        x = self.project(noise).reshape(-1, self.top, *self.start)  # -1: an ONNX export keeps the batch dynamic
         images = self.body(x)
         _, height, width = self.shape
         return images[:, :, :height, :width]

@@ -28,7 +28,7 @@ def compression(ctx: ReportContext) -> str | None:
     if ctx.control:  # an agent: report.control writes this part
         return None
     result = ctx.result("compress")
-    if not result or not result.get("variants"):
+    if not result or not result.get("variants") or result.get("kind") == "generator":
         return None
     ctx.check("compress", result, _COMPRESS)
     metric = result["metric"]
@@ -87,3 +87,30 @@ def _row(v: dict[str, Any], metric: str) -> list[Any]:
         "baseline" if v["name"] == "fp32" else ("slower: " + ", ".join(v["slower"]) if v.get("slower") else "faster")
     )
     return [*variant_cells(v, metric), verdict]
+
+
+_GENERATOR = {"samples": NUMBER, "latency": TEXT, "fid_tolerance": NUMBER, "variants": [{"name": ANY}],
+              "warnings?": [ANY], "notes?": [ANY]}  # fmt: skip
+
+
+@section("Compressed generator", order=71)
+def generator_compression(ctx: ReportContext) -> str | None:
+    """A GAN's int8 and ONNX generators against the fp32 one, by the FID of the images they draw."""
+    result = ctx.result("compress")
+    if not result or result.get("kind") != "generator":
+        return None
+    ctx.check("compress", result, _GENERATOR)
+    from glassnet.compress.generator import VARIANT_COLUMNS, variant_rows
+
+    warnings = "".join(f'<p class="note warn">&#9888; {esc(w)}</p>' for w in result.get("warnings") or [])
+    notes = "".join(f'<p class="note">{esc(n)}</p>' for n in result.get("notes") or [])
+    return (
+        f"<p>Each variant draws {num(result['samples'], ',')} images from the same noise and classes; FID, precision "
+        "and recall are measured as in the generated-images section (same test images, same feature classifier). A "
+        f"variant keeps the quality when its FID is at most {num(result['fid_tolerance'], '.0%')} above the fp32 "
+        "generator's; <em>same class</em> is the share of images the classifier assigns the class of the fp32 image "
+        f"drawn from the same noise. Time: {esc(result['latency'])}.</p>"
+        + warnings
+        + table(VARIANT_COLUMNS, variant_rows(result))
+        + notes
+    )

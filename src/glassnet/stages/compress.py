@@ -92,6 +92,9 @@ def show(result: Any, args: argparse.Namespace) -> None:
     if isinstance(result, dict) and result.get("kind") == "policy":
         _show_policy(result, args)
         return
+    if isinstance(result, dict) and result.get("kind") == "generator":
+        _show_generator(result, args)
+        return
     record = result.to_dict()
     print_variants(record)
     print_written(run_files(args.run, ["results/compress.json", *written_variants(record)], [FIGURE]))
@@ -109,7 +112,23 @@ def _show_policy(result: dict[str, Any], args: argparse.Namespace) -> None:
     )
 
 
+def _show_generator(result: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"{result['samples']:,} images per variant from the same noise; FID against the same test images:")
+    from glassnet.compress.generator import VARIANT_COLUMNS, variant_rows
+
+    print_table(VARIANT_COLUMNS, variant_rows(result))
+    for line in result["notes"] + [f"warning: {w}" for w in result["warnings"]]:
+        print(line)
+    print_written(run_files(args.run, ["results/compress.json", *written_variants(result)], []))
+
+
 def headline(result: dict[str, Any]) -> str | None:
+    if result.get("kind") == "generator":
+        best = max(result["variants"], key=lambda v: v["speedup"] if v.get("keeps_quality", True) else 0)
+        return (
+            f"fastest generator keeping its FID {best['name']}: {best['ms_per_64_images']:.2f} ms per 64 images "
+            f"({best['speedup']:.2f}x), FID {best['fid']:.2f} -> results/compress.json"
+        )
     if result.get("kind") == "policy":
         best = max(result["variants"], key=lambda v: v["speedup"])
         return (
