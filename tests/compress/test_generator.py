@@ -62,3 +62,12 @@ def test_options_that_do_not_apply_to_a_generator_exit_2_writing_nothing(digits_
     err = capsys.readouterr().err
     assert "judged by the FID of its images" in err and err.count("\n") == 1
     assert sorted(p.relative_to(digits_cgan) for p in digits_cgan.rglob("*")) == before
+
+
+def test_the_run_scores_every_validation_s_samples_for_the_curves(digits_cgan):
+    """Not compression, but this module's run is the cheapest real GAN run: its evaluation scores the samples
+    of each epoch's validation (FID and coverage across training) and draws them."""
+    curve = json.loads((digits_cgan / "results" / "generate.json").read_text())["across_training"]
+    assert [p["epoch"] for p in curve["points"]] == [1, 2, 3]
+    assert all(p["fid"] > 0 and 0 <= p["covered"] <= 10 and 0 <= p["agreement"] <= 1 for p in curve["points"])
+    assert (digits_cgan / "figures" / "generate_curves.png").is_file()

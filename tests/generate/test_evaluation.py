@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -145,3 +146,44 @@ def test_improved_precision_and_recall_tell_realism_from_variety():
     assert far == (0.0, 0.0)
     collapsed = precision_recall(real, real[:1].repeat(300, 1) + 0.01 * torch.randn(300, 8, generator=g))
     assert collapsed[0] == 1.0 and collapsed[1] < 0.05  # realistic but no variety: mode collapse
+
+
+def test_the_training_curve_scores_each_validation_s_samples_against_the_same_images():
+    """Samples that are the validation images themselves score FID ~0 and cover every class; noise scores far
+    worse; 8-bit samples (as training keeps them) are read back to [0, 1]."""
+    from glassnet.generate.evaluation import FeatureExtractor, training_curve
+    from glassnet.models import create_model
+
+    torch.manual_seed(0)
+    spec = DataSpec(
+        modality="image", input_shape=(1, 8, 8), task="classify", num_outputs=3, class_names=("a", "b", "c")
+    )
+    classifier = create_model("cnn", spec, channels=[4, 8], hidden=16).eval()
+    real = torch.rand(60, 1, 8, 8)
+    labels = torch.arange(60) % 3
+    noise = torch.rand(60, 1, 8, 8) ** 4
+    as_bytes = (real * 255).round().to(torch.uint8)
+    curve = training_curve(FeatureExtractor(classifier), classifier, real, labels, [(1, noise), (2, as_bytes)], True,
+                           ["a", "b", "c"])  # fmt: skip
+    first, second = curve["points"]
+    assert (first["epoch"], second["epoch"]) == (1, 2) and curve["classes"] == 3 and curve["images"] == 60
+    assert second["fid"] < 0.05 * first["fid"] and second["fid"] < 1e-2
+    predicted = classifier(real).argmax(1)
+    assert second["agreement"] == pytest.approx(float((predicted == labels).float().mean()), abs=1e-4)
+
+
+def test_validation_keeps_a_bounded_thinned_history_of_samples_with_their_epochs():
+    from types import SimpleNamespace
+
+    from glassnet.generate.task import CURVE_POINTS, SampleValidation
+
+    spec = DataSpec(modality="image", input_shape=(1, 8, 8), task="generate", num_outputs=1, class_names=("a", "b"))
+    model = create_model("cgan", spec, latent=8, width=8).eval()
+    validation = SampleValidation(torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 0, 1, 0, 1]))
+    for epoch in range(1, 2 * CURVE_POINTS + 2):
+        validation(SimpleNamespace(epoch=epoch), model)
+    epochs = [e for e, _ in validation.samples]
+    assert len(epochs) <= CURVE_POINTS and epochs[0] == 1 and epochs[-1] == 2 * CURVE_POINTS + 1
+    assert epochs == sorted(epochs) and all(
+        s.dtype == torch.uint8 and s.shape == (6, 1, 8, 8) for _, s in validation.samples
+    )

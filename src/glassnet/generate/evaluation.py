@@ -156,6 +156,7 @@ def evaluate_generator(
     device: str | torch.device = "cpu",
     samples: int = MAX_SAMPLES,
     classifier: tuple[nn.Module, dict[str, Any]] | None = None,
+    across_training: tuple[torch.Tensor, torch.Tensor, Sequence[tuple[int, torch.Tensor]]] | None = None,
 ) -> GenerationReport:
     """Evaluate a trained GAN against its data; with a run, write ``results/generate.json`` and the figures.
 
@@ -168,6 +169,8 @@ def evaluate_generator(
         device: where the classifier trains.
         samples: generated images to evaluate (at most the test split's size, at least ``MIN_SAMPLES``).
         classifier: a feature classifier already trained (and its description), to reuse.
+        across_training: ``(validation images, their labels, [(epoch, samples), ...])``: the samples each
+            validation drew during training, scored by ``training_curve`` into ``across_training``.
 
     Returns:
         The ``GenerationReport``; with fewer than ``MIN_SAMPLES`` test images it holds only ``skipped``
@@ -216,6 +219,10 @@ def evaluate_generator(
         },
     }
     coverage = class_coverage(net, fake, real_labels if model.conditional else None, test_y, names)
+    curve = None
+    if across_training is not None:
+        images, labels, drawn = across_training
+        curve = training_curve(extractor, net, images, labels, drawn, bool(model.conditional), names)
     memorisation = memorisation_check(fake, train_x.float(), real)
     warnings = instability_warnings(history, coverage, memorisation, quality, names)
     if n < NOISY_SAMPLES:
@@ -231,6 +238,8 @@ def evaluate_generator(
         "coverage": coverage,
         "memorisation": {k: v for k, v in memorisation.items() if not k.startswith("_")},
     }
+    if curve is not None:
+        result["across_training"] = curve
     report = GenerationReport(result, warnings)
     if run is not None:
         from glassnet.generate import figures
@@ -242,9 +251,59 @@ def evaluate_generator(
         figures.coverage_bars(coverage, run.figure("generate_coverage"))
         if hasattr(model, "noise_shape"):
             figures.interpolation_strip(model, names, seed, run.figure("generate_interpolation"))
+        if curve is not None and len(curve["points"]) > 1:
+            figures.quality_curves(curve, run.figure("generate_curves"))
         run.write_result("generate", _public(report.to_dict()))
     report.result = _public(report.result)
     return report
+
+
+def training_curve(
+    extractor: FeatureExtractor,
+    classifier: nn.Module,
+    real: torch.Tensor,
+    labels: torch.Tensor,
+    drawn: Sequence[tuple[int, torch.Tensor]],
+    conditional: bool,
+    names: list[str],
+) -> dict[str, Any]:
+    """FID and class coverage of the samples each validation drew during training (the same noise each time).
+
+    Args:
+        extractor: the feature space (the feature classifier's hidden layer).
+        classifier: the feature classifier (its class of each sample).
+        real: the validation images the samples are compared with.
+        labels: their classes (the class each sample was drawn for, when conditional).
+        drawn: ``(epoch, samples)`` per validation; samples as floats in [0, 1] or 8-bit images.
+        conditional: whether the samples were drawn for ``labels``.
+        names: class names.
+
+    Returns:
+        ``{"images", "classes", "compared_with", "points": [{"epoch", "fid", "covered", "agreement"}, ...]}``.
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    fid = FrechetInceptionDistance(feature=extractor, normalize=True, reset_real_features=False)
+    real = real.float()
+    for start in range(0, len(real), 500):
+        fid.update(real[start : start + 500], real=True)
+    points = []
+    for epoch, samples in drawn:
+        fake = samples.float() / 255 if samples.dtype == torch.uint8 else samples.float()
+        fid.reset()
+        for start in range(0, len(fake), 500):
+            fid.update(fake[start : start + 500], real=False)
+        coverage = class_coverage(classifier, fake, labels if conditional else None, labels, names)
+        points.append(
+            {"epoch": int(epoch), "fid": round(float(fid.compute()), 4), "covered": coverage["covered"],
+             "agreement": coverage["agreement"]}
+        )  # fmt: skip
+    return {
+        "images": len(real),
+        "classes": len(names),
+        "compared_with": "the validation images (the same at every epoch)",
+        "points": points,
+    }
 
 
 def _public(value: Any) -> Any:

@@ -181,3 +181,33 @@ def across_training(snapshots: list[torch.Tensor], path: str | os.PathLike[str],
     ax.set_ylabel("validation (epoch)", fontsize=8)
     ax.set_title("samples from the same noise across training", fontsize=9)
     save_figure(fig, path)
+
+
+def quality_curves(curve: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """FID (log scale) and the classes covered (and, conditional, the class agreement) at each validation."""
+    plt = pyplot()
+    points = curve["points"]
+    epochs = [p["epoch"] for p in points]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.0))
+    left.plot(epochs, [p["fid"] for p in points], marker="o", markersize=3)
+    left.set_yscale("log")
+    left.set_xlabel("epoch")
+    left.set_ylabel("FID (feature classifier)")
+    left.set_title("FID against the validation images", fontsize=9)
+    right.plot(epochs, [p["covered"] for p in points], marker="o", markersize=3, label="classes covered")
+    right.set_xlabel("epoch")
+    right.set_ylabel("classes covered")
+    right.set_ylim(0, (curve.get("classes") or max(p["covered"] for p in points)) + 0.5)
+    if any(p.get("agreement") is not None for p in points):
+        twin = right.twinx()
+        twin.plot(epochs, [p.get("agreement") for p in points], color="tab:orange", linestyle="--", marker="s",
+                  markersize=3, label="class agreement")  # fmt: skip
+        twin.set_ylim(0, 1.02)
+        twin.set_ylabel("class agreement")
+        lines = right.get_lines() + twin.get_lines()
+        right.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="lower right")
+    right.set_title("class coverage across training", fontsize=9)
+    for ax in (left, right):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    save_figure(fig, path)

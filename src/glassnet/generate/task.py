@@ -31,6 +31,7 @@ from glassnet.train.tasks import Task, TaskContext, register_task
 VALIDATION_IMAGES = 512
 VALIDATION_SEED = 1234
 SNAPSHOT = 10  # samples kept from each epoch's validation for the report's "across training" grid
+CURVE_POINTS = 40  # validations whose samples are kept (as uint8) for the FID and coverage curves; thinned beyond
 
 
 def kernel_mmd(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> float:
@@ -77,6 +78,8 @@ class SampleValidation:
         self.images, self.labels = images.float(), labels.long()
         self.bandwidth = median_distance(self.images)
         self.snapshots: list[torch.Tensor] = []  # the first SNAPSHOT samples of each validation (same noise)
+        # every validation's samples (as 8-bit images), scored after training in the feature classifier's space
+        self.samples: list[tuple[int, torch.Tensor]] = []
 
     def __call__(self, trainer: Any, model: nn.Module) -> dict[str, float]:
         from glassnet.train.steps.gan import unwrap
@@ -86,6 +89,10 @@ class SampleValidation:
         fake = _sample_like(generative, self.labels, VALIDATION_SEED)
         mmd = kernel_mmd(fake.cpu(), self.images, self.bandwidth)
         self.snapshots.append(fake[:SNAPSHOT].detach().float().cpu())
+        epoch = int(getattr(trainer, "epoch", 0) or len(self.samples) + 1)
+        self.samples.append((epoch, (fake.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)))
+        if len(self.samples) > CURVE_POINTS:  # keep the first, every other one after it, and the latest
+            self.samples = [*self.samples[:-1:2], self.samples[-1]]
         scores = {"loss": mmd, "mmd": mmd}
         discriminator = getattr(generative, "discriminator", None)  # GANs; a diffusion model has none
         if discriminator is not None:
@@ -158,6 +165,10 @@ class Generation(Task):
         """The full evaluation: ``results/generate.json``, its figures, and its headline in the test metrics."""
         from glassnet.generate.evaluation import evaluate_generator
 
+        validation = getattr(self, "_validation", None)
+        across = None
+        if validation is not None and validation.samples:
+            across = (validation.images, validation.labels, validation.samples)
         report = evaluate_generator(
             context.model,
             context.bundle,
@@ -165,9 +176,9 @@ class Generation(Task):
             seed=context.seed,
             history=context.history,
             device=context.trainer.device,
+            across_training=across,
         )
         context.results["test"].update(report.headline())
-        validation = getattr(self, "_validation", None)
         if validation is not None and len(validation.snapshots) > 1:
             from glassnet.generate.figures import across_training
 

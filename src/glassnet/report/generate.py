@@ -34,8 +34,11 @@ def generated_images(ctx: ReportContext) -> str | None:
     if samples:
         parts.append("<h3>Samples</h3>" + samples)
     progress = ctx.figure("generate_progress", "the same noise's samples after each validation, top to bottom")
-    if progress:
-        parts.append("<h3>Across training</h3>" + progress)
+    curves = ctx.figure("generate_curves", "FID and class coverage of each validation's samples")
+    if progress or curves:
+        parts.append(
+            "<h3>Across training</h3>" + (progress or "") + _curve(result.get("across_training")) + (curves or "")
+        )
     strip = ctx.figure("generate_interpolation", "images from noise interpolated between two draws, one row each")
     if strip:
         parts.append("<h3>Latent interpolation</h3>" + strip)
@@ -49,6 +52,20 @@ def generated_images(ctx: ReportContext) -> str | None:
     if pairs:
         parts.append(pairs)
     return "".join(parts)
+
+
+def _curve(curve: dict[str, Any] | None) -> str:
+    """One sentence on the FID and coverage of the validations' samples, first and best."""
+    points = (curve or {}).get("points") or []
+    if len(points) < 2 or not all(isinstance(p.get("fid"), (int, float)) for p in points):
+        return ""
+    best = min(points, key=lambda p: p["fid"])
+    return (
+        f"<p>Each validation's {num(curve.get('images'), ',')} samples, scored after training in the same features "
+        f"against the validation images: FID {fmt(points[0]['fid'])} after epoch {esc(points[0]['epoch'])}, "
+        f"{fmt(points[-1]['fid'])} after epoch {esc(points[-1]['epoch'])} (best {fmt(best['fid'])} at epoch "
+        f"{esc(best['epoch'])}); classes covered {esc(points[0]['covered'])} then {esc(points[-1]['covered'])}.</p>"
+    )
 
 
 def _warnings(warnings: list[str]) -> str:
