@@ -98,3 +98,15 @@ def test_quantisation_pre_processing_falls_back_when_symbolic_shape_inference_fa
 
     _pre_process(pre_process, tmp_path / "m.onnx", tmp_path / "p.onnx")
     assert calls == [False, True]
+
+
+def test_a_fine_tuned_encoder_run_is_itself_an_encoder_for_the_next_run(tiny_encoder, reviews_csv, tmp_path):
+    first = tmp_path / "first"
+    gn.train(RunConfig(data=str(reviews_csv), model="bert", pretrained=str(tiny_encoder), epochs=1), out=first)
+    config = for_encoder(RunConfig(data=str(reviews_csv), model="bert", pretrained=str(first)))
+    assert config.data_args == {"tokenizer": str(tiny_encoder)} and config.model_args["width"] == 16
+    assert config.lr == ENCODER_LR
+    second = gn.train(config, out=tmp_path / "second")
+    results = json.loads((second.path / "results" / "train.json").read_text())
+    assert results["pretrained"]["fresh"] == []  # same classes: the head carries over too
+    assert results["pretrained"]["file"].endswith("first/model.safetensors")

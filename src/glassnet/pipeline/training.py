@@ -8,6 +8,7 @@ writes the run directory; what the results and figures hold beyond the metrics i
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -18,7 +19,7 @@ from typing import IO, Any
 import torch
 from torch import nn
 
-from glassnet.config import RunConfig, check_finetune, save_config
+from glassnet.config import RunConfig, check_finetune, load_config, save_config
 from glassnet.data import DataBundle, DataSpec, load_dataset, split_targets
 from glassnet.data.text import subword_file
 from glassnet.errors import CheckpointError, ConfigError, DataError, RunError
@@ -628,7 +629,7 @@ def for_encoder(config: RunConfig) -> RunConfig:
     """
     files = encoder_for(config.model, config.pretrained)
     if files is None:
-        return config
+        return _for_encoder_run(config)
     data_args = dict(config.data_args)
     given = data_args.get("tokenizer")
     if given is not None and given != config.pretrained and subword_file(str(given)) != files.tokenizer:
@@ -640,6 +641,30 @@ def for_encoder(config: RunConfig) -> RunConfig:
     changes: dict[str, Any] = {
         "data_args": data_args,
         "model_args": {**encoder_hparams(files), **config.model_args},
+        "finetune": {**ENCODER_FINETUNE, **config.finetune},
+    }
+    if config.lr == RunConfig().lr:
+        changes["lr"] = ENCODER_LR
+    return dataclasses.replace(config, **changes)
+
+
+def _for_encoder_run(config: RunConfig) -> RunConfig:
+    """``pretrained=RUN`` where RUN fine-tuned a pretrained encoder (``bert`` on a subword tokenizer): that run is
+    an encoder too, so its tokenizer and sizes carry over as ``for_encoder`` carries an encoder's."""
+    source = Path(config.pretrained).expanduser() if config.pretrained and config.model == "bert" else None
+    if source is None or not (source / "model.json").is_file() or not (source / "config.yaml").is_file():
+        return config
+    try:
+        arch = json.loads((source / "model.json").read_text())
+        tokenizer = load_config(source / "config.yaml").data_args.get("tokenizer")
+    except (OSError, ValueError, ConfigError):
+        return config  # not a readable run: load_pretrained says what is wrong with it
+    if arch.get("name") != "bert" or tokenizer in (None, "word", "char"):
+        return config
+    data_args = {"tokenizer": tokenizer, **config.data_args}
+    changes: dict[str, Any] = {
+        "data_args": data_args,
+        "model_args": {**arch.get("hparams", {}), **config.model_args},
         "finetune": {**ENCODER_FINETUNE, **config.finetune},
     }
     if config.lr == RunConfig().lr:
