@@ -30,7 +30,14 @@ import torch
 from torch import nn
 
 from glassnet.compress import export, quantization
-from glassnet.compress.measure import count_parameters, pickled_state_size, serialized_size, torch_forward
+from glassnet.compress.measure import (
+    cell,
+    count_parameters,
+    is_number,
+    pickled_state_size,
+    serialized_size,
+    torch_forward,
+)
 from glassnet.errors import ConfigError
 from glassnet.generate.evaluation import (
     CLASSIFIER_DIR,
@@ -188,15 +195,15 @@ def variant_rows(result: dict[str, Any]) -> list[list[str]]:
     return [
         [
             str(v.get("name")),
-            _cell(v.get("size_bytes") / 1024 if _number(v.get("size_bytes")) else None, ".1f", " KiB"),
-            _cell(v.get("fid"), ".2f"),
-            _cell(v.get("fid_change"), "+.1%") if "fid_change" in v else "",
-            _cell(v.get("precision"), ".3f"),
-            _cell(v.get("recall"), ".3f"),
-            _cell(v.get("same_class"), ".1%") if "same_class" in v else "",
-            _cell(v.get("ms_per_64_images"), ".2f"),
-            _cell(v.get("speedup"), ".2f", "x"),
-            _cell(v.get("size_ratio"), ".2f", "x"),
+            cell(v.get("size_bytes") / 1024 if is_number(v.get("size_bytes")) else None, ".1f", " KiB"),
+            cell(v.get("fid"), ".2f"),
+            cell(v.get("fid_change"), "+.1%") if "fid_change" in v else "",
+            cell(v.get("precision"), ".3f"),
+            cell(v.get("recall"), ".3f"),
+            cell(v.get("same_class"), ".1%") if "same_class" in v else "",
+            cell(v.get("ms_per_64_images"), ".2f"),
+            cell(v.get("speedup"), ".2f", "x"),
+            cell(v.get("size_ratio"), ".2f", "x"),
         ]
         for v in result["variants"]
     ]
@@ -222,11 +229,3 @@ def _latency(forward: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor
         forward(rows)
         times.append((time.perf_counter() - start) * 1000)
     return round(statistics.median(times), 4)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _cell(value: Any, spec: str, unit: str = "") -> str:
-    return format(value, spec) + unit if _number(value) else "n/a"

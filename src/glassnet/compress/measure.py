@@ -176,3 +176,14 @@ def _measure(
             )
         )
     return results
+
+
+def is_number(value: Any) -> bool:
+    """A real number (not a bool): what a results table can format."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def cell(value: Any, spec: str, unit: str = "") -> str:
+    """``value`` formatted with ``spec`` and ``unit`` for a results table; "n/a" for a missing value (NaN is
+    stored as null) or anything that is not a number."""
+    return format(value, spec) + unit if is_number(value) else "n/a"

@@ -23,7 +23,14 @@ import torch
 from torch import nn
 
 from glassnet.compress import export, quantization
-from glassnet.compress.measure import count_parameters, pickled_state_size, serialized_size, torch_forward
+from glassnet.compress.measure import (
+    cell,
+    count_parameters,
+    is_number,
+    pickled_state_size,
+    serialized_size,
+    torch_forward,
+)
 from glassnet.progress import Progress, note, progress_bar
 from glassnet.rl.evaluation import TEST_SEED, DecisionAgent, collect_states, cpu_threads, evaluate_policy
 from glassnet.train.run import Run
@@ -151,26 +158,18 @@ def variant_rows(result: dict[str, Any]) -> list[list[str]]:
     return [
         [
             str(v.get("name")),
-            _cell(v.get("size_bytes") / 1024 if _number(v.get("size_bytes")) else None, ".1f", " KiB"),
-            f"{_cell(v.get('return_mean'), '.2f')} ± {_cell(v.get('return_std'), '.2f')}",
+            cell(v.get("size_bytes") / 1024 if is_number(v.get("size_bytes")) else None, ".1f", " KiB"),
+            f"{cell(v.get('return_mean'), '.2f')} ± {cell(v.get('return_std'), '.2f')}",
             ""
             if "return_difference" not in v
-            else f"{_cell(v['return_difference'], '+.2f')} ({_cell(v.get('noise'), '.2f')})",
-            _cell(v.get("decisions_agree"), ".1%"),
-            _cell(v.get("latency_ms_p50"), ".4f"),
-            _cell(v.get("speedup"), ".2f", "x"),
-            _cell(v["size_ratio"], ".2f", "x") if v.get("size_ratio") else "",
+            else f"{cell(v['return_difference'], '+.2f')} ({cell(v.get('noise'), '.2f')})",
+            cell(v.get("decisions_agree"), ".1%"),
+            cell(v.get("latency_ms_p50"), ".4f"),
+            cell(v.get("speedup"), ".2f", "x"),
+            cell(v["size_ratio"], ".2f", "x") if v.get("size_ratio") else "",
         ]
         for v in result["variants"]
     ]
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _cell(value: Any, spec: str, unit: str = "") -> str:
-    return format(value, spec) + unit if _number(value) else "n/a"
 
 
 def _latency(forward: Callable[[torch.Tensor], torch.Tensor], observation: torch.Tensor) -> tuple[float, float]:

@@ -630,22 +630,13 @@ def for_encoder(config: RunConfig) -> RunConfig:
     files = encoder_for(config.model, config.pretrained)
     if files is None:
         return _for_encoder_run(config)
-    data_args = dict(config.data_args)
-    given = data_args.get("tokenizer")
+    given = config.data_args.get("tokenizer")
     if given is not None and given != config.pretrained and subword_file(str(given)) != files.tokenizer:
         raise ConfigError(
             f"data.tokenizer={given} does not fit pretrained={config.pretrained}: the encoder reads the ids of its own "
             f"tokenizer ({files.tokenizer}); leave data.tokenizer out"
         )
-    data_args["tokenizer"] = config.pretrained if given is None else given
-    changes: dict[str, Any] = {
-        "data_args": data_args,
-        "model_args": {**encoder_hparams(files), **config.model_args},
-        "finetune": {**ENCODER_FINETUNE, **config.finetune},
-    }
-    if config.lr == RunConfig().lr:
-        changes["lr"] = ENCODER_LR
-    return dataclasses.replace(config, **changes)
+    return _with_encoder(config, config.pretrained if given is None else given, encoder_hparams(files))
 
 
 def _for_encoder_run(config: RunConfig) -> RunConfig:
@@ -661,10 +652,14 @@ def _for_encoder_run(config: RunConfig) -> RunConfig:
         return config  # not a readable run: load_pretrained says what is wrong with it
     if arch.get("name") != "bert" or tokenizer in (None, "word", "char"):
         return config
-    data_args = {"tokenizer": tokenizer, **config.data_args}
+    return _with_encoder(config, config.data_args.get("tokenizer", tokenizer), arch.get("hparams", {}))
+
+
+def _with_encoder(config: RunConfig, tokenizer: str, hparams: dict[str, Any]) -> RunConfig:
+    """``config`` with an encoder's tokenizer and sizes, and the fine-tuning defaults where the run has none."""
     changes: dict[str, Any] = {
-        "data_args": data_args,
-        "model_args": {**arch.get("hparams", {}), **config.model_args},
+        "data_args": {**config.data_args, "tokenizer": tokenizer},
+        "model_args": {**hparams, **config.model_args},
         "finetune": {**ENCODER_FINETUNE, **config.finetune},
     }
     if config.lr == RunConfig().lr:
