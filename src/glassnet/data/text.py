@@ -494,7 +494,6 @@ def _load(
         tokenizer = Subword.from_file(subword)
         encoded, facts = _encode_subword(splits, tokenizer, options.max_length)
         extra = {**tokenizer.spec_extra(), "max_length": facts["max_length"]}
-        facts.pop("vocab")
     else:
         encoded, facts = _encode_splits(splits, options)
         extra = {
@@ -579,7 +578,6 @@ def _encode_subword(
     max_length, chosen_by = _max_length(lengths["train"], given)
     encoded = {split: (tokenizer.encode(list(texts), max_length), y) for split, (texts, y) in splits.items()}
     facts = {
-        "vocab": tokenizer.vocab,
         "vocab_size": len(tokenizer.vocab),
         "max_length": max_length,
         "max_length_from": chosen_by,
