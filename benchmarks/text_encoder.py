@@ -8,7 +8,7 @@ pretrained encoder: gain over supervised-only on the same labels".
 
     GLASSNET_DATA=../shared/data nice -n 10 .venv/bin/python benchmarks/text_encoder.py \
         --data 20newsgroups [--labels-per-class N] [--epochs 3] [--max-length 256] \
-        [--precision bf16] [--scratch transformer lstm] [--json out.json]
+        [--precision auto] [--scratch transformer lstm] [--json out.json]
 
 Every neural contender is an ordinary ``glassnet.train`` run (the code path of ``glassnet train``):
 the fine-tuned encoder with its own tokenizer and the run's encoder defaults (lr 1e-4, one-cycle,
@@ -29,7 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 import glassnet as gn
+from glassnet.train.precision import bf16_units
 
 
 def train_one(config: gn.RunConfig, out: Path) -> dict:
@@ -89,7 +92,12 @@ def main() -> None:
     parser.add_argument("--scratch-epochs", type=int, default=20)
     parser.add_argument("--max-length", type=int, default=256, help="tokens the encoder reads per text")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="auto: bf16 where the CPU has bf16 units (AVX-512 BF16, AMX), else fp32 (bf16 would be emulated)",
+    )
     parser.add_argument("--encoder", default="minilm", help="pretrained= of the fine-tuned bert")
     parser.add_argument("--no-svm", action="store_true", help="skip the TF-IDF + linear SVM baseline")
     parser.add_argument("--seed", type=int, default=0)
@@ -99,6 +107,9 @@ def main() -> None:
     data_args: dict = {"labels_per_class": args.labels_per_class} if args.labels_per_class else {}
     common = {"data": args.data, "seed": args.seed, "baseline": False}
     results: dict[str, dict] = {}
+    precision = args.precision
+    if precision == "auto":
+        precision = "bf16" if bf16_units(torch.device("cpu")) else "fp32"
     with tempfile.TemporaryDirectory() as tmp:
         encoder = gn.RunConfig(
             model="bert",
@@ -106,7 +117,7 @@ def main() -> None:
             data_args={**data_args, "max_length": args.max_length},
             epochs=args.epochs,
             batch_size=args.batch_size,
-            precision=args.precision,
+            precision=precision,
             **common,
         )
         name = f"bert, pretrained={args.encoder}, fine-tuned"

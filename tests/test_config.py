@@ -23,6 +23,16 @@ def test_integer_for_a_float_field_is_accepted():
     assert RunConfig().with_overrides(["lr=1"]).lr == 1.0
 
 
+def test_exponent_without_a_dot_is_a_number_on_the_command_line_and_in_files(tmp_path):
+    # YAML 1.1 (PyYAML) reads 3e-3 as the string '3e-3', which was refused as "lr must be of type float"
+    config = RunConfig().with_overrides(["lr=3e-3", "weight_decay=5E-2", "model.scale=1e5"])
+    assert (config.lr, config.weight_decay, config.model_args["scale"]) == (0.003, 0.05, 100000.0)
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 2e-4\nmodel_args: {name: e5}\n")
+    loaded = load_config(path)
+    assert loaded.lr == 0.0002 and loaded.model_args == {"name": "e5"}
+
+
 def test_file_values_are_overridden_by_the_command_line(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model: mlp\ndata: breast-cancer\nepochs: 7\n")

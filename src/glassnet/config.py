@@ -7,6 +7,7 @@ command line) reproduces the run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from dataclasses import InitVar, dataclass, field
@@ -26,6 +27,8 @@ TRACKER_OPTIONS = {
     "wandb": ("project", "entity", "mode", "run_name"),
 }
 BN_MODES = ("train", "freeze", "reestimate")
+# named sets of settings chosen for the data and the hardware (glassnet.pipeline.recipes)
+RECIPES = ("fast",)
 # the fine-tuning recipe of a ``pretrained`` run unless finetune.<key> says otherwise (docs/transfer.md)
 FINETUNE_DEFAULTS: dict[str, Any] = {
     "probe_epochs": 1,
@@ -94,6 +97,10 @@ class RunConfig:
             batch-norm statistics re-measured on the new data, the head alone first, then one more
             layer group from the top per epoch, each group at half the lr of the one above; ``bn``
             is ``reestimate``, ``train`` or ``freeze`` (``finetune.bn=train``).
+        recipe: ``fast`` (``glassnet train --fast``): settings chosen for the data and the hardware
+            (batch size, label smoothing, memory layout, bf16 where the device has bf16 units, the
+            best epoch by ``val/accuracy``) for every key the run leaves at its default; the
+            resolved values are saved (docs/training.md, "The fast recipe"); empty: none.
         checkpoint_every: write the resumable state ``checkpoints/last.pt`` every N optimiser steps
             as well as at every epoch end; 0: at epoch ends only.
         save_top_k: keep the weights of the k best epochs on ``monitor`` in ``checkpoints/``
@@ -174,6 +181,7 @@ class RunConfig:
     baseline: bool = True
     pretrained: str = ""
     finetune: dict[str, Any] = field(default_factory=dict)
+    recipe: str = ""
     adversarial: InitVar[dict[str, Any] | None] = None  # older spelling of the adversarial step's options
 
     def __post_init__(self, adversarial: dict[str, Any] | None = None) -> None:
@@ -192,6 +200,9 @@ class RunConfig:
         _check_type(self, "env", str)
         _check_type(self, "env_args", dict)
         _check_type(self, "pretrained", str)
+        _check_type(self, "recipe", str)
+        if self.recipe:
+            _check_choice("recipe", self.recipe, RECIPES)
         _check_type(self, "finetune", dict)
         if self.pretrained or self.finetune:
             check_finetune(self.finetune)
@@ -395,13 +406,30 @@ MAX_CONFIG_VALUES = 100_000  # values of a configuration once YAML aliases are e
 MAX_CONFIG_DEPTH = 64  # nesting of lists and mappings; a real configuration uses a handful
 
 
+@functools.cache
+def _loader() -> type:
+    """PyYAML's SafeLoader reading numbers as YAML 1.2 does: ``3e-3`` and ``1E5`` are floats (YAML 1.1, which
+    PyYAML follows, needs a dot, ``3.0e-3``, and otherwise reads the string ``'3e-3'``)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    number = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", number, list("-+0123456789."))
+    return Loader
+
+
 def _safe_load(text: str, source: str) -> Any:
     """``yaml.safe_load`` with every failure as one ConfigError naming ``source`` (PyYAML recurses
     once per nesting level, so a deeply nested document exhausts Python's stack)."""
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_loader())  # noqa: S506 (a SafeLoader: plain YAML only)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} {yaml_problem(exc)}") from exc
     except RecursionError as exc:

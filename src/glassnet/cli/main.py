@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN",
         help="continue the interrupted training in RUN from its checkpoints/last.pt, with its saved configuration",
     )
+    train.add_argument(
+        "--fast",
+        action="store_true",
+        help="the fast recipe: batch size, label smoothing, memory layout, precision and the kept epoch chosen for "
+        "the data and this machine, wherever you leave a setting at its default (recipe=fast)",
+    )
     train.add_argument("--report", action="store_true", help="write report.html after training")
     train.add_argument(
         "--adversarial",
@@ -357,6 +363,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "env_steps": ("--steps", args.steps),
         "step.name": ("--algo", args.algo),
         "adversarial.method": ("--adversarial", args.adversarial),
+        "recipe": ("--fast", "fast" if args.fast else None),
     }
     given = parse_overrides(overrides)
     for key, (flag, value) in flags.items():
@@ -393,7 +400,9 @@ def _resume(args: argparse.Namespace) -> int:
 
     given = [f"--{k.replace('_', '-')}" for k in ("data", "model", "config", "epochs", "out", "adversarial")]
     given = [flag for flag in given if getattr(args, flag[2:].replace("-", "_")) is not None]
-    given += ["--overwrite"] * args.overwrite + ["--find-lr"] * args.find_lr + list(args.overrides)
+    given += (
+        ["--overwrite"] * args.overwrite + ["--fast"] * args.fast + ["--find-lr"] * args.find_lr + list(args.overrides)
+    )
     if given:
         raise ConfigError(
             f"--resume continues with the run's saved configuration and takes no other settings. "

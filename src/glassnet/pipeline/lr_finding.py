@@ -7,11 +7,13 @@ import os
 from glassnet.config import RunConfig
 from glassnet.figures import pyplot, save_figure
 from glassnet.models import create_model
+from glassnet.pipeline.recipes import apply_recipe
 from glassnet.pipeline.training import default_run_dir, for_encoder, make_trainer
 from glassnet.runs import RunDir, lock_run, transaction
 from glassnet.train import seed_everything
 from glassnet.train.lr_finder import LRFinderResult, find_lr
 from glassnet.train.run import load_training_data
+from glassnet.train.trainer import resolve_device
 
 
 def find_learning_rate(
@@ -40,6 +42,8 @@ def find_learning_rate(
     """
     config = for_encoder(config)
     bundle = load_training_data(config)
+    if config.recipe:
+        config, _ = apply_recipe(config, bundle.spec, len(bundle.train), resolve_device(config.device))
     seed_everything(config.seed)
     model = create_model(config.model, bundle.spec, **config.model_args)
     trainer, _ = make_trainer(config, bundle)

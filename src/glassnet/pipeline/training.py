@@ -27,6 +27,7 @@ from glassnet.figures import training as figures
 from glassnet.models import create_model, save_model, summarize
 from glassnet.models.bert import encoder_for, encoder_hparams
 from glassnet.models.registry import model_info
+from glassnet.pipeline.recipes import RecipeChoices, apply_recipe
 from glassnet.provenance import capture
 from glassnet.rl.evaluation import AGENT_THREADS, cpu_threads
 from glassnet.runs import (
@@ -64,6 +65,7 @@ from glassnet.train.run import Run, check_compatible, load_run_data
 from glassnet.train.semi import semi_supervised_callbacks, semi_supervised_summary
 from glassnet.train.steps import Step, step_from_options
 from glassnet.train.tasks import TaskContext, get_task, make_task
+from glassnet.train.trainer import resolve_device
 
 
 def default_run_dir(config: RunConfig, root: str | os.PathLike[str] = "runs") -> Path:
@@ -317,6 +319,16 @@ def train(
     config = for_encoder(config)
     bundle = load_run_data(config)
     config = _for_environment(config, bundle.spec)
+    choices = None
+    if resume_from is None and config.recipe and not config.env:  # a resumed run keeps what its recipe chose
+        config, choices = apply_recipe(config, bundle.spec, len(bundle.train), resolve_device(config.device))
+        if choices is not None and progress is not None:
+            print(choices.describe(), file=progress)
+    elif resume_from is None and config.recipe and progress is not None:
+        print(
+            f"recipe {config.recipe}: sets nothing for an environment run (the algorithm's own settings apply)",
+            file=progress,
+        )
     out = Path(out if out is not None else default_run_dir(config))
     created = not out.exists()
     try:
@@ -326,7 +338,7 @@ def train(
             lock_run(out, "train --resume" if resume else "train", create=True, recover=resume_from is None),
         ):
             try:
-                run = _train(config, bundle, out, overwrite, progress, resume_from, callbacks)
+                run = _train(config, bundle, out, overwrite, progress, resume_from, callbacks, choices)
             except BaseException:
                 if resume_from is None and distributed.is_global_zero():
                     restore_previous(out)  # the run that --overwrite was replacing comes back as it was
@@ -358,8 +370,9 @@ def _train(
     progress: IO[str] | None,
     resume_from: Path | None,
     callbacks: Sequence[Callback],
+    choices: RecipeChoices | None = None,
 ) -> Run:
-    """``train`` once the configuration and the data are known."""
+    """``train`` once the configuration and the data are known (``choices``: what its recipe set)."""
     seed_everything(config.seed)
     run = RunDir(out if out is not None else default_run_dir(config))
     # every mistake that can be found before training is found before anything is written
@@ -409,6 +422,7 @@ def _train(
             "step": trainer.step.describe(),
             "augment": trainer.step.augment.describe() if trainer.step.augment is not None else {},
             "adversarial": trainer.step.describe() if trainer.step.name == "adversarial" else {},
+            "recipe": choices.as_dict() if choices is not None else ({"name": config.recipe} if config.recipe else {}),
         },
         "data": _data_summary(bundle),
         "model": {"name": config.model, "hparams": model.glassnet_arch["hparams"], **summarize(model, bundle.spec)},

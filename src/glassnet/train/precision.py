@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,6 +29,40 @@ def check_precision(precision: str, device: torch.device) -> None:
             "fp32, and fp16's narrow range needs a gradient scaler that only CUDA provides. "
             "Use precision=bf16 (fast on CPUs with AVX-512 BF16 / AMX, no scaler needed) or fp32"
         )
+    if precision == "bf16" and device.type == "cpu" and not bf16_units(device):
+        warnings.warn(
+            "precision=bf16 on this CPU, which has no bf16 units (AVX-512 BF16 or AMX): bf16 is emulated and runs "
+            "several times slower than fp32 (8.9x for the Fashion-MNIST cnn on an AVX2 CPU). Use precision=fp32, "
+            "or --fast, which picks the precision for the hardware",
+            stacklevel=2,
+        )
+
+
+def bf16_units(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: CUDA with bf16 support, a CPU with AVX-512 BF16 or AMX
+    (x86) or the BF16 extension (Arm). Elsewhere bf16 autocast is emulated, slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    flags = _cpu_flags()
+    if flags is not None:
+        return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (``flags`` on x86, ``Features`` on Arm); None where unreadable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return None
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
