@@ -43,7 +43,8 @@ def find_learning_rate(
     config = for_encoder(config)
     bundle = load_training_data(config)
     if config.recipe:
-        config, _ = apply_recipe(config, bundle.spec, len(bundle.train), resolve_device(config.device))
+        device = resolve_device(config.device)
+        config, _ = apply_recipe(config, bundle.spec, len(bundle.train), device, len(getattr(bundle, "val", ())))
     seed_everything(config.seed)
     model = create_model(config.model, bundle.spec, **config.model_args)
     trainer, _ = make_trainer(config, bundle)

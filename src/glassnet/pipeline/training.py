@@ -321,7 +321,8 @@ def train(
     config = _for_environment(config, bundle.spec)
     choices = None
     if resume_from is None and config.recipe and not config.env:  # a resumed run keeps what its recipe chose
-        config, choices = apply_recipe(config, bundle.spec, len(bundle.train), resolve_device(config.device))
+        device = resolve_device(config.device)
+        config, choices = apply_recipe(config, bundle.spec, len(bundle.train), device, _split_size(bundle, "val"))
         if choices is not None and progress is not None:
             print(choices.describe(), file=progress)
     elif resume_from is None and config.recipe and progress is not None:
@@ -701,6 +702,15 @@ def _fit_data(config: RunConfig, data: Any, trainer: Trainer) -> tuple[Any, Any]
         return {**scores, "env_steps": float(source.env_steps)}
 
     return source, evaluate
+
+
+def _split_size(data: Any, split: str) -> int:
+    """Examples in ``split`` of a bundle (0 where it has none)."""
+    part = getattr(data, split, None)
+    try:
+        return len(part) if part is not None else 0
+    except TypeError:
+        return 0
 
 
 def _has_val(data: Any) -> bool:
