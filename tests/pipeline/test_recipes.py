@@ -120,3 +120,10 @@ def test_train_fast_saves_the_resolved_settings_and_what_the_recipe_chose(tmp_pa
 def test_fast_and_a_disagreeing_recipe_key_are_refused(capsys):
     assert main(["train", "--data", "digits", "--model", "mlp", "--fast", "recipe=other"]) == 2
     assert "--fast fast and recipe=other disagree" in capsys.readouterr().err
+
+
+def test_an_environment_run_is_told_the_recipe_sets_nothing(no_bf16_units):
+    config = RunConfig(recipe="fast", env="CartPole-v1", step={"name": "ppo"})
+    resolved, choices = apply_recipe(config, TABLE, 0, CPU)
+    assert resolved == config and choices.settings == {}
+    assert "sets nothing for an environment run" in choices.describe()

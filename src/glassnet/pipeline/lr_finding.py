@@ -7,13 +7,12 @@ import os
 from glassnet.config import RunConfig
 from glassnet.figures import pyplot, save_figure
 from glassnet.models import create_model
-from glassnet.pipeline.recipes import apply_recipe
+from glassnet.pipeline.recipes import with_recipe
 from glassnet.pipeline.training import default_run_dir, for_encoder, make_trainer
 from glassnet.runs import RunDir, lock_run, transaction
 from glassnet.train import seed_everything
 from glassnet.train.lr_finder import LRFinderResult, find_lr
 from glassnet.train.run import load_training_data
-from glassnet.train.trainer import resolve_device
 
 
 def find_learning_rate(
@@ -42,9 +41,7 @@ def find_learning_rate(
     """
     config = for_encoder(config)
     bundle = load_training_data(config)
-    if config.recipe:
-        device = resolve_device(config.device)
-        config, _ = apply_recipe(config, bundle.spec, len(bundle.train), device, len(getattr(bundle, "val", ())))
+    config, _ = with_recipe(config, bundle)
     seed_everything(config.seed)
     model = create_model(config.model, bundle.spec, **config.model_args)
     trainer, _ = make_trainer(config, bundle)

@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import torch
 
 from glassnet.config import RECIPES, RunConfig
 from glassnet.data.spec import DataSpec
 from glassnet.train.precision import bf16_units
+from glassnet.train.trainer import resolve_device
 
-__all__ = ["RECIPES", "RecipeChoices", "apply_recipe"]
+__all__ = ["RECIPES", "RecipeChoices", "apply_recipe", "with_recipe"]
 
 FAST_LABEL_SMOOTHING = 0.1
 FAST_MAX_BATCH = 128
@@ -63,7 +64,7 @@ class RecipeChoices:
         }
 
     def describe(self) -> str:
-        """One line: ``recipe fast: batch_size=256, precision=fp32 (...), ...``."""
+        """One line: ``recipe fast: label_smoothing=0.1, batch_size=128, ...; notes``."""
         parts = [f"{key}={_show(value)}" for key, value in self.settings.items()]
         line = f"recipe {self.name}: " + (", ".join(parts) if parts else "every setting was given; nothing to choose")
         return "; ".join([line, *self.notes])
@@ -85,10 +86,13 @@ def apply_recipe(
     Returns:
         The configuration with the recipe's settings, and what the recipe set (None without a recipe).
     """
-    if not config.recipe or config.env:
+    if not config.recipe:
         return config, None
-    defaults = RunConfig()
     choices = RecipeChoices(config.recipe)
+    if config.env:
+        choices.notes.append("it sets nothing for an environment run (the algorithm's own settings apply)")
+        return config, choices
+    defaults = RunConfig()
     changes: dict[str, Any] = {}
 
     def choose(key: str, value: Any, reason: str) -> None:
@@ -122,6 +126,29 @@ def apply_recipe(
     return dataclasses.replace(config, **changes), choices
 
 
+def with_recipe(
+    config: RunConfig, bundle: Any, progress: IO[str] | None = None
+) -> tuple[RunConfig, RecipeChoices | None]:
+    """``apply_recipe`` for a run's loaded data (its splits' sizes, the configured device), printing the
+    recipe's line to ``progress``."""
+    if not config.recipe:
+        return config, None
+    config, choices = apply_recipe(
+        config, bundle.spec, _size(bundle, "train"), resolve_device(config.device), _size(bundle, "val")
+    )
+    if choices is not None and progress is not None:
+        print(choices.describe(), file=progress)
+    return config, choices
+
+
+def _size(bundle: Any, split: str) -> int:
+    """Examples in ``split`` of ``bundle`` (0 where it has none, or none with a length)."""
+    try:
+        return len(getattr(bundle, split))
+    except (AttributeError, TypeError):
+        return 0
+
+
 def _fast_batch(train_size: int, default: int) -> int:
     """The largest power of two <= ``FAST_MAX_BATCH`` and >= ``default`` with enough steps per epoch."""
     batch = default
@@ -135,6 +162,4 @@ def _device_name(device: torch.device) -> str:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ",".join(str(v) for v in value) + "]"
     return str(value).lower() if isinstance(value, bool) else str(value)

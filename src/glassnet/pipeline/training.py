@@ -27,7 +27,7 @@ from glassnet.figures import training as figures
 from glassnet.models import create_model, save_model, summarize
 from glassnet.models.bert import encoder_for, encoder_hparams
 from glassnet.models.registry import model_info
-from glassnet.pipeline.recipes import RecipeChoices, apply_recipe
+from glassnet.pipeline.recipes import RecipeChoices, with_recipe
 from glassnet.provenance import capture
 from glassnet.rl.evaluation import AGENT_THREADS, cpu_threads
 from glassnet.runs import (
@@ -65,7 +65,6 @@ from glassnet.train.run import Run, check_compatible, load_run_data
 from glassnet.train.semi import semi_supervised_callbacks, semi_supervised_summary
 from glassnet.train.steps import Step, step_from_options
 from glassnet.train.tasks import TaskContext, get_task, make_task
-from glassnet.train.trainer import resolve_device
 
 
 def default_run_dir(config: RunConfig, root: str | os.PathLike[str] = "runs") -> Path:
@@ -320,16 +319,8 @@ def train(
     bundle = load_run_data(config)
     config = _for_environment(config, bundle.spec)
     choices = None
-    if resume_from is None and config.recipe and not config.env:  # a resumed run keeps what its recipe chose
-        device = resolve_device(config.device)
-        config, choices = apply_recipe(config, bundle.spec, len(bundle.train), device, _split_size(bundle, "val"))
-        if choices is not None and progress is not None:
-            print(choices.describe(), file=progress)
-    elif resume_from is None and config.recipe and progress is not None:
-        print(
-            f"recipe {config.recipe}: sets nothing for an environment run (the algorithm's own settings apply)",
-            file=progress,
-        )
+    if resume_from is None:  # a resumed run keeps what its recipe chose at the start
+        config, choices = with_recipe(config, bundle, progress)
     out = Path(out if out is not None else default_run_dir(config))
     created = not out.exists()
     try:
@@ -702,15 +693,6 @@ def _fit_data(config: RunConfig, data: Any, trainer: Trainer) -> tuple[Any, Any]
         return {**scores, "env_steps": float(source.env_steps)}
 
     return source, evaluate
-
-
-def _split_size(data: Any, split: str) -> int:
-    """Examples in ``split`` of a bundle (0 where it has none)."""
-    part = getattr(data, split, None)
-    try:
-        return len(part) if part is not None else 0
-    except TypeError:
-        return 0
 
 
 def _has_val(data: Any) -> bool:
