@@ -163,3 +163,32 @@ def write_encoder():
 def reviews_csv(tmp_path):
     """A ``label,text`` CSV of 40 short reviews in the tiny encoder's words."""
     return _write_reviews(tmp_path / "reviews.csv")
+
+
+@pytest.fixture
+def write_mask_folder():
+    """``write(root, n=20, size=(12, 10), palette=False, classes=None, unlabelled=True)``: a ``masks``-format
+    folder of ``n`` grey images with a bright square whose mask holds class 1 or 2 (and 255 at one corner)."""
+    return _mask_folder
+
+
+def _mask_folder(root, n=20, size=(12, 10), palette=False, classes=None, unlabelled=True):
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        mask = np.zeros(size, np.uint8)
+        mask[2:6, 2:6] = 1 + i % 2
+        if unlabelled:
+            mask[0, 0] = 255
+        image = (mask > 0) * 200 + rng.integers(0, 30, size)
+        Image.fromarray(image.astype(np.uint8)).save(root / "images" / f"s{i:02d}.png")
+        picture = Image.fromarray(mask)
+        if palette:
+            picture = picture.convert("P")
+        picture.save(root / "masks" / f"s{i:02d}.png")
+    if classes:
+        (root / "classes.txt").write_text("\n".join(classes) + "\n")
+    return root

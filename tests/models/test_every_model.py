@@ -60,6 +60,10 @@ SPECS = {
         modality="image", input_shape=(3, 12, 10), task="generate", num_outputs=1, class_names=("a", "b", "c"),
         input_mean=(0.5,) * 3, input_std=(0.25,) * 3, name="gen",
     ),
+    "image-segment": DataSpec(
+        modality="image", input_shape=(1, 12, 10), task="segment", num_outputs=3,
+        class_names=("background", "a", "b"), input_mean=(0.3,), input_std=(0.2,), name="seg",
+    ),
     "control-discrete": DataSpec(
         modality="tabular", input_shape=(4,), task="control", num_outputs=2, name="cartpole-like",
         class_names=("left", "right"), extra={"action": {"kind": "discrete", "n": 2}},
@@ -108,6 +112,7 @@ def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
         "reconstruct": (4, *spec.input_shape),
         "seq2seq": (4, spec.extra.get("max_target_length"), spec.num_outputs),
         "language_model": (4, *spec.input_shape, spec.num_outputs),
+        "segment": (4, spec.num_outputs, *spec.input_shape[1:]),
     }.get(spec.task, (4, spec.num_outputs))
     assert out.shape == expected
     assert torch.isfinite(out).all()

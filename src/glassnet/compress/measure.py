@@ -17,7 +17,9 @@ from glassnet.progress import Progress, note, progress_bar
 from glassnet.train.tasks import Task
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
-PRIMARY_METRIC = {"classify": "accuracy", "multilabel": "micro_f1", "regress": "rmse", "forecast": "rmse"}
+PRIMARY_METRIC = {
+    "classify": "accuracy", "multilabel": "micro_f1", "regress": "rmse", "forecast": "rmse", "segment": "miou",
+}  # fmt: skip
 LOWER_IS_BETTER = ("rmse", "mae", "loss")
 
 

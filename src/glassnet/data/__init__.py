@@ -5,12 +5,14 @@ the first format whose detection claims the path; the tabular format is a fallba
 tried after the formats with a recognisable header (text, time series).
 """
 
+from glassnet.data import annotated as _annotated  # noqa: F401  (images/ + masks/ folders; before "images")
 from glassnet.data import audio as _audio  # noqa: F401  (audio folders)
 from glassnet.data import builtin as _builtin  # noqa: F401  (digits, breast-cancer, diabetes)
 from glassnet.data import corpus as _corpus  # noqa: F401  (20newsgroups-chars)
 from glassnet.data import fashion_mnist as _fashion_mnist  # noqa: F401  (fashion-mnist)
 from glassnet.data import images as _images  # noqa: F401  (image folders)
 from glassnet.data import multilabel as _multilabel  # noqa: F401  (digit-pairs)
+from glassnet.data import scenes as _scenes  # noqa: F401  (digits-scenes, fashion-scenes)
 from glassnet.data import spoken_digits as _spoken_digits  # noqa: F401  (spoken-digits)
 from glassnet.data import strings as _strings  # noqa: F401  (reverse-strings, digits-to-words)
 from glassnet.data import tabular as _tabular  # noqa: F401  (any other CSV: the fallback)

@@ -296,6 +296,12 @@ def _validate(spec: DataSpec, options: Any) -> dict[str, Any]:
                 f"augment.{name} mixes class labels, so it needs a classification task; dataset "
                 f"{spec.name!r} has task {spec.task!r}. Remove augment.{name}"
             )
+    moving = sorted(name for name, value in values.items() if value)
+    if spec.task == "segment" and moving:
+        raise ConfigError(
+            f"augment.{moving[0]} would move or change the image but not its mask (segmentation); augmentation of "
+            "segmentation runs is not supported yet. Remove the augment options"
+        )
     _check_shape(spec, values)
     active = {name: values[name] for name in allowed if name != "masks" and values.get(name)}
     if {"time_mask", "freq_mask"} & set(active):

@@ -48,6 +48,9 @@ class DataBundle:
             targets = dataset.tensors[1] if isinstance(dataset, TensorDataset) else getattr(dataset, "targets", None)
             if self.spec.is_classification and isinstance(targets, torch.Tensor):
                 entry["class_counts"] = torch.bincount(targets.long(), minlength=self.spec.num_outputs).tolist()
+            elif self.spec.task == "segment" and isinstance(targets, torch.Tensor):
+                labelled = targets[(targets >= 0) & (targets < self.spec.num_outputs)].long()
+                entry["pixel_counts"] = torch.bincount(labelled, minlength=self.spec.num_outputs).tolist()
             splits[name] = entry
         return {
             "name": self.spec.name,
@@ -172,7 +175,7 @@ def bundle_from_splits(
             ``glassnet predict`` compares new inputs with.
         info: provenance for ``DataBundle.info``.
     """
-    classify = task == "classify"
+    classify = task in ("classify", "segment")  # class indices: one per example, or one per pixel
     integer_inputs = not standardize
 
     def tensors(split: Split) -> tuple[torch.Tensor, torch.Tensor]:

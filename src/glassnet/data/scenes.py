@@ -1,0 +1,271 @@
+"""Built-in segmentation scenes composed from real item images: ``digits-scenes`` and ``fashion-scenes``.
+
+No segmentation benchmark can be downloaded here, so scenes are composed, seeded, from the items
+of a classification dataset: each scene is a blank canvas with a few items pasted at random scales
+and positions. Later items cover earlier ones (occlusion; a position is redrawn, up to
+``PLACEMENT_TRIES`` times, while more than ``MAX_COVER`` of the new item would overlap others);
+small fragments cut from other items of the same split are pasted first as clutter that belongs to
+the background; mild noise is added.
+An item's silhouette is its pixels brighter than ``SILHOUETTE`` with the holes filled, so the mask
+follows the item's outline, not its bounding box. The semantic mask gives every visible silhouette
+pixel its item's class + 1 and 0 (``background``) elsewhere.
+
+Splits never share items: training scenes use training items only, validation scenes the held-out
+validation items, and test scenes the test items (Fashion-MNIST's official test set; digits' seeded
+test share), so a test score measures items the model never saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from glassnet.data.bundle import DataBundle, bundle_from_splits
+from glassnet.data.registry import register_dataset
+from glassnet.data.splits import stratified_split
+from glassnet.errors import ConfigError
+
+SILHOUETTE = 0.1  # an item pixel this bright (of 1) belongs to the item's silhouette
+NOISE = 0.02  # standard deviation of the Gaussian noise added to every scene
+BACKGROUND = "background"
+PLACEMENT_TRIES = 8  # random positions tried for an item before taking the least covered one
+MAX_COVER = 0.3  # share of a new item's silhouette that may overlap items already placed
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How scenes are composed.
+
+    Attributes:
+        canvas: side of the square scene in pixels.
+        items: fewest and most items per scene.
+        sizes: smallest and largest side of a pasted item in pixels (the item is resized to it).
+        clutter: most background fragments per scene.
+        fragment: smallest and largest side of a fragment.
+    """
+
+    canvas: int
+    items: tuple[int, int]
+    sizes: tuple[int, int]
+    clutter: int
+    fragment: tuple[int, int]
+
+
+def compose_scenes(
+    items: np.ndarray, labels: np.ndarray, count: int, layout: Layout, seed: int
+) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int, int, int, int]]]]:
+    """Compose ``count`` scenes from ``items``.
+
+    Args:
+        items: ``N x H x W`` float item images in [0, 1] (bright is the item).
+        labels: the class index of each item.
+        count: scenes to make.
+        layout: canvas, items per scene, item sizes and clutter.
+        seed: seeds every draw (the same arguments give the same scenes).
+
+    Returns:
+        ``(images, masks, placed)``: float32 ``count x 1 x S x S`` scenes in [0, 1], int64
+        ``count x S x S`` semantic masks (0 background, class + 1 on visible silhouettes), and per
+        scene the pasted items as ``(item index, top, left, height, width)`` in pasting order.
+    """
+    import torch
+    import torch.nn.functional as F
+    from scipy.ndimage import binary_fill_holes
+
+    rng = np.random.default_rng(seed)
+    side = layout.canvas
+    low, high = layout.sizes
+    if high > side:
+        raise ConfigError(f"items up to {high} pixels do not fit a {side}-pixel canvas")
+    per_scene = rng.integers(layout.items[0], layout.items[1] + 1, size=count)
+    chosen = rng.integers(0, len(items), size=int(per_scene.sum()))
+    sizes = rng.integers(low, high + 1, size=len(chosen))
+    resized: list[np.ndarray] = [np.empty(0)] * len(chosen)
+    for size in np.unique(sizes):  # one batched resize per size
+        where = np.flatnonzero(sizes == size)
+        batch = torch.as_tensor(items[chosen[where]], dtype=torch.float32)[:, None]
+        out = F.interpolate(batch, size=(int(size), int(size)), mode="bilinear", align_corners=False)
+        for k, image in zip(where, out[:, 0].clamp(0, 1).numpy()):
+            resized[k] = image
+    images = np.zeros((count, side, side), dtype=np.float32)
+    masks = np.zeros((count, side, side), dtype=np.int64)
+    placed: list[list[tuple[int, int, int, int, int]]] = []
+    k = 0
+    for scene in range(count):
+        canvas, mask = images[scene], masks[scene]
+        for _ in range(int(rng.integers(0, layout.clutter + 1))):
+            source = items[rng.integers(0, len(items))]
+            h, w = (int(v) for v in rng.integers(layout.fragment[0], layout.fragment[1] + 1, size=2))
+            y0, x0 = int(rng.integers(0, source.shape[0] - h + 1)), int(rng.integers(0, source.shape[1] - w + 1))
+            top, left = int(rng.integers(0, side - h + 1)), int(rng.integers(0, side - w + 1))
+            patch = source[y0 : y0 + h, x0 : x0 + w] * float(rng.uniform(0.4, 0.8))
+            np.maximum(canvas[top : top + h, left : left + w], patch, out=canvas[top : top + h, left : left + w])
+        scene_items = []
+        for _ in range(int(per_scene[scene])):
+            image, index = resized[k], int(chosen[k])
+            k += 1
+            h, w = image.shape
+            silhouette = binary_fill_holes(image > SILHOUETTE)
+            top, left = _place(mask, silhouette, side, rng)
+            region = canvas[top : top + h, left : left + w]
+            region[silhouette] = image[silhouette]
+            mask[top : top + h, left : left + w][silhouette] = int(labels[index]) + 1
+            scene_items.append((index, top, left, h, w))
+        placed.append(scene_items)
+    images += rng.normal(0.0, NOISE, size=images.shape).astype(np.float32)
+    np.clip(images, 0.0, 1.0, out=images)
+    return images[:, None], masks, placed
+
+
+def _place(mask: np.ndarray, silhouette: np.ndarray, side: int, rng: np.random.Generator) -> tuple[int, int]:
+    """A position for ``silhouette``: the first of ``PLACEMENT_TRIES`` random ones that covers at most
+    ``MAX_COVER`` of it with items already placed, else the least covered one (items overlap, but an
+    item is rarely hidden whole)."""
+    h, w = silhouette.shape
+    area = max(int(silhouette.sum()), 1)
+    best, best_cover = (0, 0), 2.0
+    for _ in range(PLACEMENT_TRIES):
+        top, left = int(rng.integers(0, side - h + 1)), int(rng.integers(0, side - w + 1))
+        cover = float((mask[top : top + h, left : left + w][silhouette] > 0).sum()) / area
+        if cover <= MAX_COVER:
+            return top, left
+        if cover < best_cover:
+            best, best_cover = (top, left), cover
+    return best
+
+
+def _scene_bundle(
+    name: str,
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    counts: dict[str, int],
+    layout: Layout,
+    class_names: tuple[str, ...],
+    seed: int,
+    info: dict,
+) -> DataBundle:
+    composed = {}
+    for offset, split in enumerate(("train", "val", "test")):
+        items, labels = splits[split]
+        if counts[split] and not len(items):
+            raise ConfigError(f"{name}: the {split} split has no items to compose {counts[split]} scenes from")
+        images, masks, _ = compose_scenes(items, labels, counts[split], layout, seed * 3 + offset)
+        composed[split] = (images, masks)
+    return bundle_from_splits(
+        composed["train"],
+        composed["val"],
+        composed["test"],
+        name=name,
+        modality="image",
+        task="segment",
+        class_names=(BACKGROUND, *class_names),
+        info={
+            **info,
+            "scenes": dict(counts),
+            "layout": {
+                "canvas": layout.canvas,
+                "items_per_scene": list(layout.items),
+                "item_sizes": list(layout.sizes),
+                "clutter_fragments": layout.clutter,
+            },
+            "scene_seed": seed,
+        },
+    )
+
+
+def _check_counts(name: str, counts: dict[str, int]) -> None:
+    for split, n in counts.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < (1 if split == "train" else 0):
+            raise ConfigError(
+                f"{name} {split}_scenes must be a whole number of scenes (train at least 1). Received: {n!r}"
+            )
+
+
+@register_dataset(
+    "digits-scenes",
+    task="segment",
+    modality="image",
+    size="2,000 / 400 / 400 scenes, 32x32 grey, 10 classes + background",
+    source="composed from scikit-learn's digits (bundled, BSD-3); items never shared between splits",
+    description="semantic segmentation: 1-3 handwritten digits pasted at 10-16 px with occlusion and clutter",
+)
+def digits_scenes(
+    train_scenes: int = 2000, val_scenes: int = 400, test_scenes: int = 400, split_seed: int = 0, scene_seed: int = 0
+) -> DataBundle:
+    """Scenes of 1-3 digits on a 32x32 canvas; the digits of each split come from its own share of the 1,797.
+
+    Args:
+        train_scenes: training scenes (``val_scenes``, ``test_scenes`` likewise).
+        split_seed: seed of the stratified 70/15/15 split of the digit images.
+        scene_seed: seed of the composition.
+    """
+    from sklearn.datasets import load_digits
+
+    counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
+    _check_counts("digits-scenes", counts)
+    raw = load_digits()
+    items = (raw.images / 16.0).astype(np.float32)
+    train, val, test = stratified_split(raw.target, 0.15, 0.15, split_seed)
+    splits = {s: (items[i], raw.target[i]) for s, i in (("train", train), ("val", val), ("test", test))}
+    layout = Layout(canvas=32, items=(1, 3), sizes=(10, 16), clutter=2, fragment=(2, 4))
+    return _scene_bundle(
+        "digits-scenes",
+        splits,
+        counts,
+        layout,
+        tuple(str(d) for d in range(10)),
+        scene_seed,
+        {"source": "scikit-learn digits", "split_seed": split_seed, "item_split": "stratified 70/15/15"},
+    )
+
+
+@register_dataset(
+    "fashion-scenes",
+    task="segment",
+    modality="image",
+    size="6,000 / 1,000 / 1,000 scenes, 64x64 grey, 10 classes + background",
+    source="composed from Fashion-MNIST (needs its files, see fashion-mnist); test scenes use only test items",
+    description="semantic segmentation: 1-3 Fashion-MNIST articles pasted at 20-36 px with occlusion and clutter",
+)
+def fashion_scenes(
+    train_scenes: int = 6000,
+    val_scenes: int = 1000,
+    test_scenes: int = 1000,
+    split_seed: int = 0,
+    scene_seed: int = 0,
+    download: bool = True,
+) -> DataBundle:
+    """Scenes of 1-3 clothing articles on a 64x64 canvas.
+
+    Training and validation scenes use the 60,000 training images (10% held out for validation
+    items, stratified by ``split_seed``); test scenes use the official 10,000 test images.
+
+    Args:
+        train_scenes: training scenes (``val_scenes``, ``test_scenes`` likewise).
+        split_seed: seed of the validation share of the training items.
+        scene_seed: seed of the composition.
+        download: fetch the Fashion-MNIST files when they are not on this machine.
+    """
+    from glassnet.data.fashion_mnist import CLASS_NAMES, load_idx_folder, locate_files
+
+    counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
+    _check_counts("fashion-scenes", counts)
+    folder = locate_files(download)
+    (x_train, y_train), (x_test, y_test) = load_idx_folder(folder)
+    fit, _, val = stratified_split(y_train, 0.0, 0.1, split_seed)
+    scale = np.float32(1 / 255)
+    splits = {
+        "train": (x_train[fit] * scale, y_train[fit]),
+        "val": (x_train[val] * scale, y_train[val]),
+        "test": (x_test * scale, y_test),
+    }
+    layout = Layout(canvas=64, items=(1, 3), sizes=(20, 36), clutter=3, fragment=(4, 8))
+    return _scene_bundle(
+        "fashion-scenes",
+        splits,
+        counts,
+        layout,
+        CLASS_NAMES,
+        scene_seed,
+        {"source": "Fashion-MNIST", "files": str(folder), "split_seed": split_seed},
+    )

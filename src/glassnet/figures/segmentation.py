@@ -1,0 +1,61 @@
+"""Figures of segmentation runs: test images beside their true and predicted masks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from glassnet.figures import pyplot, save_figure
+
+
+def palette(classes: int) -> np.ndarray:
+    """``classes x 3`` RGB colours in [0, 1]: black for class 0 (background), distinct hues for the rest."""
+    plt = pyplot()
+    colours = np.zeros((classes, 3))
+    if classes > 1:
+        cmap = plt.get_cmap("tab20" if classes > 11 else "tab10")
+        colours[1:] = [cmap(i % cmap.N)[:3] for i in range(classes - 1)]
+    return colours
+
+
+def coloured(mask: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """An ``H x W`` class-id mask as an ``H x W x 3`` picture (unlabelled pixels grey)."""
+    picture = np.full((*mask.shape, 3), 0.5)
+    known = (mask >= 0) & (mask < len(colours))
+    picture[known] = colours[mask[known]]
+    return picture
+
+
+def mask_grid(
+    images: np.ndarray,
+    true: np.ndarray,
+    predicted: np.ndarray,
+    scores: Sequence[float],
+    class_names: Sequence[str],
+    path: str | os.PathLike[str],
+) -> None:
+    """One row per image: the image, its true mask, the predicted mask (titled with the image's mean IoU)."""
+    plt = pyplot()
+    n = len(images)
+    colours = palette(len(class_names))
+    fig, axes = plt.subplots(max(n, 1), 3, figsize=(5.4, 1.8 * max(n, 1)), squeeze=False)
+    for k in range(n):
+        image = np.asarray(images[k])
+        ax = axes[k]
+        if image.shape[0] == 1:
+            ax[0].imshow(image[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax[0].imshow(np.clip(image.transpose(1, 2, 0), 0, 1), interpolation="nearest")
+        ax[1].imshow(coloured(np.asarray(true[k]), colours), interpolation="nearest")
+        ax[2].imshow(coloured(np.asarray(predicted[k]), colours), interpolation="nearest")
+        ax[0].set_title("image", fontsize=8)
+        ax[1].set_title("true", fontsize=8)
+        ax[2].set_title(f"predicted (IoU {scores[k]:.2f})", fontsize=8, color="#c0392b" if scores[k] < 0.5 else "black")
+        for a in ax:
+            a.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[i]) for i in range(len(class_names))]
+    fig.legend(handles, list(class_names), loc="lower center", ncol=min(len(class_names), 6), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.05 + 0.01 * (len(class_names) // 6), 1, 1))
+    save_figure(fig, path)

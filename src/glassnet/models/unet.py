@@ -1,0 +1,104 @@
+"""``unet``: a U-Net for semantic segmentation (Ronneberger et al., 2015), sized for CPUs.
+
+The encoder runs ``depth + 1`` stages of two 3x3 conv-BN-ReLU layers, halving the resolution
+between stages with max pooling; the decoder upsamples (bilinear, then a 1x1 convolution) and
+joins each encoder stage's output by concatenation before its two convolutions; a 1x1
+convolution gives one logit per class and pixel (``N x classes x H x W``). Any ``H x W`` works:
+the input is padded to a multiple of ``2^depth`` and the logits are cropped back. The attribute
+names are stable: Grad-CAM finds the last convolution in ``decoder``, the head is ``head``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glassnet.data.spec import DataSpec
+from glassnet.errors import ConfigError
+from glassnet.models.layers import check_positive, input_layer
+from glassnet.models.registry import register_model
+
+
+def _double_conv(inputs: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(inputs, outputs, 3, padding=1, bias=False),
+        nn.BatchNorm2d(outputs),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(outputs, outputs, 3, padding=1, bias=False),
+        nn.BatchNorm2d(outputs),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Up(nn.Module):
+    """Upsample by 2, reduce channels with a 1x1 convolution, concatenate the skip, two convolutions."""
+
+    def __init__(self, inputs: int, skip: int, outputs: int) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(inputs, skip, 1)
+        self.conv = _double_conv(2 * skip, outputs)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.conv(torch.cat([self.reduce(x), skip], dim=1))
+
+
+class UNet(nn.Module):
+    """``normalize -> encoder (with skips) -> decoder -> head``: per-pixel class logits."""
+
+    def __init__(self, normalize: nn.Module, channels: Sequence[int], in_channels: int, classes: int, dropout: float):
+        super().__init__()
+        self.normalize = normalize
+        self.multiple = 2 ** (len(channels) - 1)
+        widths = [in_channels, *channels]
+        self.encoder = nn.ModuleList(_double_conv(widths[i], widths[i + 1]) for i in range(len(channels)))
+        self.decoder = nn.ModuleList(
+            Up(channels[i + 1], channels[i], channels[i]) for i in reversed(range(len(channels) - 1))
+        )
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.head = nn.Conv2d(channels[0], classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        x = self.normalize(x)
+        # padded even by 0 pixels: no branch on the shape, so torch.fx can trace the model (static int8)
+        x = F.pad(x, (0, (-width) % self.multiple, 0, (-height) % self.multiple), mode="replicate")
+        skips = []
+        for i, stage in enumerate(self.encoder):
+            x = stage(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        skips.pop()
+        for up in self.decoder:
+            x = up(x, skips.pop())
+        logits = self.head(self.dropout(x))
+        return logits[..., :height, :width]
+
+
+@register_model(
+    "unet",
+    modalities=("image",),
+    tasks=("segment",),
+    description="U-Net: conv encoder and decoder joined by skip connections, one class per pixel",
+)
+def unet(spec: DataSpec, channels: Sequence[int] = (16, 32, 64, 128), dropout: float = 0.0) -> nn.Module:
+    """U-Net for ``C x H x W`` images and ``num_outputs`` classes per pixel.
+
+    Args:
+        spec: the data the model is built for (an image spec of the ``segment`` task).
+        channels: channels of each encoder stage, finest first; the resolution halves between
+            stages (``len(channels) - 1`` times), and the decoder mirrors them.
+        dropout: channel dropout before the classifier (0 for none).
+    """
+    if len(spec.input_shape) != 3:
+        raise ConfigError(f"unet needs C x H x W images; the data has input_shape {list(spec.input_shape)}")
+    channels = list(channels)
+    if not channels:
+        raise ConfigError("unet channels must list at least one stage, e.g. channels=[16,32,64]")
+    for value in channels:
+        check_positive("channels", value)
+    if not 0 <= dropout < 1:
+        raise ConfigError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
+    return UNet(input_layer(spec), channels, spec.input_shape[0], spec.num_outputs, dropout)
