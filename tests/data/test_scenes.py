@@ -19,9 +19,10 @@ def _items(n=30, value=1.0, seed=0):
 
 def test_masks_hold_class_plus_one_on_visible_silhouettes_and_background_elsewhere():
     items, labels = _items()
-    images, masks, placed = compose_scenes(items, labels, 20, LAYOUT, seed=1)
+    images, masks, placed, instances = compose_scenes(items, labels, 20, LAYOUT, seed=1)
     assert images.shape == (20, 1, 24, 24) and masks.shape == (20, 24, 24)
     assert images.dtype == np.float32 and images.min() >= 0 and images.max() <= 1
+    assert ((instances > 0) == (masks > 0)).all()
     for image, mask, scene in zip(images, masks, placed):
         assert 1 <= len(scene) <= 3
         inside = np.zeros((24, 24), bool)

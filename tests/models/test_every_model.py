@@ -64,6 +64,10 @@ SPECS = {
         modality="image", input_shape=(1, 12, 10), task="segment", num_outputs=3,
         class_names=("background", "a", "b"), input_mean=(0.3,), input_std=(0.2,), name="seg",
     ),
+    "image-detect": DataSpec(
+        modality="image", input_shape=(1, 20, 18), task="detect", num_outputs=3, class_names=("a", "b", "c"),
+        input_mean=(0.3,), input_std=(0.2,), name="det", extra={"max_objects": 2},
+    ),
     "control-discrete": DataSpec(
         modality="tabular", input_shape=(4,), task="control", num_outputs=2, name="cartpole-like",
         class_names=("left", "right"), extra={"action": {"kind": "discrete", "n": 2}},
@@ -113,6 +117,7 @@ def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
         "seq2seq": (4, spec.extra.get("max_target_length"), spec.num_outputs),
         "language_model": (4, *spec.input_shape, spec.num_outputs),
         "segment": (4, spec.num_outputs, *spec.input_shape[1:]),
+        "detect": (4, spec.num_outputs + 4, 12, 12),  # 20 x 18 stretched to 24 x 24 (a multiple of 8), stride 2
     }.get(spec.task, (4, spec.num_outputs))
     assert out.shape == expected
     assert torch.isfinite(out).all()

@@ -297,10 +297,11 @@ def _validate(spec: DataSpec, options: Any) -> dict[str, Any]:
                 f"{spec.name!r} has task {spec.task!r}. Remove augment.{name}"
             )
     moving = sorted(name for name, value in values.items() if value)
-    if spec.task == "segment" and moving:
+    if spec.task in ("segment", "detect") and moving:
+        what = "mask" if spec.task == "segment" else "boxes"
         raise ConfigError(
-            f"augment.{moving[0]} would move or change the image but not its mask (segmentation); augmentation of "
-            "segmentation runs is not supported yet. Remove the augment options"
+            f"augment.{moving[0]} would move or change the image but not its {what} ({spec.task}); augmentation "
+            f"of {spec.task} runs is not supported yet. Remove the augment options"
         )
     _check_shape(spec, values)
     active = {name: values[name] for name in allowed if name != "masks" and values.get(name)}

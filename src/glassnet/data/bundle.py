@@ -197,7 +197,7 @@ def bundle_from_splits(
         if modality == "tabular" and x_train.ndim == 2 and "input_range" not in extra:
             extra["input_range"] = {"min": x_train.amin(dim=0).tolist(), "max": x_train.amax(dim=0).tolist()}
     target_mean = target_std = None
-    if not classify:
+    if not classify and task != "detect":  # boxes are pixel coordinates with a class column, never standardised
         flat = y_train.reshape(len(y_train), -1)
         target_mean = tuple(flat.mean(dim=0).tolist())
         target_std = tuple(flat.std(dim=0).nan_to_num(1.0).clamp_min(1e-8).tolist())
@@ -205,7 +205,7 @@ def bundle_from_splits(
         modality=modality,
         input_shape=tuple(x_train.shape[1:]),
         task=task,
-        num_outputs=len(class_names) if classify else int(y_train[0].numel()),
+        num_outputs=len(class_names) if classify or task == "detect" else int(y_train[0].numel()),
         class_names=tuple(class_names),
         feature_names=tuple(feature_names),
         input_mean=mean,

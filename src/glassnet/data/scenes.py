@@ -30,6 +30,7 @@ SILHOUETTE = 0.1  # an item pixel this bright (of 1) belongs to the item's silho
 NOISE = 0.02  # standard deviation of the Gaussian noise added to every scene
 BACKGROUND = "background"
 PLACEMENT_TRIES = 8  # random positions tried for an item before taking the least covered one
+MIN_VISIBLE = 12  # an item with fewer visible pixels has no box (it is hidden)
 MAX_COVER = 0.3  # share of a new item's silhouette that may overlap items already placed
 
 
@@ -65,9 +66,11 @@ def compose_scenes(
         seed: seeds every draw (the same arguments give the same scenes).
 
     Returns:
-        ``(images, masks, placed)``: float32 ``count x 1 x S x S`` scenes in [0, 1], int64
-        ``count x S x S`` semantic masks (0 background, class + 1 on visible silhouettes), and per
-        scene the pasted items as ``(item index, top, left, height, width)`` in pasting order.
+        ``(images, masks, placed, instances)``: float32 ``count x 1 x S x S`` scenes in [0, 1], int64
+        ``count x S x S`` semantic masks (0 background, class + 1 on visible silhouettes), per
+        scene the pasted items as ``(item index, top, left, height, width)`` in pasting order, and
+        int64 ``count x S x S`` instance maps (0 background, k on the visible pixels of the k-th
+        pasted item).
     """
     import torch
     import torch.nn.functional as F
@@ -90,10 +93,11 @@ def compose_scenes(
             resized[k] = image
     images = np.zeros((count, side, side), dtype=np.float32)
     masks = np.zeros((count, side, side), dtype=np.int64)
+    instances = np.zeros((count, side, side), dtype=np.int64)
     placed: list[list[tuple[int, int, int, int, int]]] = []
     k = 0
     for scene in range(count):
-        canvas, mask = images[scene], masks[scene]
+        canvas, mask, instance = images[scene], masks[scene], instances[scene]
         for _ in range(int(rng.integers(0, layout.clutter + 1))):
             source = items[rng.integers(0, len(items))]
             h, w = (int(v) for v in rng.integers(layout.fragment[0], layout.fragment[1] + 1, size=2))
@@ -111,11 +115,12 @@ def compose_scenes(
             region = canvas[top : top + h, left : left + w]
             region[silhouette] = image[silhouette]
             mask[top : top + h, left : left + w][silhouette] = int(labels[index]) + 1
+            instance[top : top + h, left : left + w][silhouette] = len(scene_items) + 1
             scene_items.append((index, top, left, h, w))
         placed.append(scene_items)
     images += rng.normal(0.0, NOISE, size=images.shape).astype(np.float32)
     np.clip(images, 0.0, 1.0, out=images)
-    return images[:, None], masks, placed
+    return images[:, None], masks, placed, instances
 
 
 def _place(mask: np.ndarray, silhouette: np.ndarray, side: int, rng: np.random.Generator) -> tuple[int, int]:
@@ -143,22 +148,24 @@ def _scene_bundle(
     class_names: tuple[str, ...],
     seed: int,
     info: dict,
+    targets: str = "masks",
 ) -> DataBundle:
     composed = {}
     for offset, split in enumerate(("train", "val", "test")):
         items, labels = splits[split]
         if counts[split] and not len(items):
             raise ConfigError(f"{name}: the {split} split has no items to compose {counts[split]} scenes from")
-        images, masks, _ = compose_scenes(items, labels, counts[split], layout, seed * 3 + offset)
-        composed[split] = (images, masks)
+        images, masks, _, instances = compose_scenes(items, labels, counts[split], layout, seed * 3 + offset)
+        composed[split] = (images, masks if targets == "masks" else scene_boxes(masks, instances, layout.items[1]))
     return bundle_from_splits(
         composed["train"],
         composed["val"],
         composed["test"],
         name=name,
         modality="image",
-        task="segment",
-        class_names=(BACKGROUND, *class_names),
+        task="segment" if targets == "masks" else "detect",
+        class_names=(BACKGROUND, *class_names) if targets == "masks" else class_names,
+        extra={} if targets == "masks" else {"max_objects": layout.items[1]},
         info={
             **info,
             "scenes": dict(counts),
@@ -173,6 +180,28 @@ def _scene_bundle(
     )
 
 
+def scene_boxes(masks: np.ndarray, instances: np.ndarray, max_objects: int) -> np.ndarray:
+    """Boxes of the visible part of every item: float32 ``N x max_objects x 5`` rows ``class, x1, y1, x2, y2``.
+
+    Coordinates are shares of the image's width and height (0 to 1), the far edges exclusive (a
+    one-pixel item at column 3 of 32 spans 3/32 to 4/32); an item with fewer than ``MIN_VISIBLE``
+    visible pixels is left out (it is hidden, not an object to find). Unused rows have class -1.
+    """
+    boxes = np.zeros((len(masks), max_objects, 5), dtype=np.float32)
+    boxes[:, :, 0] = -1
+    for n, (mask, instance) in enumerate(zip(masks, instances)):
+        row = 0
+        for k in range(1, int(instance.max()) + 1):
+            ys, xs = np.nonzero(instance == k)
+            if len(ys) < MIN_VISIBLE:
+                continue
+            height, width = mask.shape
+            x1, y1, x2, y2 = xs.min() / width, ys.min() / height, (xs.max() + 1) / width, (ys.max() + 1) / height
+            boxes[n, row] = (mask[ys[0], xs[0]] - 1, x1, y1, x2, y2)
+            row += 1
+    return boxes
+
+
 def _check_counts(name: str, counts: dict[str, int]) -> None:
     for split, n in counts.items():
         if isinstance(n, bool) or not isinstance(n, int) or n < (1 if split == "train" else 0):
@@ -181,42 +210,83 @@ def _check_counts(name: str, counts: dict[str, int]) -> None:
             )
 
 
+DIGITS_LAYOUT = Layout(canvas=32, items=(1, 3), sizes=(10, 16), clutter=2, fragment=(2, 4))
+FASHION_LAYOUT = Layout(canvas=64, items=(1, 3), sizes=(20, 36), clutter=3, fragment=(4, 8))
+
+
+def _digits(name: str, targets: str, counts: dict[str, int], split_seed: int, scene_seed: int) -> DataBundle:
+    from sklearn.datasets import load_digits
+
+    _check_counts(name, counts)
+    raw = load_digits()
+    items = (raw.images / 16.0).astype(np.float32)
+    train, val, test = stratified_split(raw.target, 0.15, 0.15, split_seed)
+    splits = {s: (items[i], raw.target[i]) for s, i in (("train", train), ("val", val), ("test", test))}
+    info = {"source": "scikit-learn digits", "split_seed": split_seed, "item_split": "stratified 70/15/15"}
+    names = tuple(str(d) for d in range(10))
+    return _scene_bundle(name, splits, counts, DIGITS_LAYOUT, names, scene_seed, info, targets)
+
+
+def _fashion(
+    name: str, targets: str, counts: dict[str, int], split_seed: int, scene_seed: int, download: bool
+) -> DataBundle:
+    from glassnet.data.fashion_mnist import CLASS_NAMES, load_idx_folder, locate_files
+
+    _check_counts(name, counts)
+    folder = locate_files(download)
+    (x_train, y_train), (x_test, y_test) = load_idx_folder(folder)
+    fit, _, val = stratified_split(y_train, 0.0, 0.1, split_seed)
+    scale = np.float32(1 / 255)
+    splits = {
+        "train": (x_train[fit] * scale, y_train[fit]),
+        "val": (x_train[val] * scale, y_train[val]),
+        "test": (x_test * scale, y_test),
+    }
+    info = {"source": "Fashion-MNIST", "files": str(folder), "split_seed": split_seed}
+    return _scene_bundle(name, splits, counts, FASHION_LAYOUT, CLASS_NAMES, scene_seed, info, targets)
+
+
+_DIGITS_SOURCE = "composed from scikit-learn's digits (bundled, BSD-3); items never shared between splits"
+_FASHION_SOURCE = "composed from Fashion-MNIST (needs its files, see fashion-mnist); test scenes use only test items"
+
+
 @register_dataset(
     "digits-scenes",
     task="segment",
     modality="image",
     size="2,000 / 400 / 400 scenes, 32x32 grey, 10 classes + background",
-    source="composed from scikit-learn's digits (bundled, BSD-3); items never shared between splits",
+    source=_DIGITS_SOURCE,
     description="semantic segmentation: 1-3 handwritten digits pasted at 10-16 px with occlusion and clutter",
 )
 def digits_scenes(
     train_scenes: int = 2000, val_scenes: int = 400, test_scenes: int = 400, split_seed: int = 0, scene_seed: int = 0
 ) -> DataBundle:
-    """Scenes of 1-3 digits on a 32x32 canvas; the digits of each split come from its own share of the 1,797.
+    """Scenes of 1-3 digits on a 32x32 canvas, one class per pixel; each split's digits come from its own
+    share of the 1,797.
 
     Args:
         train_scenes: training scenes (``val_scenes``, ``test_scenes`` likewise).
         split_seed: seed of the stratified 70/15/15 split of the digit images.
         scene_seed: seed of the composition.
     """
-    from sklearn.datasets import load_digits
-
     counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
-    _check_counts("digits-scenes", counts)
-    raw = load_digits()
-    items = (raw.images / 16.0).astype(np.float32)
-    train, val, test = stratified_split(raw.target, 0.15, 0.15, split_seed)
-    splits = {s: (items[i], raw.target[i]) for s, i in (("train", train), ("val", val), ("test", test))}
-    layout = Layout(canvas=32, items=(1, 3), sizes=(10, 16), clutter=2, fragment=(2, 4))
-    return _scene_bundle(
-        "digits-scenes",
-        splits,
-        counts,
-        layout,
-        tuple(str(d) for d in range(10)),
-        scene_seed,
-        {"source": "scikit-learn digits", "split_seed": split_seed, "item_split": "stratified 70/15/15"},
-    )
+    return _digits("digits-scenes", "masks", counts, split_seed, scene_seed)
+
+
+@register_dataset(
+    "digits-detection",
+    task="detect",
+    modality="image",
+    size="2,000 / 400 / 400 scenes, 32x32 grey, 10 classes, 1-3 boxes each",
+    source=_DIGITS_SOURCE,
+    description="object detection: the digits-scenes scenes with a box around the visible part of each digit",
+)
+def digits_detection(
+    train_scenes: int = 2000, val_scenes: int = 400, test_scenes: int = 400, split_seed: int = 0, scene_seed: int = 0
+) -> DataBundle:
+    """The scenes of ``digits-scenes`` (same options, same seeds: the same images) with boxes as targets."""
+    counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
+    return _digits("digits-detection", "boxes", counts, split_seed, scene_seed)
 
 
 @register_dataset(
@@ -224,7 +294,7 @@ def digits_scenes(
     task="segment",
     modality="image",
     size="6,000 / 1,000 / 1,000 scenes, 64x64 grey, 10 classes + background",
-    source="composed from Fashion-MNIST (needs its files, see fashion-mnist); test scenes use only test items",
+    source=_FASHION_SOURCE,
     description="semantic segmentation: 1-3 Fashion-MNIST articles pasted at 20-36 px with occlusion and clutter",
 )
 def fashion_scenes(
@@ -235,7 +305,7 @@ def fashion_scenes(
     scene_seed: int = 0,
     download: bool = True,
 ) -> DataBundle:
-    """Scenes of 1-3 clothing articles on a 64x64 canvas.
+    """Scenes of 1-3 clothing articles on a 64x64 canvas, one class per pixel.
 
     Training and validation scenes use the 60,000 training images (10% held out for validation
     items, stratified by ``split_seed``); test scenes use the official 10,000 test images.
@@ -246,26 +316,26 @@ def fashion_scenes(
         scene_seed: seed of the composition.
         download: fetch the Fashion-MNIST files when they are not on this machine.
     """
-    from glassnet.data.fashion_mnist import CLASS_NAMES, load_idx_folder, locate_files
-
     counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
-    _check_counts("fashion-scenes", counts)
-    folder = locate_files(download)
-    (x_train, y_train), (x_test, y_test) = load_idx_folder(folder)
-    fit, _, val = stratified_split(y_train, 0.0, 0.1, split_seed)
-    scale = np.float32(1 / 255)
-    splits = {
-        "train": (x_train[fit] * scale, y_train[fit]),
-        "val": (x_train[val] * scale, y_train[val]),
-        "test": (x_test * scale, y_test),
-    }
-    layout = Layout(canvas=64, items=(1, 3), sizes=(20, 36), clutter=3, fragment=(4, 8))
-    return _scene_bundle(
-        "fashion-scenes",
-        splits,
-        counts,
-        layout,
-        CLASS_NAMES,
-        scene_seed,
-        {"source": "Fashion-MNIST", "files": str(folder), "split_seed": split_seed},
-    )
+    return _fashion("fashion-scenes", "masks", counts, split_seed, scene_seed, download)
+
+
+@register_dataset(
+    "fashion-detection",
+    task="detect",
+    modality="image",
+    size="6,000 / 1,000 / 1,000 scenes, 64x64 grey, 10 classes, 1-3 boxes each",
+    source=_FASHION_SOURCE,
+    description="object detection: the fashion-scenes scenes with a box around the visible part of each article",
+)
+def fashion_detection(
+    train_scenes: int = 6000,
+    val_scenes: int = 1000,
+    test_scenes: int = 1000,
+    split_seed: int = 0,
+    scene_seed: int = 0,
+    download: bool = True,
+) -> DataBundle:
+    """The scenes of ``fashion-scenes`` (same options, same seeds: the same images) with boxes as targets."""
+    counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
+    return _fashion("fashion-detection", "boxes", counts, split_seed, scene_seed, download)

@@ -18,7 +18,7 @@ MAX_VALUES = 2**28
 
 TASKS = (
     "classify", "multilabel", "regress", "forecast", "reconstruct", "seq2seq", "language_model", "tag", "control",
-    "generate", "contrastive", "segment",
+    "generate", "contrastive", "segment", "detect",
 )  # fmt: skip
 
 
@@ -38,7 +38,10 @@ class DataSpec:
             ``seq2seq``, ``language_model``, ``tag`` (one class per time step), ``control``, ``generate``
             (new examples like the data; ``num_outputs`` is 1, the discriminator's "real" logit),
             ``contrastive`` (a representation learnt without labels; ``num_outputs`` is the projection's size),
-            ``segment`` (one class per pixel; ``num_outputs`` counts the classes, background included).
+            ``segment`` (one class per pixel; ``num_outputs`` counts the classes, background included),
+            ``detect`` (boxes with a class; ``num_outputs`` counts the object classes, ``extra["max_objects"]``
+            the rows of a target: ``class, x1, y1, x2, y2`` as shares of the image's width and height, class -1
+            for unused rows).
         num_outputs: classes for classification, target dimensions otherwise.
         class_names: one name per class (classification).
         feature_names: one name per input column (tabular).
@@ -95,7 +98,11 @@ class DataSpec:
             value = getattr(self, name)
             if value is not None and not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
                 raise DataError(f"{name} must be a list of numbers. Received: {_short(value)}")
-        if self.task in ("classify", "segment") and self.class_names and len(self.class_names) != self.num_outputs:
+        if (
+            self.task in ("classify", "segment", "detect")
+            and self.class_names
+            and len(self.class_names) != self.num_outputs
+        ):
             raise DataError(f"{len(self.class_names)} class names for {self.num_outputs} classes; they must match")
         if self.input_std is not None and any(s <= 0 for s in self.input_std):
             raise DataError("input_std must be positive everywhere")

@@ -1,4 +1,4 @@
-"""Figures of segmentation runs: test images beside their true and predicted masks."""
+"""Figures of segmentation and detection runs: masks and boxes over test images."""
 
 from __future__ import annotations
 
@@ -58,4 +58,52 @@ def mask_grid(
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[i]) for i in range(len(class_names))]
     fig.legend(handles, list(class_names), loc="lower center", ncol=min(len(class_names), 6), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.05 + 0.01 * (len(class_names) // 6), 1, 1))
+    save_figure(fig, path)
+
+
+def box_grid(
+    images: np.ndarray,
+    true: Sequence[np.ndarray],
+    predicted: Sequence[np.ndarray],
+    class_names: Sequence[str],
+    path: str | os.PathLike[str],
+    columns: int = 4,
+) -> None:
+    """Test images with their true boxes (dashed white) and predicted boxes (coloured by class, with score).
+
+    Args:
+        images: ``N x C x H x W`` in [0, 1].
+        true: per image, rows ``class, x1, y1, x2, y2`` (shares of the image).
+        predicted: per image, rows ``x1, y1, x2, y2, score, class``.
+        class_names: the class names.
+        path: where the figure is saved.
+        columns: images per row.
+    """
+    plt = pyplot()
+    n = len(images)
+    rows = max(1, int(np.ceil(n / columns)))
+    colours = palette(len(class_names) + 1)[1:]
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 2.4, rows * 2.5), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        image = np.asarray(images[k])
+        height, width = image.shape[-2:]
+        if image.shape[0] == 1:
+            ax.imshow(image[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(np.clip(image.transpose(1, 2, 0), 0, 1), interpolation="nearest")
+        for _, x1, y1, x2, y2 in np.asarray(true[k]).reshape(-1, 5):
+            box = plt.Rectangle((x1 * width - 0.5, y1 * height - 0.5), (x2 - x1) * width, (y2 - y1) * height)
+            box.set(fill=False, edgecolor="white", linestyle="--", linewidth=1)
+            ax.add_patch(box)
+        for x1, y1, x2, y2, score, cls in np.asarray(predicted[k]).reshape(-1, 6):
+            colour = colours[int(cls) % len(colours)]
+            box = plt.Rectangle((x1 * width - 0.5, y1 * height - 0.5), (x2 - x1) * width, (y2 - y1) * height)
+            box.set(fill=False, edgecolor=colour, linewidth=1.5)
+            ax.add_patch(box)
+            ax.text(x1 * width, y1 * height - 1, f"{class_names[int(cls)]} {score:.2f}", color=colour, fontsize=6)
+        ax.set_title(f"test image {k}", fontsize=8)
+    fig.suptitle("true boxes dashed; predictions coloured, with their scores", fontsize=8)
     save_figure(fig, path)

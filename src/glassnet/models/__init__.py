@@ -2,6 +2,7 @@
 
 from glassnet.models import autoencoder as _autoencoder  # noqa: F401  ("autoencoder", "conv_autoencoder", "vae")
 from glassnet.models import bert as _bert  # noqa: F401  (registers "bert")
+from glassnet.models import centernet as _centernet  # noqa: F401  (registers "centernet")
 from glassnet.models import cnn as _cnn  # noqa: F401  (registers "cnn")
 from glassnet.models import cnn1d as _cnn1d  # noqa: F401  (registers "cnn1d")
 from glassnet.models import diffusion as _diffusion  # noqa: F401  (registers "ddpm")

@@ -1,0 +1,359 @@
+"""The ``detect`` task (object detection): CenterNet's losses, COCO mAP, boxes in and out.
+
+Targets are ``N x M x 5`` rows ``class, x1, y1, x2, y2`` with coordinates as shares of the image's
+width and height (0 to 1) and class -1 on unused rows. Models (``centernet``) return
+``N x (K + 4) x h x w``: one heatmap logit per class and cell, then the box's ``log w``, ``log h``
+(as shares of the image) and the centre's offset ``dx``, ``dy`` within its cell.
+
+Losses (Zhou et al., 2019): the penalty-reduced focal loss on the heatmaps against a Gaussian
+around each centre (its spread a sixth of the box's side, at least half a cell), and L1 losses of
+the sizes and offsets at the centre cells, each normalised by the number of objects.
+
+Metrics are COCO's, from ``pycocotools`` (the reference implementation; torchmetrics' wrapper of it
+needs torchvision, which does not install beside this torch): ``map`` (AP averaged over IoU
+thresholds 0.50 to 0.95), ``map_50`` and ``map_75``, on the ``TOP_K`` highest-scoring peaks of each
+image. Peaks are the cells that are the maximum of their 3x3 neighbourhood, CenterNet's replacement
+of non-maximum suppression.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from glassnet.data.bundle import split_tensors
+from glassnet.data.spec import DataSpec
+from glassnet.errors import ConfigError, DataError
+from glassnet.train.baselines import Baseline, register_baselines
+from glassnet.train.tasks import Task, TaskContext, register_task
+
+TOP_K = 20  # detections kept per image for scoring (COCO's limit is 100)
+SHOWN_SCORE = 0.3  # detections at least this confident are drawn and printed by predict
+SCALE = 1000.0  # coordinates handed to pycocotools: shares of the image times this
+SHOWN_IMAGES = 8
+
+
+@register_task
+class Detection(Task):
+    """Boxes with a class, scored by COCO mean average precision.
+
+    Metrics:
+        ``loss``: the focal heatmap loss plus the size and offset L1 losses.
+        ``map``: COCO AP averaged over IoU 0.50:0.05:0.95 and the classes.
+        ``map_50``, ``map_75``: AP at IoU 0.5 and 0.75.
+    """
+
+    name = "detect"
+    monitor_modes = {"loss": "min", "map": "max", "map_50": "max", "map_75": "max"}
+    headline_metrics = ("map_50", "map")
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        classes = self.check(outputs, targets)
+        heat, box = outputs[:, :classes].float(), outputs[:, classes:].float()
+        h, w = heat.shape[-2:]
+        target, cells, size, offset, valid = encode(targets.float(), classes, h, w)
+        positive = target.eq(1).float()
+        log_p, log_not_p = F.logsigmoid(heat), F.logsigmoid(-heat)
+        p = heat.sigmoid()
+        focal = -(positive * (1 - p) ** 2 * log_p + (1 - positive) * (1 - target) ** 4 * p**2 * log_not_p).sum()
+        count = valid.sum().clamp_min(1)
+        n, m = valid.shape
+        flat = box.flatten(2)  # N x 4 x (h w)
+        picked = flat.gather(2, cells.reshape(n, 1, m).expand(n, 4, m)).transpose(1, 2)  # N x M x 4
+        regression = (picked[..., :2] - size).abs().sum(-1) + (picked[..., 2:] - offset).abs().sum(-1)
+        return focal / positive.sum().clamp_min(1) + (regression * valid).sum() / count
+
+    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        self.check(outputs, targets)
+        scores = coco_metrics(self.decode(outputs)["prediction"], targets, outputs.shape[1] - 4)
+        return {"loss": self.loss(outputs, targets).item(), **{k: v for k, v in scores.items() if k != "per_class"}}
+
+    def decode(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``prediction``: ``N x TOP_K x 6`` rows ``x1, y1, x2, y2, score, class`` (shares of the image);
+        ``confidence``: each image's best score."""
+        detections = decode(outputs.float(), outputs.shape[1] - 4)
+        return {"prediction": detections, "confidence": detections[:, 0, 4]}
+
+    def check(self, outputs: torch.Tensor, targets: torch.Tensor) -> int:
+        """The number of classes, after checking the shapes and the target classes.
+
+        Raises:
+            DataError: outputs are not ``N x (K + 4) x h x w``, targets not ``N x M x 5``, or a class is out of range.
+        """
+        if outputs.ndim != 4 or outputs.shape[1] < 5 or targets.ndim != 3 or targets.shape[-1] != 5:
+            raise DataError(
+                "detect needs N x (classes + 4) x h x w outputs and N x M x 5 targets (class, x1, y1, x2, y2). "
+                f"Received: outputs {tuple(outputs.shape)}, targets {tuple(targets.shape)}"
+            )
+        if len(outputs) != len(targets):
+            raise DataError(f"{len(outputs)} outputs for {len(targets)} targets")
+        classes = outputs.shape[1] - 4
+        labels = targets[..., 0]
+        if bool(((labels >= classes) | ((labels < 0) & (labels != -1))).any()):
+            raise DataError(f"box classes must be in 0..{classes - 1}, or -1 for unused rows")
+        return classes
+
+    def details(self, context: TaskContext) -> None:
+        """Per-class AP, test images with their true and predicted boxes, and the figure."""
+        detection_details(context)
+
+    def comparison_metric(self, bundle: Any) -> str:
+        return "map_50"
+
+    def records(
+        self, spec: DataSpec, inputs: torch.Tensor, predictions: Any, truth: torch.Tensor | None
+    ) -> list[dict[str, Any]]:
+        """One record per image: its detections scoring at least ``SHOWN_SCORE``, boxes in pixels."""
+        records = []
+        for i in range(len(inputs)):
+            record: dict[str, Any] = {"prediction": shown_boxes(spec, predictions.prediction[i])}
+            if truth is not None:
+                rows = truth[i][truth[i][:, 0] >= 0]
+                record["true"] = [_box_record(spec, row[1:5], int(row[0])) for row in rows]
+            records.append(record)
+        return records
+
+
+def _box_record(spec: DataSpec, box: torch.Tensor, cls: int, score: float | None = None) -> dict[str, Any]:
+    names = list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
+    height, width = spec.input_shape[-2:]
+    scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+    record: dict[str, Any] = {"class": names[cls] if 0 <= cls < len(names) else cls}
+    if score is not None:
+        record["score"] = round(score, 4)
+    record["box"] = [round(float(v), 1) for v in box.float() * scale]
+    return record
+
+
+def shown_boxes(spec: DataSpec, detections: torch.Tensor) -> list[dict[str, Any]]:
+    """Detections of one image scoring at least ``SHOWN_SCORE``: class, score, box ``[x1, y1, x2, y2]`` in pixels."""
+    kept = detections[detections[:, 4] >= SHOWN_SCORE]
+    return [_box_record(spec, row[:4], int(row[5]), float(row[4])) for row in kept]
+
+
+def encode(
+    targets: torch.Tensor, classes: int, h: int, w: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """CenterNet's training targets on an ``h x w`` grid.
+
+    Returns:
+        ``(heatmap, cells, size, offset, valid)``: the Gaussian heatmaps ``N x K x h x w`` (exactly 1
+        at each centre cell), the flat index of each box's centre cell ``N x M``, the ``log w, log h``
+        targets ``N x M x 2``, the offsets of the centres in their cells ``N x M x 2``, and which rows
+        are boxes (float ``N x M``).
+    """
+    labels, x1, y1, x2, y2 = targets.unbind(-1)
+    valid = labels >= 0
+    cx, cy = (x1 + x2) / 2 * w, (y1 + y2) / 2 * h
+    bw, bh = (x2 - x1).clamp_min(1e-4), (y2 - y1).clamp_min(1e-4)
+    ix, iy = cx.floor().clamp(0, w - 1), cy.floor().clamp(0, h - 1)
+    sigma_x, sigma_y = (bw * w / 6).clamp_min(0.5), (bh * h / 6).clamp_min(0.5)
+    xs = torch.arange(w, device=targets.device, dtype=targets.dtype)
+    ys = torch.arange(h, device=targets.device, dtype=targets.dtype)
+    gx = torch.exp(-((xs - ix[..., None]) ** 2) / (2 * sigma_x[..., None] ** 2))  # N x M x w
+    gy = torch.exp(-((ys - iy[..., None]) ** 2) / (2 * sigma_y[..., None] ** 2))  # N x M x h
+    gauss = gy[..., :, None] * gx[..., None, :] * valid[..., None, None]  # N x M x h x w
+    onehot = F.one_hot(labels.clamp_min(0).long(), classes).to(targets.dtype) * valid[..., None]  # N x M x K
+    heatmap = (onehot[..., None, None] * gauss[:, :, None]).amax(dim=1)  # N x K x h x w
+    cells = (iy * w + ix).long()
+    size = torch.stack([bw.log(), bh.log()], dim=-1)
+    offset = torch.stack([cx - ix, cy - iy], dim=-1)
+    return heatmap, cells, size, offset, valid.to(targets.dtype)
+
+
+def decode(outputs: torch.Tensor, classes: int, top_k: int = TOP_K) -> torch.Tensor:
+    """The ``top_k`` strongest heatmap peaks of each image as boxes: ``N x top_k x 6``
+    (``x1, y1, x2, y2, score, class``; coordinates as shares of the image, clipped to it)."""
+    heat = outputs[:, :classes].sigmoid()
+    n, _, h, w = heat.shape
+    peaks = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat)
+    k = min(top_k, classes * h * w)
+    scores, index = peaks.flatten(1).topk(k, dim=1)
+    cls, cell = index // (h * w), index % (h * w)
+    box = outputs[:, classes:].flatten(2).gather(2, cell[:, None, :].expand(n, 4, k))  # N x 4 x k
+    cx = ((cell % w).to(box.dtype) + box[:, 2]) / w
+    cy = ((cell // w).to(box.dtype) + box[:, 3]) / h
+    bw, bh = box[:, 0].clamp(max=2.0).exp(), box[:, 1].clamp(max=2.0).exp()
+    corners = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1).clamp(0, 1)
+    return torch.cat([corners, scores[..., None], cls[..., None].to(corners.dtype)], dim=-1)
+
+
+def _pycocotools() -> Any:
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError as exc:
+        raise ConfigError(
+            "detection metrics need pycocotools: pip install 'glassnet[detection]' (or pip install pycocotools)"
+        ) from exc
+    return COCO, COCOeval
+
+
+def coco_metrics(detections: torch.Tensor, targets: torch.Tensor, classes: int) -> dict[str, Any]:
+    """COCO ``map``, ``map_50``, ``map_75`` and ``per_class`` AP (None for a class without test boxes).
+
+    Args:
+        detections: ``N x k x 6`` rows ``x1, y1, x2, y2, score, class`` (shares of the image); rows
+            with class -1 or score 0 are not detections.
+        targets: ``N x M x 5`` rows ``class, x1, y1, x2, y2``, class -1 for unused rows.
+        classes: the number of classes.
+    """
+    coco_class, coco_eval = _pycocotools()
+    truth = targets.detach().float().cpu().numpy()
+    found = detections.detach().float().cpu().numpy()
+    annotations = []
+    for i, rows in enumerate(truth):
+        for label, x1, y1, x2, y2 in rows[rows[:, 0] >= 0]:
+            w, h = (x2 - x1) * SCALE, (y2 - y1) * SCALE
+            box = [x1 * SCALE, y1 * SCALE, w, h]
+            annotations.append(
+                {"id": len(annotations) + 1, "image_id": i, "category_id": int(label), "bbox": box, "area": w * h,
+                 "iscrowd": 0}
+            )  # fmt: skip
+    results = [
+        {"image_id": i, "category_id": int(c), "bbox": [x1 * SCALE, y1 * SCALE, (x2 - x1) * SCALE, (y2 - y1) * SCALE],
+         "score": float(s)}
+        for i, rows in enumerate(found)
+        for x1, y1, x2, y2, s, c in rows
+        if s > 0 and c >= 0
+    ]  # fmt: skip
+    empty = {"map": 0.0, "map_50": 0.0, "map_75": 0.0, "per_class": [None] * classes}
+    if not annotations:
+        raise DataError("no target boxes to score detections against")
+    if not results:
+        return empty
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        ground = coco_class()
+        ground.dataset = {
+            "images": [{"id": i} for i in range(len(truth))],
+            "categories": [{"id": c} for c in range(classes)],
+            "annotations": annotations,
+        }
+        ground.createIndex()
+        evaluation = coco_eval(ground, ground.loadRes(results), "bbox")
+        evaluation.params.maxDets = [1, 10, 100]
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    precision = evaluation.eval["precision"][:, :, :, 0, -1]  # IoU x recall x class, all areas, 100 detections
+    per_class = []
+    for c in range(classes):
+        values = precision[:, :, c]
+        values = values[values > -1]
+        per_class.append(float(values.mean()) if values.size else None)
+    stats = evaluation.stats
+    return {"map": max(float(stats[0]), 0.0), "map_50": max(float(stats[1]), 0.0),
+            "map_75": max(float(stats[2]), 0.0), "per_class": per_class}  # fmt: skip
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (``A x 4``) with every box in ``b`` (``B x 4``), ``x1, y1, x2, y2``."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
+
+
+def detection_details(context: TaskContext) -> None:
+    """``results["test"]["per_class_ap"]`` (COCO AP of each class) and ``figures/detections.png``
+    (test images with their true boxes dashed and the predicted ones scoring >= ``SHOWN_SCORE``)."""
+    from glassnet.figures import segmentation as drawing
+
+    bundle, results = context.bundle, context.results
+    spec = bundle.spec
+    inputs, targets = split_tensors(bundle.test)
+    if len(targets) == 0:
+        return
+    names = list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
+    detections = context.predictions.prediction
+    scores = coco_metrics(detections, targets, spec.num_outputs)
+    results["test"]["per_class_ap"] = {
+        name: None if ap is None else round(ap, 6) for name, ap in zip(names, scores["per_class"])
+    }
+    shown = list(range(min(SHOWN_IMAGES, len(inputs))))
+    drawing.box_grid(
+        inputs[shown].numpy(),
+        [t[t[:, 0] >= 0].numpy() for t in targets[shown]],
+        [d[d[:, 4] >= SHOWN_SCORE].numpy() for d in detections[shown]],
+        names,
+        context.run.figure("detections"),
+    )
+
+
+@register_baselines("detect")
+def _detect_baselines(spec: DataSpec, bundle: Any) -> list[Baseline]:
+    """Otsu's threshold + connected components as proposals, each classified by a logistic regression."""
+    if spec.modality != "image":
+        return []
+    from glassnet.train.segmentation import components
+
+    def boxes_of(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        height, width = image.shape[-2:]
+        found = components(image)[1]
+        if not found:
+            return np.zeros((0, 4)), np.zeros((0, 0))
+        rows = []
+        for pixels, _ in found:
+            ys, xs = np.nonzero(pixels)
+            rows.append([xs.min() / width, ys.min() / height, (xs.max() + 1) / width, (ys.max() + 1) / height])
+        return np.array(rows), np.stack([f for _, f in found])
+
+    def otsu(x: torch.Tensor, y: torch.Tensor) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        features, labels = [], []
+        for image, rows in zip(x.numpy(), y.numpy()):
+            boxes, feats = boxes_of(image)
+            truth = rows[rows[:, 0] >= 0]
+            if not len(boxes):
+                continue
+            overlap = _iou(boxes, truth[:, 1:5]) if len(truth) else np.zeros((len(boxes), 0))
+            for k in range(len(boxes)):
+                best = int(overlap[k].argmax()) if overlap.shape[1] else -1
+                matched = best >= 0 and overlap[k, best] >= 0.5
+                features.append(feats[k])
+                labels.append(int(truth[best, 0]) if matched else spec.num_outputs)  # K: not an object
+        classifier = LogisticRegression(max_iter=300).fit(np.array(features), np.array(labels))
+        known = list(classifier.classes_)
+
+        def predict(inputs: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros(len(inputs), TOP_K, 6)
+            out[:, :, 5] = -1
+            for i, image in enumerate(inputs.numpy()):
+                boxes, feats = boxes_of(image)
+                if not len(boxes):
+                    continue
+                probabilities = classifier.predict_proba(feats)
+                rows = []
+                for k, p in enumerate(probabilities):
+                    for j, cls in enumerate(known):
+                        if cls < spec.num_outputs:  # every class hypothesis of a component, scored, as detectors do
+                            rows.append([*boxes[k], p[j], cls])
+                rows.sort(key=lambda r: -r[4])
+                if rows:
+                    kept = torch.tensor(rows[:TOP_K], dtype=torch.float32)
+                    out[i, : len(kept)] = kept
+            return out
+
+        return predict
+
+    def score(predict: Any, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        scores = coco_metrics(predict(x), y, spec.num_outputs)
+        return {k: v for k, v in scores.items() if k != "per_class"}
+
+    return [
+        Baseline(
+            "otsu_components",
+            "Otsu's threshold, connected components as boxes, each classified by a logistic regression on its pixels",
+            otsu,
+            score=score,
+        )
+    ]
