@@ -29,6 +29,7 @@ from glassnet.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 UNLABELLED = 255  # mask value of pixels without a class (VOC)
+DETECT_BYTES = 256 * 2**20  # how much of a JSON file format detection reads for COCO's keys
 IGNORE_INDEX = -100  # what unlabelled pixels become in the targets (PyTorch's ignore_index)
 
 
@@ -46,6 +47,80 @@ def _files(folder: Path) -> dict[str, Path]:
                 raise DataError(f"{folder} holds two files named {entry.stem!r} ({twins}); keep one")
             found[entry.stem] = entry
     return found
+
+
+def _check_options(val_fraction: float, test_fraction: float, channels: int | str) -> None:
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            "val_fraction and test_fraction must be in [0, 1) and sum below 1. "
+            f"Received: {val_fraction}, {test_fraction}"
+        )
+    if channels not in ("auto", 1, 3):
+        raise ConfigError(f"channels must be 1, 3 or auto. Received: channels={channels!r}")
+
+
+def _paired(images: dict[str, Path], others: dict[str, Path], image_dir: Path, other_dir: Path, kind: str) -> None:
+    """Check that every image has a ``kind`` file of the same name and every such file an image."""
+    if not images:
+        raise DataError(f"{image_dir} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    missing = sorted(set(images) - set(others))
+    if missing:
+        raise DataError(
+            f"{len(missing)} image(s) in {image_dir} have no {kind} of the same name in {other_dir}, "
+            f"e.g. {images[missing[0]].name}; add the {kind}s or remove the images"
+        )
+    orphans = sorted(set(others) - set(images))
+    if orphans:
+        raise DataError(
+            f"{len(orphans)} {kind}(s) in {other_dir} have no image of the same name, e.g. {others[orphans[0]].name}"
+        )
+
+
+def _geometry(
+    files: list[Path], channels: int | str, size: int | list[int] | None
+) -> tuple[int, tuple[int, int], list[tuple[int, int]]]:
+    """``(channels, target size, each image's size)``: RGB when any image is in colour (``auto``), the most
+    common size unless ``size`` names one.
+
+    Raises:
+        DataError: an image cannot be read (named).
+        ConfigError: ``size`` is not a positive number or a pair of them.
+    """
+    from PIL import Image
+
+    modes, sizes = [], []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                modes.append(image.mode)
+                sizes.append((image.height, image.width))
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"cannot read image '{file}': {exc}. Replace it or delete it") from exc
+    if channels == "auto":
+        channels = 3 if any(m not in ("1", "L", "I", "I;16", "F", "LA", "P") for m in modes) else 1
+    if size is None:
+        return int(channels), Counter(sizes).most_common(1)[0][0], sizes
+    values = [size, size] if isinstance(size, int) else list(size)
+    if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        raise ConfigError(f"size must be a positive number of pixels or [height, width]. Received: size={size!r}")
+    return int(channels), (values[0], values[1]), sizes
+
+
+def _class_file(path: Path) -> tuple[str, ...]:
+    """The class names of a ``classes.txt`` (one per line, blank lines skipped); () when there is none."""
+    if not path.is_file():
+        return ()
+    return tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def _split(n: int, val_fraction: float, test_fraction: float, seed: int, root: Path) -> tuple[np.ndarray, ...]:
+    """Seeded random ``(train, val, test)`` indices of ``n`` images."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = int(round(test_fraction * n)), int(round(val_fraction * n))
+    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    if not len(train):
+        raise DataError(f"{root} has {n} image(s): too few to split into training, validation and test")
+    return train, val, test
 
 
 def _read_mask(path: Path) -> np.ndarray:
@@ -119,54 +194,13 @@ def load_mask_folder(
             names the file.
         ConfigError: an option is out of range.
     """
-    from PIL import Image
-
     root = Path(path)
-    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise ConfigError(
-            "val_fraction and test_fraction must be in [0, 1) and sum below 1. "
-            f"Received: {val_fraction}, {test_fraction}"
-        )
-    if channels not in ("auto", 1, 3):
-        raise ConfigError(f"channels must be 1, 3 or auto. Received: channels={channels!r}")
+    _check_options(val_fraction, test_fraction, channels)
     images, masks = _files(root / "images"), _files(root / "masks")
-    if not images:
-        raise DataError(f"{root / 'images'} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    missing = sorted(set(images) - set(masks))
-    if missing:
-        raise DataError(
-            f"{len(missing)} image(s) in {root / 'images'} have no mask of the same name in {root / 'masks'}, "
-            f"e.g. {images[missing[0]].name}; add the masks or remove the images"
-        )
-    orphans = sorted(set(masks) - set(images))
-    if orphans:
-        raise DataError(
-            f"{len(orphans)} mask(s) in {root / 'masks'} have no image of the same name, e.g. {masks[orphans[0]].name}"
-        )
+    _paired(images, masks, root / "images", root / "masks", "mask")
     names = sorted(images)
-    modes, sizes = [], []
-    for name in names:
-        try:
-            with Image.open(images[name]) as image:
-                modes.append(image.mode)
-                sizes.append((image.height, image.width))
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise DataError(f"cannot read image '{images[name]}': {exc}. Replace it or delete it") from exc
-    if channels == "auto":
-        channels = 3 if any(m not in ("1", "L", "I", "I;16", "F", "LA", "P") for m in modes) else 1
-    if size is None:
-        target = Counter(sizes).most_common(1)[0][0]
-    else:
-        values = [size, size] if isinstance(size, int) else list(size)
-        if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-            raise ConfigError(f"size must be a positive number of pixels or [height, width]. Received: size={size!r}")
-        target = (values[0], values[1])
-    classes_file = root / "classes.txt"
-    class_names = (
-        tuple(line.strip() for line in classes_file.read_text(encoding="utf-8").splitlines() if line.strip())
-        if classes_file.is_file()
-        else ()
-    )
+    channels, target, sizes = _geometry([images[n] for n in names], channels, size)
+    class_names = _class_file(root / "classes.txt")
     x = np.empty((len(names), channels, *target), dtype=np.float32)
     y = np.empty((len(names), *target), dtype=np.int64)
     for k, (name, shape) in enumerate(zip(names, sizes)):
@@ -195,11 +229,7 @@ def load_mask_folder(
         class_names = tuple(str(i) for i in range(int(labelled.max()) + 1))
     if len(class_names) < 2:
         raise DataError(f"{root} has one class ({class_names[0]}); segmentation needs at least two (e.g. background)")
-    order = np.random.default_rng(split_seed).permutation(len(names))
-    n_test, n_val = int(round(test_fraction * len(names))), int(round(val_fraction * len(names)))
-    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    if not len(train):
-        raise DataError(f"{root} has {len(names)} image(s): too few to split into training, validation and test")
+    train, val, test = _split(len(names), val_fraction, test_fraction, split_seed, root)
     return bundle_from_splits(
         (x[train], y[train]),
         (x[val], y[val]),
@@ -218,3 +248,239 @@ def load_mask_folder(
             "test_fraction": test_fraction,
         },
     )
+
+
+# ---------------------------------------------------------------- detection: YOLO txt and COCO JSON
+
+
+def _box_bundle(
+    root: Path,
+    files: list[Path],
+    boxes: list[np.ndarray],
+    class_names: tuple[str, ...],
+    fmt: str,
+    options: tuple[float, float, int, int | str, int | list[int] | None],
+    declared: list[tuple[int, int]] | None = None,
+) -> DataBundle:
+    """A ``detect`` bundle: images resized to one size, boxes (shares of the image) padded to ``N x M x 5``.
+
+    ``declared`` are the ``(height, width)`` an annotation file gives its images; a file of another
+    size would put its boxes in the wrong place, so it is refused.
+    """
+    val_fraction, test_fraction, split_seed, channels, size = options
+    channels, target, sizes = _geometry(files, channels, size)
+    for file, shape, stated in zip(files, sizes, declared or sizes):
+        if shape != stated:
+            raise DataError(
+                f"image '{file}' is {shape[1]}x{shape[0]} pixels but its annotations say {stated[1]}x{stated[0]}; "
+                "its boxes would be misplaced: fix the width and height in the annotation file"
+            )
+    most = max(1, max(len(b) for b in boxes))
+    x = np.empty((len(files), channels, *target), dtype=np.float32)
+    y = np.zeros((len(files), most, 5), dtype=np.float32)
+    y[:, :, 0] = -1
+    for k, (file, shape, rows) in enumerate(zip(files, sizes, boxes)):
+        image = _read_image(file, channels)
+        x[k] = _resize(image, target, nearest=False) if shape != target else image
+        y[k, : len(rows)] = rows
+    train, val, test = _split(len(files), val_fraction, test_fraction, split_seed, root)
+    return bundle_from_splits(
+        (x[train], y[train]),
+        (x[val], y[val]),
+        (x[test], y[test]),
+        name=root.stem,
+        modality="image",
+        task="detect",
+        class_names=class_names,
+        extra={"max_objects": most},
+        info={
+            "source": str(root),
+            "format": fmt,
+            "images": len(files),
+            "boxes": int(sum(len(b) for b in boxes)),
+            "resized_to": list(target) if any(s != target for s in sizes) else None,
+            "split_seed": split_seed,
+            "val_fraction": val_fraction,
+            "test_fraction": test_fraction,
+        },
+    )
+
+
+def _check_box(x1: float, y1: float, x2: float, y2: float, where: str) -> None:
+    """A box as shares of its image must lie inside it (a pixel of slack for rounding) and have an area."""
+    slack = 1e-3
+    if not (-slack <= x1 < x2 <= 1 + slack and -slack <= y1 < y2 <= 1 + slack):
+        raise DataError(
+            f"{where}: the box reaches outside its image or has no area (x {x1:.4f} to {x2:.4f}, y {y1:.4f} to "
+            f"{y2:.4f} as shares of the image); fix or remove it"
+        )
+
+
+def is_yolo_folder(path: Path) -> bool:
+    """Whether ``path`` holds an ``images/`` and a ``labels/`` folder (YOLO's layout)."""
+    return path.is_dir() and (path / "images").is_dir() and (path / "labels").is_dir()
+
+
+@register_format(
+    "yolo",
+    detect=is_yolo_folder,
+    description="detection folder in YOLO's layout: images/ and labels/ (one 'class cx cy w h' line per box)",
+    example="glassnet train --data shelves/ --model centernet",
+)
+def load_yolo_folder(
+    path: str | os.PathLike[str],
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    split_seed: int = 0,
+    channels: int | str = "auto",
+    size: int | list[int] | None = None,
+) -> DataBundle:
+    """Images with YOLO label files as a ``detect`` bundle, split at random (seeded).
+
+    Each ``labels/<name>.txt`` holds one line per box, ``class cx cy w h`` with the centre and size as
+    shares of the image (YOLO's convention); an empty file is an image without objects. Class names
+    come from ``classes.txt`` (one per line), else the ids are named by number.
+
+    Raises:
+        DataError: an image has no label file (or a label file no image), a line is malformed, a box
+            reaches outside its image, or a class id is not named in ``classes.txt``; the message names
+            the file and line.
+    """
+    root = Path(path)
+    _check_options(val_fraction, test_fraction, channels)
+    images = _files(root / "images")
+    labels = {
+        f.stem: f for f in sorted((root / "labels").iterdir()) if f.suffix == ".txt" and not f.name.startswith(".")
+    }
+    _paired(images, labels, root / "images", root / "labels", "label file")
+    class_names = _class_file(root / "classes.txt")
+    names = sorted(images)
+    boxes = []
+    for name in names:
+        rows = []
+        for number, line in enumerate(labels[name].read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{labels[name]} line {number}"
+            parts = line.split()
+            try:
+                values = [float(v) for v in parts]
+            except ValueError:
+                values = []
+            if len(values) != 5 or values[0] != int(values[0]) or values[0] < 0:
+                raise DataError(f"{where}: expected 'class cx cy w h' (a class id and four numbers), got {line!r}")
+            cls, cx, cy, w, h = values
+            if class_names and cls >= len(class_names):
+                raise DataError(
+                    f"{where}: class id {int(cls)} is not named in classes.txt ({len(class_names)} classes)"
+                )
+            _check_box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, where)
+            rows.append([cls, max(cx - w / 2, 0), max(cy - h / 2, 0), min(cx + w / 2, 1), min(cy + h / 2, 1)])
+        boxes.append(np.array(rows, dtype=np.float32).reshape(-1, 5))
+    if not class_names:
+        most = max((int(b[:, 0].max()) for b in boxes if len(b)), default=-1)
+        if most < 0:
+            raise DataError(f"no label file in {root / 'labels'} holds a box; there is nothing to learn")
+        class_names = tuple(str(i) for i in range(most + 1))
+    options = (val_fraction, test_fraction, split_seed, channels, size)
+    return _box_bundle(root, [images[n] for n in names], boxes, class_names, "yolo", options)
+
+
+def is_coco_file(path: Path) -> bool:
+    """Whether ``path`` is a JSON file (or a folder holding one ``*.json``) with COCO's top-level keys."""
+    if path.is_dir():
+        found = [f for f in path.glob("*.json") if not f.name.startswith(".")]
+        return len(found) == 1 and is_coco_file(found[0])
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    with path.open("rb") as handle:  # the keys may follow a long list of images: read up to 256 MB
+        head = handle.read(DETECT_BYTES)
+    return all(key in head for key in (b'"images"', b'"annotations"', b'"categories"'))
+
+
+@register_format(
+    "coco",
+    detect=is_coco_file,
+    description="COCO JSON (images, annotations with bbox, categories) beside its images",
+    example="glassnet train --data annotations.json --model centernet",
+)
+def load_coco(
+    path: str | os.PathLike[str],
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    split_seed: int = 0,
+    channels: int | str = "auto",
+    size: int | list[int] | None = None,
+    images_dir: str | None = None,
+) -> DataBundle:
+    """A COCO detection file as a ``detect`` bundle (boxes; crowd annotations are skipped), split at random.
+
+    Image files are looked for by their ``file_name`` relative to ``images_dir``, else the JSON's
+    folder, else its ``images/`` sub-folder. Category ids may be any integers: they become class
+    indices in the order of their ids, named by the categories' names.
+
+    Raises:
+        DataError: the JSON is malformed, an annotation names an unknown image or category, a box
+            reaches outside its image's ``width`` and ``height``, or an image file is missing.
+    """
+    import json
+
+    source = Path(path)
+    if source.is_dir():
+        source = next(f for f in source.glob("*.json") if not f.name.startswith("."))
+    _check_options(val_fraction, test_fraction, channels)
+    try:
+        document = json.loads(source.read_text(encoding="utf-8"))
+        categories = sorted(document["categories"], key=lambda c: int(c["id"]))
+        category = {int(c["id"]): k for k, c in enumerate(categories)}
+        class_names = tuple(str(c.get("name", c["id"])) for c in categories)
+        images = {int(i["id"]): i for i in document["images"]}
+        annotations = document["annotations"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(
+            f"{source} is not a readable COCO file ({type(exc).__name__}: {exc}); it needs 'images' (id, file_name, "
+            "width, height), 'annotations' (image_id, category_id, bbox) and 'categories' (id, name)"
+        ) from exc
+    if not images or not categories:
+        raise DataError(f"{source} lists no images or no categories")
+    boxes: dict[int, list[list[float]]] = {i: [] for i in images}
+    for number, a in enumerate(annotations):
+        where = f"{source}: annotation {a.get('id', number)}"
+        if a.get("iscrowd"):
+            continue
+        image = images.get(int(a.get("image_id", -1)))
+        if image is None:
+            raise DataError(f"{where} names image_id {a.get('image_id')!r}, which 'images' does not list")
+        if int(a.get("category_id", -1)) not in category:
+            raise DataError(
+                f"{where} names category_id {a.get('category_id')!r}; the categories are {sorted(category)}"
+            )
+        try:
+            x, y, w, h = (float(v) for v in a["bbox"])
+            width, height = float(image["width"]), float(image["height"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{where}: needs bbox [x, y, w, h] and its image's width and height ({exc})") from exc
+        x1, y1, x2, y2 = x / width, y / height, (x + w) / width, (y + h) / height
+        _check_box(x1, y1, x2, y2, where)
+        boxes[int(image["id"])].append(
+            [category[int(a["category_id"])], max(x1, 0), max(y1, 0), min(x2, 1), min(y2, 1)]
+        )
+    folders = [Path(images_dir)] if images_dir else [source.parent, source.parent / "images"]
+    files = []
+    ids = sorted(images)
+    for i in ids:
+        name = str(images[i].get("file_name", ""))
+        found = next((folder / name for folder in folders if name and (folder / name).is_file()), None)
+        if found is None:
+            raise DataError(
+                f"{source}: image {i}'s file {name!r} is not in {' or '.join(str(f) for f in folders)}; "
+                "copy it there or name the folder with data.images_dir=DIR"
+            )
+        files.append(found)
+    rows = [np.array(boxes[i], dtype=np.float32).reshape(-1, 5) for i in ids]
+    options = (val_fraction, test_fraction, split_seed, channels, size)
+    try:
+        declared = [(int(images[i]["height"]), int(images[i]["width"])) for i in ids]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{source}: every image needs its width and height ({type(exc).__name__}: {exc})") from exc
+    return _box_bundle(source, files, rows, class_names, "coco", options, declared)

@@ -321,8 +321,12 @@ def _detect_baselines(spec: DataSpec, bundle: Any) -> list[Baseline]:
                 matched = best >= 0 and overlap[k, best] >= 0.5
                 features.append(feats[k])
                 labels.append(int(truth[best, 0]) if matched else spec.num_outputs)  # K: not an object
-        classifier = LogisticRegression(max_iter=300).fit(np.array(features), np.array(labels))
-        known = list(classifier.classes_)
+        if len(set(labels)) >= 2:
+            classifier = LogisticRegression(max_iter=300).fit(np.array(features), np.array(labels))
+            known, proba = list(classifier.classes_), classifier.predict_proba
+        else:  # every proposal had one label (or there were none): that label, with certainty
+            known = [labels[0] if labels else spec.num_outputs]
+            proba = lambda feats: np.ones((len(feats), 1))  # noqa: E731
 
         def predict(inputs: torch.Tensor) -> torch.Tensor:
             out = torch.zeros(len(inputs), TOP_K, 6)
@@ -331,7 +335,7 @@ def _detect_baselines(spec: DataSpec, bundle: Any) -> list[Baseline]:
                 boxes, feats = boxes_of(image)
                 if not len(boxes):
                     continue
-                probabilities = classifier.predict_proba(feats)
+                probabilities = proba(feats)
                 rows = []
                 for k, p in enumerate(probabilities):
                     for j, cls in enumerate(known):
