@@ -76,3 +76,11 @@ def test_digits_scenes_is_a_segmentation_dataset_with_pixel_counts():
 def test_bad_scene_counts_are_refused(option):
     with pytest.raises(ConfigError, match="scenes"):
         gn.load_dataset("digits-scenes", **option)
+
+
+def test_the_canvas_option_scales_scenes_and_items():
+    bundle = gn.load_dataset("digits-scenes", train_scenes=4, val_scenes=1, test_scenes=1, canvas=64)
+    assert bundle.spec.input_shape == (1, 64, 64)
+    assert bundle.summary()["layout"]["item_sizes"] == [20, 32]  # 10-16 pixels on 32, doubled
+    with pytest.raises(ConfigError, match="canvas"):
+        gn.load_dataset("digits-scenes", canvas=4)

@@ -214,7 +214,23 @@ DIGITS_LAYOUT = Layout(canvas=32, items=(1, 3), sizes=(10, 16), clutter=2, fragm
 FASHION_LAYOUT = Layout(canvas=64, items=(1, 3), sizes=(20, 36), clutter=3, fragment=(4, 8))
 
 
-def _digits(name: str, targets: str, counts: dict[str, int], split_seed: int, scene_seed: int) -> DataBundle:
+def scaled(layout: Layout, canvas: int | None) -> Layout:
+    """``layout`` on another canvas side, item and fragment sizes scaled with it (None: unchanged)."""
+    if canvas is None or canvas == layout.canvas:
+        return layout
+    if isinstance(canvas, bool) or not isinstance(canvas, int) or canvas < 8:
+        raise ConfigError(f"canvas must be a whole number of pixels, at least 8. Received: canvas={canvas!r}")
+    factor = canvas / layout.canvas
+
+    def size(pair: tuple[int, int]) -> tuple[int, int]:
+        return max(1, round(pair[0] * factor)), max(1, round(pair[1] * factor))
+
+    return Layout(canvas, layout.items, size(layout.sizes), layout.clutter, size(layout.fragment))
+
+
+def _digits(
+    name: str, targets: str, counts: dict[str, int], split_seed: int, scene_seed: int, canvas: int | None
+) -> DataBundle:
     from sklearn.datasets import load_digits
 
     _check_counts(name, counts)
@@ -224,11 +240,17 @@ def _digits(name: str, targets: str, counts: dict[str, int], split_seed: int, sc
     splits = {s: (items[i], raw.target[i]) for s, i in (("train", train), ("val", val), ("test", test))}
     info = {"source": "scikit-learn digits", "split_seed": split_seed, "item_split": "stratified 70/15/15"}
     names = tuple(str(d) for d in range(10))
-    return _scene_bundle(name, splits, counts, DIGITS_LAYOUT, names, scene_seed, info, targets)
+    return _scene_bundle(name, splits, counts, scaled(DIGITS_LAYOUT, canvas), names, scene_seed, info, targets)
 
 
 def _fashion(
-    name: str, targets: str, counts: dict[str, int], split_seed: int, scene_seed: int, download: bool
+    name: str,
+    targets: str,
+    counts: dict[str, int],
+    split_seed: int,
+    scene_seed: int,
+    download: bool,
+    canvas: int | None,
 ) -> DataBundle:
     from glassnet.data.fashion_mnist import CLASS_NAMES, load_idx_folder, locate_files
 
@@ -243,7 +265,8 @@ def _fashion(
         "test": (x_test * scale, y_test),
     }
     info = {"source": "Fashion-MNIST", "files": str(folder), "split_seed": split_seed}
-    return _scene_bundle(name, splits, counts, FASHION_LAYOUT, CLASS_NAMES, scene_seed, info, targets)
+    layout = scaled(FASHION_LAYOUT, canvas)
+    return _scene_bundle(name, splits, counts, layout, CLASS_NAMES, scene_seed, info, targets)
 
 
 _DIGITS_SOURCE = "composed from scikit-learn's digits (bundled, BSD-3); items never shared between splits"
@@ -259,7 +282,12 @@ _FASHION_SOURCE = "composed from Fashion-MNIST (needs its files, see fashion-mni
     description="semantic segmentation: 1-3 handwritten digits pasted at 10-16 px with occlusion and clutter",
 )
 def digits_scenes(
-    train_scenes: int = 2000, val_scenes: int = 400, test_scenes: int = 400, split_seed: int = 0, scene_seed: int = 0
+    train_scenes: int = 2000,
+    val_scenes: int = 400,
+    test_scenes: int = 400,
+    split_seed: int = 0,
+    scene_seed: int = 0,
+    canvas: int = 32,
 ) -> DataBundle:
     """Scenes of 1-3 digits on a 32x32 canvas, one class per pixel; each split's digits come from its own
     share of the 1,797.
@@ -268,9 +296,10 @@ def digits_scenes(
         train_scenes: training scenes (``val_scenes``, ``test_scenes`` likewise).
         split_seed: seed of the stratified 70/15/15 split of the digit images.
         scene_seed: seed of the composition.
+        canvas: side of the scenes in pixels; item sizes scale with it.
     """
     counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
-    return _digits("digits-scenes", "masks", counts, split_seed, scene_seed)
+    return _digits("digits-scenes", "masks", counts, split_seed, scene_seed, canvas)
 
 
 @register_dataset(
@@ -282,11 +311,16 @@ def digits_scenes(
     description="object detection: the digits-scenes scenes with a box around the visible part of each digit",
 )
 def digits_detection(
-    train_scenes: int = 2000, val_scenes: int = 400, test_scenes: int = 400, split_seed: int = 0, scene_seed: int = 0
+    train_scenes: int = 2000,
+    val_scenes: int = 400,
+    test_scenes: int = 400,
+    split_seed: int = 0,
+    scene_seed: int = 0,
+    canvas: int = 32,
 ) -> DataBundle:
     """The scenes of ``digits-scenes`` (same options, same seeds: the same images) with boxes as targets."""
     counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
-    return _digits("digits-detection", "boxes", counts, split_seed, scene_seed)
+    return _digits("digits-detection", "boxes", counts, split_seed, scene_seed, canvas)
 
 
 @register_dataset(
@@ -304,6 +338,7 @@ def fashion_scenes(
     split_seed: int = 0,
     scene_seed: int = 0,
     download: bool = True,
+    canvas: int = 64,
 ) -> DataBundle:
     """Scenes of 1-3 clothing articles on a 64x64 canvas, one class per pixel.
 
@@ -315,9 +350,10 @@ def fashion_scenes(
         split_seed: seed of the validation share of the training items.
         scene_seed: seed of the composition.
         download: fetch the Fashion-MNIST files when they are not on this machine.
+        canvas: side of the scenes in pixels; item sizes scale with it (128: items of 40-72 pixels).
     """
     counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
-    return _fashion("fashion-scenes", "masks", counts, split_seed, scene_seed, download)
+    return _fashion("fashion-scenes", "masks", counts, split_seed, scene_seed, download, canvas)
 
 
 @register_dataset(
@@ -335,7 +371,8 @@ def fashion_detection(
     split_seed: int = 0,
     scene_seed: int = 0,
     download: bool = True,
+    canvas: int = 64,
 ) -> DataBundle:
     """The scenes of ``fashion-scenes`` (same options, same seeds: the same images) with boxes as targets."""
     counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
-    return _fashion("fashion-detection", "boxes", counts, split_seed, scene_seed, download)
+    return _fashion("fashion-detection", "boxes", counts, split_seed, scene_seed, download, canvas)

@@ -144,7 +144,7 @@ def _open(label: str, path: Path) -> _Run:
         data=str((train.get("data") or {}).get("name") or "user data"),
         train=train,
         explain=context.result("explain", _EXPLAIN),
-        robustness=robustness if robustness and robustness.get("kind") != "policy" else None,
+        robustness=robustness if robustness and robustness.get("kind") not in ("policy", "dense") else None,
         compress=compressed if compressed and compressed.get("kind") not in ("policy", "generator") else None,
         config=_config(run),
         report=run.report if run.report.is_file() else None,

@@ -29,6 +29,11 @@ _ROBUSTNESS = {
     "checks?": [{"name": TEXT, "passed": ANY, "detail": ANY}],
     "adversarial_training?": Each(ANY),
 }  # fmt: skip
+# a segmentation or detection run's record (glassnet.robustness.dense)
+_DENSE = {
+    "metric": TEXT, "examples": ANY, "split": ANY, "units": ANY, "eps": NUMBERS, "clean": Each(ANY),
+    "curves": Each([Each(ANY)]), "warnings?": [ANY],
+}  # fmt: skip
 # what it reads of results/train.json: the whole split's accuracy, beside the attacked examples' own
 _SPLITS = {"test?": Each(ANY), "val?": Each(ANY), "data?": {"splits?": Each({"size?": NUMBER})}}
 
@@ -58,6 +63,8 @@ def robustness(ctx: ReportContext) -> str | None:
     result = ctx.result("robustness")
     if not result:
         return None
+    if result.get("kind") == "dense":
+        return _dense(ctx, ctx.check("robustness", result, _DENSE))
     ctx.check("robustness", result, _ROBUSTNESS)
     parts = [_summary(result, _whole_split(ctx, result)), _warnings(result), _curve_table(result)]
     parts.append(ctx.figure("robustness_curves", "accuracy against the attack budget eps"))
@@ -65,6 +72,23 @@ def robustness(ctx: ReportContext) -> str | None:
     parts.append(_checks(result))
     parts.append(_training(result))
     return "".join(p for p in parts if p)
+
+
+def _dense(ctx: ReportContext, result: dict[str, Any]) -> str:
+    """Segmentation or detection under attack: the task's score against eps, per attack."""
+    metric = result["metric"]
+    header = ["attack", *(f"eps {num(e * 255, '.3g')}/255" for e in result["eps"])]
+    rows = [[name, *(fmt(p[metric]) for p in points)] for name, points in result["curves"].items()]
+    parts = [
+        f"<p>{esc(metric)} of {esc(result['examples'])} {esc(result['split'])} images when each is perturbed within "
+        f"an L-infinity ball of radius eps ({esc(result['units'])}); clean {fmt(result['clean'][metric])}. FGSM and "
+        "PGD ascend the task's own training loss against the true targets; random noise of the same size is the "
+        "reference.</p>",
+        *(f'<p class="warning">{esc(w)}</p>' for w in result.get("warnings") or []),
+        table(header, rows),
+        ctx.figure("robustness_curves", f"{metric} against the attack budget eps"),
+    ]
+    return "".join(parts)
 
 
 def _whole_split(ctx: ReportContext, result: dict[str, Any]) -> tuple[Any, Any]:

@@ -157,3 +157,18 @@ def _picture(values: np.ndarray) -> np.ndarray:
     if values.shape[0] == 3:
         return values.transpose(1, 2, 0)
     return values.mean(axis=0) if values.shape[0] != 1 else values[0]
+
+
+def metric_curves(
+    curves: dict[str, list[dict[str, float]]], clean: float, metric: str, path: str | os.PathLike[str]
+) -> None:
+    """A dense task's score (mean IoU, mAP) against the L-infinity budget, one line per attack, and the clean score."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for method, points in curves.items():
+        ax.plot([p["eps"] * 255 for p in points], [p[metric] for p in points], marker="o", label=method)
+    ax.axhline(clean, color="grey", linestyle="--", linewidth=1, label="clean")
+    ax.set(xlabel="eps (grey levels of 255)", ylabel=metric, title=f"{metric} under attack", ylim=(0, None))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

@@ -80,6 +80,17 @@ def robustness_run(
         methods = [attack] if isinstance(attack, str) else list(attack)
         methods = ["random", *(m for m in methods if m != "random")]
         return attack_policy(run, methods, eps, episodes, seed=seed, progress=progress)
+    if spec.task in ("segment", "detect"):
+        from glassnet.robustness.dense import METHODS, attack_dense
+
+        if norm != "linf":
+            raise ConfigError(f"{spec.task} models are attacked in the linf norm; drop --norm l2")
+        methods = [attack] if isinstance(attack, str) else list(attack)
+        methods = ["random", *(m for m in methods if m != "random")]
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ConfigError(f"{spec.task} models take the attacks {', '.join(METHODS)}; not {', '.join(unknown)}")
+        return attack_dense(run, methods, eps, limit, split, seed, progress=progress)
     if spec.task != "classify":
         raise DataError(f"glassnet robustness evaluates classifiers; the run at '{run.path}' is a {spec.task} model")
     config, bundle = run.config, run.data()

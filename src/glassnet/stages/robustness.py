@@ -74,6 +74,9 @@ def show(result: dict[str, Any], args: argparse.Namespace) -> None:
     if result.get("kind") == "policy":
         _show_policy(result, args)
         return
+    if result.get("kind") == "dense":
+        _show_dense(result, args)
+        return
     space = " (embedding space)" if result["space"] == "embedding" else ""
     space += ", attacks in bf16" if result.get("precision") == "bf16" else ""
     print(f"{result['examples']:,} {result['split']} examples, {result['norm']}{space}; clean accuracy "
@@ -93,6 +96,17 @@ def show(result: dict[str, Any], args: argparse.Namespace) -> None:
     if not result["warnings"] and result["checks"]:
         print(f"checks:   {len(result['checks'])} gradient-masking checks passed")
     print_written(run_files(args.run, ["results/robustness.json"], FIGURES))
+
+
+def _show_dense(result: dict[str, Any], args: argparse.Namespace) -> None:
+    metric = result["metric"]
+    print(f"{result['examples']:,} {result['split']} images, linf eps in {result['units']}; clean {metric} "
+          f"{result['clean'][metric]:.4f}")  # fmt: skip
+    header = ["attack", *(f"eps={e * 255:.3g}/255" for e in result["eps"])]
+    print_table(header, [[name, *(f"{p[metric]:.4f}" for p in points)] for name, points in result["curves"].items()])
+    for warning in result["warnings"]:
+        print(f"warning:  {warning}")
+    print_written(run_files(args.run, ["results/robustness.json"], result.get("figures") or []))
 
 
 def _show_policy(result: dict[str, Any], args: argparse.Namespace) -> None:
@@ -116,6 +130,10 @@ def headline(result: dict[str, Any]) -> str | None:
         )
         clean = result["clean_return"]
         return f"return {worst['return_mean']:.2f} under attack at eps {worst['eps']:.3g} (clean {clean:.2f})"
+    if result.get("kind") == "dense":
+        metric, curves = result["metric"], result["curves"]
+        worst = min(curves.get("pgd") or next(iter(curves.values())), key=lambda p: p[metric])
+        return f"{metric} {worst[metric]:.4f} under PGD at eps {worst['eps']:.3g} (clean {result['clean'][metric]:.4f})"
     if not result.get("robust_accuracy"):
         return None
     eps, accuracy = max(result["robust_accuracy"].items(), key=lambda item: float(item[0]))
@@ -134,7 +152,8 @@ STAGE = register_stage(
         name="robustness",
         run=robustness_run,
         help="attack a trained classifier (accuracy against eps, AutoAttack-style worst case, masking checks) "
-        "or an agent's observations (return against eps)",
+        "or an agent's observations (return against eps), or a segmentation or detection model (mIoU or mAP "
+        "against eps)",
         description="Attack a trained classifier's test examples (FGSM, PGD, APGD, Square, C&W, DeepFool), run "
         "the AutoAttack-style worst case and the gradient-masking checks; write results/robustness.json.",
         arguments=arguments,
@@ -142,7 +161,7 @@ STAGE = register_stage(
         show=show,
         headline=headline,
         demo=demo,
-        tasks=("classify", "control"),
+        tasks=("classify", "control", "segment", "detect"),
         aliases=("attack",),
         order=70,
         takes_progress=True,

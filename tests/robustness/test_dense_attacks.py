@@ -1,0 +1,61 @@
+"""Attacks on segmentation and detection runs: the task's score against eps, from the command line."""
+
+import json
+
+import pytest
+import torch
+
+import glassnet as gn
+from glassnet.cli import main
+from glassnet.data import DataSpec
+from glassnet.models import create_model
+from glassnet.robustness.dense import perturb
+from glassnet.train.tasks import get_task
+
+SPEC = DataSpec(modality="image", input_shape=(1, 16, 16), task="segment", num_outputs=3, name="s")
+
+
+@pytest.mark.parametrize("method", ["random", "fgsm", "pgd"])
+def test_perturbations_stay_within_eps_and_the_pixel_range(method):
+    torch.manual_seed(0)
+    model, task = create_model("unet", SPEC, channels=[4, 8]).eval(), get_task("segment")
+    images, targets = torch.rand(4, 1, 16, 16), torch.randint(0, 3, (4, 16, 16))
+    attacked = perturb(model, task, images, targets, method, 4 / 255, 5, torch.Generator().manual_seed(0))
+    assert (attacked - images).abs().max() <= 4 / 255 + 1e-6 and attacked.min() >= 0 and attacked.max() <= 1
+    if method == "pgd":  # the attack ascends the loss, far beyond noise of the same size
+        noise = perturb(model, task, images, targets, "random", 4 / 255, 5, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            losses = [float(task.loss(model(x), targets)) for x in (images, noise, attacked)]
+        assert losses[2] > losses[1] and losses[2] > losses[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    runs = {}
+    for data, model in (("digits-scenes", "unet"), ("digits-detection", "centernet")):
+        out = tmp_path_factory.mktemp("dense") / model
+        small = ["data.train_scenes=80", "data.val_scenes=10", "data.test_scenes=20", "model.channels=[8,16]"]
+        args = ["train", "--data", data, "--model", model, "--epochs", "2", "--out", str(out), "--quiet"]
+        assert main([*args, *small]) == 0
+        runs[model] = out
+    return runs
+
+
+@pytest.mark.parametrize("model,metric", [("unet", "miou"), ("centernet", "map_50")])
+def test_attack_writes_the_score_against_eps_and_the_report_shows_it(tiny_runs, model, metric, capsys):
+    run = tiny_runs[model]
+    assert main(["attack", str(run), "--eps", "0.01", "0.03", "--limit", "10"]) == 0
+    assert f"clean {metric}" in capsys.readouterr().out
+    result = json.loads((run / "results" / "robustness.json").read_text())
+    assert result["kind"] == "dense" and result["metric"] == metric and result["examples"] == 10
+    assert set(result["curves"]) == {"random", "fgsm", "pgd"}
+    assert [p["eps"] for p in result["curves"]["pgd"]] == [0.01, 0.03]
+    assert (run / "figures" / "robustness_curves.png").is_file()
+    html = gn.report(run).read_text()
+    assert "<h2>Robustness</h2>" in html and "ascend the task" in html
+
+
+def test_attacks_that_do_not_apply_to_dense_models_are_refused(tiny_runs, capsys):
+    assert main(["attack", str(tiny_runs["unet"]), "--attack", "square"]) == 2
+    assert "random, fgsm, pgd" in capsys.readouterr().err
+    assert main(["attack", str(tiny_runs["unet"]), "--norm", "l2"]) == 2
