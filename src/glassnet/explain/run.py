@@ -17,7 +17,7 @@ from glassnet.explain import pictures, trust
 from glassnet.explain.attribute import Attributions, explain, resolve_method
 from glassnet.explain.budget import DEFAULT_MEMORY_MB
 from glassnet.explain.methods import METHODS
-from glassnet.explain.names import DEFAULT_EXAMPLES, TASKS
+from glassnet.explain.names import DEFAULT_EXAMPLES, DENSE_TASKS, TASKS
 from glassnet.models.outputs import batched_outputs, prediction
 from glassnet.progress import Progress, note, progress_bar
 from glassnet.runs import RunDir, writes_run
@@ -88,6 +88,12 @@ def explain_run(
         from glassnet.explain.policy import explain_policy
 
         return explain_policy(run, name, n, memory_mb, checks, seed, progress=progress, **options)
+    dense = None
+    if spec.task in DENSE_TASKS:  # masks or boxes: explained as a classifier of the classes an image holds
+        from glassnet.explain.dense import dense_view
+
+        dense = dense_view(model, spec, *_test_split(run))
+        model, spec = dense["model"], dense["spec"]
     if spec.task not in TASKS:
         raise ConfigError(
             f"explain attributes a classifier's or regressor's outputs; this run's task is {spec.task!r}. "
@@ -95,7 +101,7 @@ def explain_run(
         )
     model.eval()
     started = time.perf_counter()
-    inputs, labels = _test_split(run)
+    inputs, labels = (dense["inputs"], dense["labels"]) if dense else _test_split(run)
     outputs = prediction(batched_outputs(model, inputs))
     chosen = _choose(labels, n, spec)
     x = inputs[chosen]
@@ -109,8 +115,8 @@ def explain_run(
         "method_label": METHODS[name].label,
         "method_description": METHODS[name].description,
         "modality": spec.modality,
-        "task": spec.task,
-        "target": "predicted class" if spec.task == "classify" else "output 0",
+        "task": run.spec.task,
+        "target": dense["target"] if dense else "predicted class" if spec.task == "classify" else "output 0",
         "examples": len(x),
         "summary": attributions.summary(),
         "warnings": [],

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from glassnet.explain.methods import ALIASES, METHODS
-from glassnet.explain.names import DEFAULT_EXAMPLES, DEFAULT_MEMORY_MB, TASKS
+from glassnet.explain.names import DEFAULT_EXAMPLES, DEFAULT_MEMORY_MB, DENSE_TASKS, TASKS
 from glassnet.progress import cli_progress
 from glassnet.stages import Stage, register_stage
 from glassnet.stages._written import print_written, run_files
@@ -109,7 +109,7 @@ STAGE = register_stage(
         show=show,
         headline=headline,
         demo=demo,
-        tasks=(*TASKS, "control"),
+        tasks=(*TASKS, *DENSE_TASKS, "control"),
         order=60,
         takes_progress=True,
     )

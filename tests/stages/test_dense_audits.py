@@ -1,4 +1,4 @@
-"""Attacks on segmentation and detection runs: the task's score against eps, from the command line."""
+"""Audits of segmentation and detection runs: attacks (the score against eps) and explanations."""
 
 import json
 
@@ -59,3 +59,29 @@ def test_attacks_that_do_not_apply_to_dense_models_are_refused(tiny_runs, capsys
     assert main(["attack", str(tiny_runs["unet"]), "--attack", "square"]) == 2
     assert "random, fgsm, pgd" in capsys.readouterr().err
     assert main(["attack", str(tiny_runs["unet"]), "--norm", "l2"]) == 2
+
+
+@pytest.mark.parametrize("model", ["unet", "centernet"])
+def test_explain_reads_a_dense_model_as_the_classes_an_image_holds(tiny_runs, model):
+    run = tiny_runs[model]
+    assert main(["explain", str(run), "--n", "6", "--steps", "8", "--quiet"]) == 0
+    result = json.loads((run / "results" / "explain.json").read_text())
+    assert result["task"] == {"unet": "segment", "centernet": "detect"}[model]
+    assert ("pixel share" if model == "unet" else "heatmap logit") in result["target"]
+    assert result["examples"] == 6 and "faithfulness" in result["trust"]
+    assert "<h2>Explanations</h2>" in gn.report(run).read_text()
+
+
+def test_class_evidence_leaves_the_background_out_and_follows_the_mask():
+    from glassnet.explain.dense import dense_view
+
+    spec = DataSpec(
+        modality="image", input_shape=(1, 4, 4), task="segment", num_outputs=3, class_names=("background", "a", "b")
+    )
+    targets = torch.zeros(3, 4, 4, dtype=torch.long)
+    targets[0, :2] = 2  # mostly b
+    targets[1, 0, 0] = 1  # one pixel of a
+    view = dense_view(torch.nn.Conv2d(1, 3, 1), spec, torch.rand(3, 1, 4, 4), targets)  # image 2: no object
+    assert view["spec"].class_names == ("a", "b") and view["spec"].task == "classify"
+    assert view["labels"].tolist() == [1, 0] and len(view["inputs"]) == 2
+    assert view["model"](torch.rand(2, 1, 4, 4)).shape == (2, 2)
