@@ -131,35 +131,3 @@ def test_centernet_finds_digits_in_scenes_far_beyond_the_classical_baseline(tmp_
     result = json.loads((out / "results" / "train.json").read_text())
     assert result["test"]["map_50"] >= 0.8 and result["test"]["map"] >= 0.5
     assert result["baseline"]["comparison"]["verdict"] == "beats"
-
-
-def test_augmentation_that_would_leave_boxes_behind_is_refused():
-    from glassnet.data.augment import build_augmentation
-    from glassnet.errors import ConfigError
-
-    spec = gn.load_dataset("digits-detection", train_scenes=2, val_scenes=0, test_scenes=0).spec
-    with pytest.raises(ConfigError, match="boxes"):
-        build_augmentation(spec, {"crop": 2})
-
-
-def test_a_yolo_folder_trains_from_the_command_line_and_predicts_boxes(tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    root = tmp_path / "yolo"
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(24):
-        image = rng.integers(0, 20, (32, 32)).astype(np.uint8)
-        top, left = rng.integers(0, 20, 2)
-        image[top : top + 10, left : left + 10] = 220
-        Image.fromarray(image).save(root / "images" / f"{i}.png")
-        (root / "labels" / f"{i}.txt").write_text(f"0 {(left + 5) / 32} {(top + 5) / 32} {10 / 32} {10 / 32}\n")
-    out = tmp_path / "run"
-    args = ["train", "--data", str(root), "--model", "centernet", "--epochs", "1", "--out", str(out), "--quiet"]
-    assert main([*args, "model.channels=[8,16]"]) == 0
-    result = json.loads((out / "results" / "train.json").read_text())
-    assert set(result["test"]["per_class_ap"]) == {"0"}
-    records = gn.predict(out, [str(root / "images" / "0.png")])
-    assert isinstance(records[0]["prediction"], list)

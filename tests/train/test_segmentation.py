@@ -125,13 +125,3 @@ def test_unet_segments_digit_scenes_well_beyond_the_classical_baseline(tmp_path)
     result = json.loads((out / "results" / "train.json").read_text())
     assert result["test"]["miou"] >= 0.5
     assert result["baseline"]["comparison"]["verdict"] == "beats"
-
-
-def test_augmentation_that_would_leave_masks_behind_is_refused(tmp_path):
-    from glassnet.data.augment import build_augmentation
-    from glassnet.errors import ConfigError
-
-    spec = gn.load_dataset("digits-scenes", train_scenes=2, val_scenes=0, test_scenes=0).spec
-    with pytest.raises(ConfigError, match="mask"):
-        build_augmentation(spec, {"hflip": 0.5})
-    assert build_augmentation(spec, {}) is None

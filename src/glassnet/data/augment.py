@@ -45,6 +45,8 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "tabular": (),
 }
 MIXING = ("mixup", "cutmix")
+DENSE_TASKS = ("segment", "detect")  # targets that live in the image's geometry: masks and boxes
+DENSE_OPTIONS = ("crop", "hflip", "vflip", "color")  # the image options that move them too (or change no geometry)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,12 @@ class BatchAugmentation(nn.Module):
         super().__init__()
         self.spec = spec
         self.options = _validate(spec, options)
-        self.image_ops = _image_ops(spec, self.options) if spec.modality == "image" else nn.Sequential()
+        dense = spec.task in DENSE_TASKS
+        if spec.modality == "image":  # masks and boxes are moved by dense_geometry; only colour goes to kornia
+            chosen = {k: v for k, v in self.options.items() if k == "color"} if dense else self.options
+            self.image_ops = _image_ops(spec, chosen)
+        else:
+            self.image_ops = nn.Sequential()
         self.mixers = [name for name in MIXING if name in self.options]
 
     def describe(self) -> dict[str, Any]:
@@ -152,6 +159,8 @@ class BatchAugmentation(nn.Module):
         if not self.options:
             return inputs, targets
         _check_batch(inputs, self.spec)
+        if self.spec.task in DENSE_TASKS:
+            inputs, targets = dense_geometry(inputs, targets, self.spec.task, self.options)
         if self.spec.modality == "image":
             return self._images(inputs, targets)
         return self._series(inputs), targets
@@ -184,6 +193,78 @@ class BatchAugmentation(nn.Module):
         if options.get("freq_mask"):
             inputs = band_mask(inputs, options["freq_mask"], count, 2, mean)
         return inputs
+
+
+def dense_geometry(
+    inputs: torch.Tensor, targets: torch.Tensor, task: str, options: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flip and shift images together with their masks (``segment``) or boxes (``detect``).
+
+    ``hflip`` and ``vflip`` mirror each example with their probability; ``crop`` (padding ``P``
+    pixels, as kornia's ``RandomCrop``) shifts each example by a random whole number of pixels in
+    ``[-P, P]`` on both axes, the uncovered border filled with 0 in the image and marked unlabelled
+    (-100) in the mask. A shifted box is clipped to the image and dropped (class -1) when less
+    than a pixel of it is left.
+
+    Args:
+        inputs: ``N x C x H x W`` images.
+        targets: ``N x H x W`` class ids, or ``N x M x 5`` boxes ``class, x1, y1, x2, y2`` (shares of the image).
+        task: ``segment`` or ``detect``.
+        options: the augmentation options (``hflip``, ``vflip``, ``crop``).
+
+    Returns:
+        The moved images and targets (new tensors; the inputs are not changed).
+    """
+    n, _, height, width = inputs.shape
+    device = inputs.device
+    inputs, targets = inputs.clone(), targets.clone()
+    boxes = task == "detect"
+    for name, axis in (("hflip", 3), ("vflip", 2)):
+        if not options.get(name):
+            continue
+        chosen = torch.rand(n, device=device) < options[name]
+        if not bool(chosen.any()):
+            continue
+        inputs[chosen] = inputs[chosen].flip(axis)
+        if boxes:
+            rows = targets[chosen]
+            low, high = (1, 3) if axis == 3 else (2, 4)
+            valid = rows[..., 0] >= 0
+            flipped = torch.stack([1 - rows[..., high], 1 - rows[..., low]], dim=-1)
+            rows[..., low] = torch.where(valid, flipped[..., 0], rows[..., low])
+            rows[..., high] = torch.where(valid, flipped[..., 1], rows[..., high])
+            targets[chosen] = rows
+        else:
+            targets[chosen] = targets[chosen].flip(axis - 1)
+    pad = int(options.get("crop") or 0)
+    if pad:
+        shifts = torch.randint(-pad, pad + 1, (n, 2)).tolist()
+        for k, (dy, dx) in enumerate(shifts):
+            if dy == 0 and dx == 0:
+                continue
+            inputs[k] = _shifted(inputs[k], dy, dx, 0.0)
+            if boxes:
+                rows = targets[k]
+                valid = rows[:, 0] >= 0
+                moved = rows[:, 1:].clone()
+                moved[:, [0, 2]] = (moved[:, [0, 2]] + dx / width).clamp(0, 1)
+                moved[:, [1, 3]] = (moved[:, [1, 3]] + dy / height).clamp(0, 1)
+                kept = valid & ((moved[:, 2] - moved[:, 0]) * width >= 1) & ((moved[:, 3] - moved[:, 1]) * height >= 1)
+                rows[:, 1:] = torch.where(valid[:, None], moved, rows[:, 1:])
+                rows[:, 0] = torch.where(kept, rows[:, 0], torch.full_like(rows[:, 0], -1))
+            else:
+                targets[k] = _shifted(targets[k][None], dy, dx, -100)[0]
+    return inputs, targets
+
+
+def _shifted(image: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
+    """``C x H x W`` moved by ``dy`` rows and ``dx`` columns, the uncovered border set to ``fill``."""
+    out = torch.full_like(image, fill)
+    height, width = image.shape[-2:]
+    out[..., max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = image[
+        ..., max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+    ]
+    return out
 
 
 def mixup(inputs: torch.Tensor, soft: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,12 +377,12 @@ def _validate(spec: DataSpec, options: Any) -> dict[str, Any]:
                 f"augment.{name} mixes class labels, so it needs a classification task; dataset "
                 f"{spec.name!r} has task {spec.task!r}. Remove augment.{name}"
             )
-    moving = sorted(name for name, value in values.items() if value)
-    if spec.task in ("segment", "detect") and moving:
+    unmoved = sorted(name for name, value in values.items() if value and name not in DENSE_OPTIONS)
+    if spec.task in DENSE_TASKS and unmoved:
         what = "mask" if spec.task == "segment" else "boxes"
         raise ConfigError(
-            f"augment.{moving[0]} would move or change the image but not its {what} ({spec.task}); augmentation "
-            f"of {spec.task} runs is not supported yet. Remove the augment options"
+            f"augment.{unmoved[0]} would change the image without its {what} ({spec.task}); {spec.task} runs take "
+            f"{', '.join(DENSE_OPTIONS)}, which move the {what} with the image (color changes only pixel values)"
         )
     _check_shape(spec, values)
     active = {name: values[name] for name in allowed if name != "masks" and values.get(name)}
