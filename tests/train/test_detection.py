@@ -106,7 +106,7 @@ def test_a_detection_run_writes_map_per_class_ap_baseline_and_boxes(det_run):
     assert result["task"] == "detect" and {"loss", "map", "map_50", "map_75"} <= set(result["test"])
     assert set(result["test"]["per_class_ap"]) == set(map(str, range(10)))
     assert result["baseline"]["name"] == "otsu_components" and result["baseline"]["comparison"]["metric"] == "map_50"
-    assert (det_run / "figures" / "detections.png").is_file()
+    assert (det_run / "figures" / "detections.png").is_file() and (det_run / "figures" / "detection_pr.png").is_file()
     html = gn.report(det_run).read_text()
     assert "<h2>Detection</h2>" in html and "Average precision per class" in html
 

@@ -107,3 +107,19 @@ def box_grid(
         ax.set_title(f"test image {k}", fontsize=8)
     fig.suptitle("true boxes dashed; predictions coloured, with their scores", fontsize=8)
     save_figure(fig, path)
+
+
+def precision_recall(curves: dict[str, list[float]], path: str | os.PathLike[str]) -> None:
+    """Each class's precision against recall at IoU 0.5 (COCO's 101 recall points, interpolated precision)."""
+    plt = pyplot()
+    recall = np.linspace(0, 1, 101)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    styles = ("-", "--", ":", "-.")
+    for k, (name, precision) in enumerate(curves.items()):
+        ax.plot(recall, precision, linestyle=styles[(k // 10) % len(styles)], label=name, linewidth=1.2)
+    ax.set(
+        xlabel="recall", ylabel="precision", title="Precision against recall at IoU 0.5", xlim=(0, 1), ylim=(0, 1.02)
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    save_figure(fig, path)

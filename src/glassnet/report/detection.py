@@ -21,6 +21,9 @@ def detection(ctx: ReportContext) -> str | None:
             '<h3>Boxes</h3><p class="note">The first test images: true boxes dashed, predictions scoring at least '
             f"0.3 coloured by class with their score.</p>{boxes}"
         )
+    curves = ctx.figure("detection_pr", "precision against recall at IoU 0.5, one line per class")
+    if curves:
+        parts.append(f"<h3>Precision and recall</h3>{curves}")
     per_class = test.get("per_class_ap") or {}
     if per_class:
         rows = [[name, fmt(ap) if ap is not None else "no test boxes"] for name, ap in per_class.items()]

@@ -71,7 +71,7 @@ class Detection(Task):
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         self.check(outputs, targets)
         scores = coco_metrics(self.decode(outputs)["prediction"], targets, outputs.shape[1] - 4)
-        return {"loss": self.loss(outputs, targets).item(), **{k: v for k, v in scores.items() if k != "per_class"}}
+        return {"loss": self.loss(outputs, targets).item(), **{k: scores[k] for k in ("map", "map_50", "map_75")}}
 
     def decode(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """``prediction``: ``N x TOP_K x 6`` rows ``x1, y1, x2, y2, score, class`` (shares of the image);
@@ -222,7 +222,7 @@ def coco_metrics(detections: torch.Tensor, targets: torch.Tensor, classes: int) 
         for x1, y1, x2, y2, s, c in rows
         if s > 0 and c >= 0
     ]  # fmt: skip
-    empty = {"map": 0.0, "map_50": 0.0, "map_75": 0.0, "per_class": [None] * classes}
+    empty = {"map": 0.0, "map_50": 0.0, "map_75": 0.0, "per_class": [None] * classes, "pr_50": [None] * classes}
     if not annotations:
         raise DataError("no target boxes to score detections against")
     if not results:
@@ -241,14 +241,16 @@ def coco_metrics(detections: torch.Tensor, targets: torch.Tensor, classes: int) 
         evaluation.accumulate()
         evaluation.summarize()
     precision = evaluation.eval["precision"][:, :, :, 0, -1]  # IoU x recall x class, all areas, 100 detections
-    per_class = []
+    per_class, curves = [], []
     for c in range(classes):
         values = precision[:, :, c]
         values = values[values > -1]
         per_class.append(float(values.mean()) if values.size else None)
+        at_50 = precision[0, :, c]  # COCO's 101 recall points at IoU 0.5
+        curves.append([round(float(v), 4) for v in at_50] if (at_50 > -1).all() else None)
     stats = evaluation.stats
     return {"map": max(float(stats[0]), 0.0), "map_50": max(float(stats[1]), 0.0),
-            "map_75": max(float(stats[2]), 0.0), "per_class": per_class}  # fmt: skip
+            "map_75": max(float(stats[2]), 0.0), "per_class": per_class, "pr_50": curves}  # fmt: skip
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -263,8 +265,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def detection_details(context: TaskContext) -> None:
-    """``results["test"]["per_class_ap"]`` (COCO AP of each class) and ``figures/detections.png``
-    (test images with their true boxes dashed and the predicted ones scoring >= ``SHOWN_SCORE``)."""
+    """``results["test"]["per_class_ap"]`` (COCO AP of each class), ``figures/detections.png`` (test
+    images with their true boxes dashed and the predicted ones scoring >= ``SHOWN_SCORE``) and
+    ``figures/detection_pr.png`` (each class's precision-recall curve at IoU 0.5, COCO's 101 points)."""
     from glassnet.figures import segmentation as drawing
 
     bundle, results = context.bundle, context.results
@@ -278,6 +281,9 @@ def detection_details(context: TaskContext) -> None:
     results["test"]["per_class_ap"] = {
         name: None if ap is None else round(ap, 6) for name, ap in zip(names, scores["per_class"])
     }
+    curves = {name: curve for name, curve in zip(names, scores["pr_50"]) if curve is not None}
+    if curves:
+        drawing.precision_recall(curves, context.run.figure("detection_pr"))
     shown = list(range(min(SHOWN_IMAGES, len(inputs))))
     drawing.box_grid(
         inputs[shown].numpy(),
@@ -351,7 +357,7 @@ def _detect_baselines(spec: DataSpec, bundle: Any) -> list[Baseline]:
 
     def score(predict: Any, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         scores = coco_metrics(predict(x), y, spec.num_outputs)
-        return {k: v for k, v in scores.items() if k != "per_class"}
+        return {k: scores[k] for k in ("map", "map_50", "map_75")}
 
     return [
         Baseline(
