@@ -84,3 +84,19 @@ def test_the_canvas_option_scales_scenes_and_items():
     assert bundle.summary()["layout"]["item_sizes"] == [20, 32]  # 10-16 pixels on 32, doubled
     with pytest.raises(ConfigError, match="canvas"):
         gn.load_dataset("digits-scenes", canvas=4)
+
+
+def test_fashion_scenes_and_boxes_are_composed_from_the_real_articles():
+    import os
+    from pathlib import Path
+
+    data = os.environ.get("GLASSNET_DATA")
+    if not data or not (Path(data) / "fashion-mnist").is_dir():
+        pytest.skip("needs the real Fashion-MNIST files: set GLASSNET_DATA to ../shared/data")
+    counts = {"train_scenes": 20, "val_scenes": 5, "test_scenes": 5, "download": False}
+    masks = gn.load_dataset("fashion-scenes", **counts)
+    boxes = gn.load_dataset("fashion-detection", **counts)
+    assert masks.spec.input_shape == (1, 64, 64) and masks.spec.class_names[1] == "T-shirt/top"
+    assert boxes.spec.num_outputs == 10 and boxes.spec.class_names[-1] == "Ankle boot"
+    np.testing.assert_array_equal(masks.test.tensors[0].numpy(), boxes.test.tensors[0].numpy())
+    assert masks.info["files"].endswith("fashion-mnist")
