@@ -131,3 +131,14 @@ def test_centernet_finds_digits_in_scenes_far_beyond_the_classical_baseline(tmp_
     result = json.loads((out / "results" / "train.json").read_text())
     assert result["test"]["map_50"] >= 0.8 and result["test"]["map"] >= 0.5
     assert result["baseline"]["comparison"]["verdict"] == "beats"
+
+
+def test_dense_runs_keep_the_epoch_with_the_best_task_score_unless_told_otherwise(det_run, tmp_path):
+    """The heatmap loss on validation can rise while mAP improves: detection keeps the best val/map."""
+    config = (det_run / "config.yaml").read_text()
+    assert "monitor: val/map" in config
+    out = tmp_path / "by-loss"
+    args = ["train", "--data", "digits-detection", "--model", "centernet", "--epochs", "1", "--out", str(out)]
+    small = ["data.train_scenes=40", "data.val_scenes=10", "data.test_scenes=10", "model.channels=[8,16]"]
+    assert main([*args, *small, "monitor=val/map_50", "--quiet"]) == 0  # a metric the run names is kept
+    assert "monitor: val/map_50" in (out / "config.yaml").read_text()

@@ -82,6 +82,7 @@ def test_a_segmentation_run_writes_per_class_iou_worst_images_baselines_and_mask
     assert len(test["worst"]) == 4 and test["worst"][0]["miou"] <= test["image_miou_median"]
     names = [c["name"] for c in result["baseline"]["candidates"]]
     assert names == ["otsu_components", "majority"] and result["baseline"]["comparison"]["metric"] == "miou"
+    assert "monitor: val/miou" in (seg_run / "config.yaml").read_text()
     assert (seg_run / "figures" / "segmentation.png").is_file()
     html = gn.report(seg_run).read_text()
     assert "<h2>Segmentation</h2>" in html and "Per class" in html and "Worst test images" in html

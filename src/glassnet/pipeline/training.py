@@ -317,7 +317,7 @@ def train(
         raise ConfigError("train needs a configuration (or resume=True with the run directory as out)")
     config = for_encoder(config)
     bundle = load_run_data(config)
-    config = _for_environment(config, bundle.spec)
+    config = _for_task(_for_environment(config, bundle.spec), bundle.spec)
     choices = None
     if resume_from is None:  # a resumed run keeps what its recipe chose at the start
         config, choices = with_recipe(config, bundle, progress)
@@ -602,6 +602,18 @@ def _baseline_on(run: Run, task: Any, bundle: DataBundle, split: str, metrics: d
     scored = DataBundle(trained.train, trained.val, bundle.split(split), trained.spec, info)
     seed = run.config.seed if run.config is not None else 0
     return fit_baselines(task, scored, metrics, seed)
+
+
+def _for_task(config: RunConfig, spec: DataSpec) -> RunConfig:
+    """The task's own validation metric as the monitor where the run leaves the default (``val/loss``)
+    and the task names one (``Task.default_monitor``: mean IoU for segmentation, mAP for detection,
+    whose losses keep falling or rising apart from the score that users read), saved so."""
+    if config.env or config.monitor != RunConfig().monitor:
+        return config
+    from glassnet.train.tasks import get_task
+
+    monitor = getattr(get_task(spec.task), "default_monitor", None)
+    return dataclasses.replace(config, monitor=monitor) if monitor else config
 
 
 def _for_environment(config: RunConfig, spec: DataSpec) -> RunConfig:

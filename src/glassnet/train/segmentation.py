@@ -51,6 +51,7 @@ class Segmentation(Task):
     name = "segment"
     monitor_modes = {"loss": "min", "accuracy": "max", "miou": "max", "dice": "max"}
     headline_metrics = ("miou", "accuracy")
+    default_monitor = "val/miou"  # the kept weights: the epoch users would pick, not the lowest pixel loss
     ignore_index = IGNORE_INDEX
 
     def __init__(self, ignore_index: int | None = None) -> None:
