@@ -81,7 +81,7 @@ def dynamic_quantize(model: nn.Module) -> nn.Module:
 def static_quantize(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
     """A copy of ``model`` with int8 weights and activations (FX graph mode post-training
     quantisation for the x86 backend), calibrated on up to 512 of the ``calibration`` inputs drawn
-    at random (``calibration_sample``).
+    at random (``calibration_sample``). Submodules the model names in ``float_modules`` stay in float.
 
     Raises:
         ConfigError: the model has no convolution (use dynamic quantisation) or cannot be traced.
@@ -96,10 +96,13 @@ def static_quantize(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
         )
     calibration = calibration_sample(calibration)
     example = calibration[:1].cpu()
+    mapping = get_default_qconfig_mapping("x86")
+    for name in getattr(model, "float_modules", ()):  # parts the model asks to keep in float
+        mapping = mapping.set_module_name(name, None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), get_default_qconfig_mapping("x86"), (example,))
+            prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), mapping, (example,))
             with torch.inference_mode():
                 for begin in range(0, len(calibration), 64):
                     prepared(calibration[begin : begin + 64].cpu())
@@ -146,6 +149,7 @@ def ort_quantize(
                 if calibration is None or len(calibration) == 0:
                     raise ConfigError("ort-static quantisation needs calibration inputs (the training split)")
                 reader = _CalibrationReader(calibration_sample(calibration))
+                kept_float = output_joins(prepared)
 
                 def write(tmp: str) -> None:
                     quantization.quantize_static(
@@ -156,6 +160,7 @@ def ort_quantize(
                         per_channel=True,
                         activation_type=quantization.QuantType.QUInt8,
                         weight_type=quantization.QuantType.QInt8,
+                        nodes_to_exclude=kept_float,
                     )
 
             elif method == "ort-dynamic":
@@ -169,6 +174,31 @@ def ort_quantize(
             compact_onnx(out_path)  # the quantiser writes value_info, notes and long names back
     finally:
         prepared.unlink(missing_ok=True)
+
+
+def output_joins(path: str | os.PathLike[str]) -> list[str]:
+    """The Concat nodes that produce a graph output (named first, in the file, where the exporter left
+    names empty): kept in float by ``ort-static``, as ``float_modules`` keeps them in torch. Their
+    inputs (e.g. a detector's heatmap logits and box offsets) can span very different ranges, which
+    one shared 8-bit scale would blur."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    joins = [n for n in graph.node if n.op_type == "Concat" and outputs.intersection(n.output)]
+    if not joins:
+        return []
+    taken = {n.name for n in graph.node}
+    for k, node in enumerate(graph.node):  # the exporter may leave names empty: the quantiser matches by name
+        if not node.name:
+            i = 0
+            while f"glassnet_{node.op_type}_{k}_{i}" in taken:
+                i += 1
+            node.name = f"glassnet_{node.op_type}_{k}_{i}"
+            taken.add(node.name)
+    onnx.save(model, str(path))
+    return [n.name for n in joins]
 
 
 class _CalibrationReader:
