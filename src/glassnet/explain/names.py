@@ -6,4 +6,6 @@ from __future__ import annotations
 DEFAULT_MEMORY_MB = 512.0  # memory budget of one forward and backward pass
 DEFAULT_EXAMPLES = 64  # test examples a run's explanation covers
 TASKS = ("classify", "regress", "forecast")
-DENSE_TASKS = ("segment", "detect")  # explained as classifiers of the classes an image holds (glassnet.explain.dense)
+# masks and boxes: explained as classifiers of the classes an image holds (glassnet.explain.dense), attacked
+# on their own score (glassnet.robustness.dense)
+DENSE_TASKS = ("segment", "detect")

@@ -24,7 +24,7 @@ from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
 from glassnet.models.layers import check_positive, input_layer
 from glassnet.models.registry import register_model
-from glassnet.models.unet import Up, _double_conv
+from glassnet.models.unet import features, stages
 
 PRIOR = 0.1  # initial probability of an object at a cell (the heatmap bias), as in RetinaNet and CenterNet
 
@@ -53,19 +53,13 @@ class CenterNet(nn.Module):
     def __init__(self, normalize: nn.Module, channels: Sequence[int], in_channels: int, classes: int, stride: int):
         super().__init__()
         self.normalize = normalize
-        self.stride = stride
         self.multiple = 2 ** (len(channels) - 1)
-        widths = [in_channels, *channels]
-        self.encoder = nn.ModuleList(_double_conv(widths[i], widths[i + 1]) for i in range(len(channels)))
         first = int(math.log2(stride))  # the encoder stage whose resolution is the output's
-        self.decoder = nn.ModuleList(
-            Up(channels[i + 1], channels[i], channels[i]) for i in reversed(range(first, len(channels) - 1))
-        )
+        self.encoder, self.decoder = stages(channels, in_channels, first)
         width = channels[first]
         self.heatmap = _head(width, classes, width)
         self.box = _head(width, 4, width)
         nn.init.constant_(self.heatmap[-1].bias, math.log(PRIOR / (1 - PRIOR)))
-        self.first = first
         self.join = Join()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,14 +68,7 @@ class CenterNet(nn.Module):
         # stretched (not padded) to a multiple of 2^(stages-1): the output grid then spans exactly the image,
         # so box coordinates as shares of the image need no correction
         size = (height + (-height) % self.multiple, width + (-width) % self.multiple)
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        skips = []
-        for i, stage in enumerate(self.encoder):
-            x = stage(x if i == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
-        skips.pop()
-        for up in self.decoder:
-            x = up(x, skips.pop())
+        x = features(self.encoder, self.decoder, F.interpolate(x, size=size, mode="bilinear", align_corners=False))
         return self.join(self.heatmap(x), self.box(x))
 
 

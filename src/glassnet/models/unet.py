@@ -46,6 +46,30 @@ class Up(nn.Module):
         return self.conv(torch.cat([self.reduce(x), skip], dim=1))
 
 
+def stages(channels: Sequence[int], in_channels: int, last: int = 0) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """The encoder (one double convolution per entry of ``channels``) and the decoder that climbs back
+    to the resolution of encoder stage ``last`` (0: the input's), for ``features``."""
+    widths = [in_channels, *channels]
+    encoder = nn.ModuleList(_double_conv(widths[i], widths[i + 1]) for i in range(len(channels)))
+    decoder = nn.ModuleList(
+        Up(channels[i + 1], channels[i], channels[i]) for i in reversed(range(last, len(channels) - 1))
+    )
+    return encoder, decoder
+
+
+def features(encoder: nn.ModuleList, decoder: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+    """Run the encoder (max pooling between stages, each stage's output kept) and the decoder, which joins
+    those outputs from the coarsest up; returns the decoder's last features."""
+    skips = []
+    for i, stage in enumerate(encoder):
+        x = stage(x if i == 0 else F.max_pool2d(x, 2))
+        skips.append(x)
+    skips.pop()
+    for up in decoder:
+        x = up(x, skips.pop())
+    return x
+
+
 class UNet(nn.Module):
     """``normalize -> encoder (with skips) -> decoder -> head``: per-pixel class logits."""
 
@@ -53,11 +77,7 @@ class UNet(nn.Module):
         super().__init__()
         self.normalize = normalize
         self.multiple = 2 ** (len(channels) - 1)
-        widths = [in_channels, *channels]
-        self.encoder = nn.ModuleList(_double_conv(widths[i], widths[i + 1]) for i in range(len(channels)))
-        self.decoder = nn.ModuleList(
-            Up(channels[i + 1], channels[i], channels[i]) for i in reversed(range(len(channels) - 1))
-        )
+        self.encoder, self.decoder = stages(channels, in_channels)
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Conv2d(channels[0], classes, 1)
 
@@ -66,14 +86,7 @@ class UNet(nn.Module):
         x = self.normalize(x)
         # padded even by 0 pixels: no branch on the shape, so torch.fx can trace the model (static int8)
         x = F.pad(x, (0, (-width) % self.multiple, 0, (-height) % self.multiple), mode="replicate")
-        skips = []
-        for i, stage in enumerate(self.encoder):
-            x = stage(x if i == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
-        skips.pop()
-        for up in self.decoder:
-            x = up(x, skips.pop())
-        logits = self.head(self.dropout(x))
+        logits = self.head(self.dropout(features(self.encoder, self.decoder, x)))
         return logits[..., :height, :width]
 
 

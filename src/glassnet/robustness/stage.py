@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from glassnet.errors import ConfigError, DataError
+from glassnet.explain.names import DENSE_TASKS
 from glassnet.progress import Progress
 from glassnet.robustness.evaluate import DEFAULT_ATTACKS, robustness
 from glassnet.robustness.record import write_record
@@ -80,7 +81,7 @@ def robustness_run(
         methods = [attack] if isinstance(attack, str) else list(attack)
         methods = ["random", *(m for m in methods if m != "random")]
         return attack_policy(run, methods, eps, episodes, seed=seed, progress=progress)
-    if spec.task in ("segment", "detect"):
+    if spec.task in DENSE_TASKS:
         from glassnet.robustness.dense import METHODS, attack_dense
 
         if norm != "linf":

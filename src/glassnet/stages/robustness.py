@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from glassnet.errors import ConfigError
+from glassnet.explain.names import DENSE_TASKS
 from glassnet.progress import cli_progress
 from glassnet.robustness.units import EPS_HELP
 from glassnet.stages import Stage, print_table, register_stage
@@ -161,7 +162,7 @@ STAGE = register_stage(
         show=show,
         headline=headline,
         demo=demo,
-        tasks=("classify", "control", "segment", "detect"),
+        tasks=("classify", "control", *DENSE_TASKS),
         aliases=("attack",),
         order=70,
         takes_progress=True,

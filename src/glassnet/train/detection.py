@@ -305,7 +305,7 @@ def _detect_baselines(spec: DataSpec, bundle: Any) -> list[Baseline]:
 
     def boxes_of(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         height, width = image.shape[-2:]
-        found = components(image)[1]
+        found = components(image)
         if not found:
             return np.zeros((0, 4)), np.zeros((0, 0))
         rows = []

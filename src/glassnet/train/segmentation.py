@@ -25,6 +25,7 @@ from glassnet.data.bundle import split_tensors
 from glassnet.data.spec import DataSpec
 from glassnet.errors import DataError
 from glassnet.train.baselines import Baseline, register_baselines
+from glassnet.train.tagging import tag_confusion  # counts over the labelled positions, any shape
 from glassnet.train.tasks import Task, TaskContext, register_task
 
 IGNORE_INDEX = -100
@@ -124,15 +125,6 @@ def class_shares(spec: DataSpec, mask: torch.Tensor) -> dict[str, float]:
     return {names[int(i)]: round(float(shares[i]), 4) for i in order if shares[i] >= 0.001}
 
 
-def mask_confusion(
-    predicted: torch.Tensor, targets: torch.Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX
-) -> torch.Tensor:
-    """int64 counts ``K x K`` over the labelled pixels (true classes as rows, predicted as columns)."""
-    valid = targets != ignore_index
-    pairs = targets[valid].long() * num_classes + predicted[valid].long()
-    return torch.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
 def per_class_scores(matrix: Any) -> dict[str, torch.Tensor]:
     """IoU, Dice, precision, recall and labelled pixels of each class from a confusion matrix.
 
@@ -163,7 +155,7 @@ def mask_metrics(
     """
     if predicted.shape != targets.shape:
         raise DataError(f"predicted masks {tuple(predicted.shape)} and targets {tuple(targets.shape)} differ in shape")
-    matrix = mask_confusion(predicted, targets, num_classes, ignore_index)
+    matrix = tag_confusion(predicted, targets, num_classes, ignore_index)
     total = matrix.sum()
     if total == 0:
         raise DataError(f"every target pixel is unlabelled ({ignore_index}); there is nothing to score")
@@ -210,7 +202,7 @@ def segmentation_details(context: TaskContext, ignore_index: int = IGNORE_INDEX)
         return
     names = list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
     predicted = predictions.prediction
-    matrix = mask_confusion(predicted, targets, spec.num_outputs, ignore_index)
+    matrix = tag_confusion(predicted, targets, spec.num_outputs, ignore_index)
     results["test"]["confusion_matrix"] = matrix.tolist()
     figures.confusion_matrix(matrix.tolist(), names, run.figure("confusion_matrix"))
     scores = per_class_scores(matrix)
@@ -262,18 +254,17 @@ def otsu_threshold(image: np.ndarray, bins: int = 64) -> float:
     return float(edges[1:-1][int(np.argmax(between))])
 
 
-def components(image: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+def components(image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Otsu's foreground of a ``C x H x W`` image split into connected components (8-connected).
 
     Returns:
-        ``(labels, features)``: the ``H x W`` component label map (0 background) and, per
-        component of at least ``MIN_AREA`` pixels, ``(pixel mask, feature vector)``: the pixels of
-        its bounding box resized to ``CROP x CROP``, its area, height and width.
+        Per component of at least ``MIN_AREA`` pixels, ``(pixel mask, feature vector)``: the pixels
+        of its bounding box resized to ``CROP x CROP``, its area, height and width.
     """
     from scipy import ndimage
 
     grey = image.mean(axis=0)
-    labels, count = ndimage.label(grey > otsu_threshold(grey), structure=np.ones((3, 3)))
+    labels, _ = ndimage.label(grey > otsu_threshold(grey), structure=np.ones((3, 3)))
     found = []
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
@@ -286,7 +277,7 @@ def components(image: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, np
         cols = np.linspace(0, crop.shape[1] - 1, CROP).round().astype(int)
         shape = np.array([pixels.sum() / grey.size, crop.shape[0] / grey.shape[0], crop.shape[1] / grey.shape[1]])
         found.append((labels == index, np.concatenate([crop[np.ix_(rows, cols)].ravel(), shape])))
-    return labels, found
+    return found
 
 
 @register_baselines("segment")
@@ -307,7 +298,7 @@ def _segment_baselines(spec: DataSpec, bundle: Any) -> list[Baseline]:
 
         features, labels = [], []
         for image, mask in zip(x.numpy(), y.numpy()):
-            for pixels, feature in components(image)[1]:
+            for pixels, feature in components(image):
                 inside = mask[pixels]
                 inside = inside[inside != ignore]
                 if len(inside):
@@ -322,7 +313,7 @@ def _segment_baselines(spec: DataSpec, bundle: Any) -> list[Baseline]:
         def predict(inputs: torch.Tensor) -> torch.Tensor:
             out = np.zeros((len(inputs), *inputs.shape[2:]), dtype=np.int64)
             for k, image in enumerate(inputs.numpy()):
-                found = components(image)[1]
+                found = components(image)
                 if not found:
                     continue
                 if classifier is None:
