@@ -34,6 +34,11 @@ SPECS = {
         modality="audio", input_shape=(1, 16, 20), task="classify", num_outputs=3,
         input_mean=(-4.0,), input_std=(2.0,), name="mel",
     ),
+    "audio-transcribe": DataSpec(
+        modality="audio", input_shape=(1, 16, 21), task="transcribe", num_outputs=5,
+        class_names=("<blank>", "<space>", "a", "b", "c"), input_mean=(-4.0,), input_std=(2.0,), name="speech",
+        extra={"alphabet": ["<blank>", " ", "a", "b", "c"], "max_transcript": 6},
+    ),
     "sequence-classify": DataSpec(
         modality="sequence", input_shape=(16, 2), task="classify", num_outputs=3,
         input_mean=(0.0, 5.0), input_std=(1.0, 2.0), name="seqc",
@@ -118,6 +123,7 @@ def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
         "language_model": (4, *spec.input_shape, spec.num_outputs),
         "segment": (4, spec.num_outputs, *spec.input_shape[1:]),
         "detect": (4, spec.num_outputs + 4, 12, 12),  # 20 x 18 stretched to 24 x 24 (a multiple of 8), stride 2
+        "transcribe": (4, 7, spec.num_outputs),  # 21 frames at the default stride 3
     }.get(spec.task, (4, spec.num_outputs))
     assert out.shape == expected
     assert torch.isfinite(out).all()

@@ -14,11 +14,13 @@ from glassnet.data import images as _images  # noqa: F401  (image folders)
 from glassnet.data import multilabel as _multilabel  # noqa: F401  (digit-pairs)
 from glassnet.data import scenes as _scenes  # noqa: F401  (digits-scenes, fashion-scenes)
 from glassnet.data import spoken_digits as _spoken_digits  # noqa: F401  (spoken-digits)
+from glassnet.data import spoken_sentences as _spoken_sentences  # noqa: F401  (spoken-numbers, spoken-commands)
 from glassnet.data import strings as _strings  # noqa: F401  (reverse-strings, digits-to-words)
 from glassnet.data import tabular as _tabular  # noqa: F401  (any other CSV: the fallback)
 from glassnet.data import tagging as _tagging  # noqa: F401  (truecase, truecase-generated)
 from glassnet.data import text as _text  # noqa: F401  (text CSV; sentiment, 20newsgroups)
 from glassnet.data import timeseries as _timeseries  # noqa: F401  (time-series CSV; sunspots, co2, ecg)
+from glassnet.data import transcripts as _transcripts  # noqa: F401  (WAV files + transcripts.csv)
 from glassnet.data.bundle import DataBundle, bundle_from_arrays, bundle_from_splits, split_targets, split_tensors
 from glassnet.data.loading import load_dataset
 from glassnet.data.modality import MODALITIES, Modality, get_modality, register_modality

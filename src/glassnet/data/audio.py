@@ -400,7 +400,8 @@ def audio_features(path: str | os.PathLike[str], spec: DataSpec) -> np.ndarray:
     if spec.modality != "audio" or not isinstance(options, dict):
         raise DataError(f"'{path}': WAV input needs an audio model; this model takes {spec.modality} data")
     keys = ("sample_rate", "duration", "n_mels", "n_fft", "hop_length")
-    features = files_features([path], audio_options(**{k: options[k] for k in keys}))[0]
+    checked = audio_options(**{k: options[k] for k in keys}) | {"strict": bool(options.get("strict"))}
+    features = files_features([path], checked)[0]
     if tuple(features.shape) != tuple(spec.input_shape):
         raise DataError(f"'{path}' gives features of shape {features.shape}; the model takes {spec.input_shape}")
     return features
@@ -408,7 +409,14 @@ def audio_features(path: str | os.PathLike[str], spec: DataSpec) -> np.ndarray:
 
 def _fixed_waveform(path: str | os.PathLike[str], options: dict[str, Any]) -> np.ndarray:
     wave, rate = read_wav(path)
-    return fix_length(resample(wave, rate, options["sample_rate"]), options["samples"])
+    wave = resample(wave, rate, options["sample_rate"])
+    if options.get("strict") and len(wave) > options["samples"] + options["hop_length"]:
+        # a transcription model: cropping would drop words the transcript should hold
+        raise DataError(
+            f"'{path}' lasts {len(wave) / options['sample_rate']:.2f} s; this model takes clips of at most "
+            f"{options['duration']:g} s: cut it into shorter utterances"
+        )
+    return fix_length(wave, options["samples"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,7 +432,7 @@ def is_audio_folder(path: Path) -> bool:
     Returns:
         True for an audio folder.
     """
-    if not path.is_dir():
+    if not path.is_dir() or (path / "transcripts.csv").is_file():  # WAV files with transcripts: speech recognition
         return False
     try:
         return any(_wav_files(folder) for folder in _class_folders(path))

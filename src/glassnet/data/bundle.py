@@ -175,7 +175,8 @@ def bundle_from_splits(
             ``glassnet predict`` compares new inputs with.
         info: provenance for ``DataBundle.info``.
     """
-    classify = task in ("classify", "segment")  # class indices: one per example, or one per pixel
+    # class indices: one per example, one per pixel, or a transcript's symbol ids
+    classify = task in ("classify", "segment", "transcribe")
     integer_inputs = not standardize
 
     def tensors(split: Split) -> tuple[torch.Tensor, torch.Tensor]:

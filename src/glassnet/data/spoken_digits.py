@@ -288,13 +288,14 @@ def _run_engine(voice: Voice, speed: int, pitch: int, text: str, out: Path) -> t
     return wave, rate
 
 
-def split_words(wave: np.ndarray, rate: int, count: int) -> list[np.ndarray] | None:
-    """Cut a recording of ``count`` words at its pauses (quiet runs of at least 0.15 s).
+def split_words(wave: np.ndarray, rate: int, count: int, min_gap: float = _MIN_GAP_S) -> list[np.ndarray] | None:
+    """Cut a recording of ``count`` words at its pauses (quiet runs of at least ``min_gap`` seconds).
 
     Args:
         wave: mono samples in [-1, 1].
         rate: sample rate in Hz.
-        count: the number of words said.
+        count: the number of words (or utterances) said.
+        min_gap: the shortest silence that separates two of them, in seconds (0.15 by default).
 
     Returns:
         ``count`` trimmed words, or None when the pauses do not give exactly ``count`` words.
@@ -302,7 +303,7 @@ def split_words(wave: np.ndarray, rate: int, count: int) -> list[np.ndarray] | N
     loud = np.flatnonzero(np.abs(wave) > _QUIET)
     if len(loud) == 0:
         return None
-    gaps = np.flatnonzero(np.diff(loud) >= _MIN_GAP_S * rate)
+    gaps = np.flatnonzero(np.diff(loud) >= min_gap * rate)
     if len(gaps) != count - 1:
         return None
     starts = np.concatenate([[loud[0]], loud[gaps + 1]])
@@ -331,16 +332,22 @@ def _version(command: list[str]) -> str:
     return next((line for line in lines if "version" in line.lower()), lines[0] if lines else "unknown")
 
 
-def _move_into_place(building: Path, target: Path) -> None:
-    """Rename the finished folder to ``target``; a folder that another process finished first wins."""
+def _move_into_place(building: Path, target: Path, version: int = FORMAT) -> None:
+    """Rename the finished folder to ``target``; a folder that another process finished first wins.
+
+    Args:
+        building: the finished folder.
+        target: where it goes; a folder there of another synthesis ``version`` is replaced.
+        version: the manifest ``format`` a current folder has.
+    """
     old = None
-    if target.exists() and not _is_current(target):
+    if target.exists() and not _is_current(target, version):
         old = target.with_name(f".{target.name}-old-{os.getpid()}")
         os.replace(target, old)
     try:
         os.replace(building, target)
     except OSError:
-        if not _is_current(target):
+        if not _is_current(target, version):
             raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -483,7 +490,7 @@ def spoken_digits(
     )
 
 
-def cached_features(folder: Path, clips: list[dict[str, Any]], options: dict[str, Any]) -> np.ndarray:
+def cached_features(folder: Path, clips: list[dict[str, Any]], options: dict[str, Any], tag: str = "") -> np.ndarray:
     """Features of the clips, computed once per ``n_mels`` and kept beside them in ``features-n<M>.npy``.
 
     The clips never change after synthesis, so their features are computed with ``files_features``
@@ -493,11 +500,12 @@ def cached_features(folder: Path, clips: list[dict[str, Any]], options: dict[str
         folder: the synthesised folder.
         clips: the manifest's clips.
         options: the ``audio_options`` mapping.
+        tag: added to the file name (``-d3.5`` for a clip length), for features that differ in more than ``n_mels``.
 
     Returns:
         ``N x 1 x n_mels x frames`` float32 array, in the order of ``clips``.
     """
-    path = folder / f"features-n{options['n_mels']}.npy"
+    path = folder / f"features-n{options['n_mels']}{tag}.npy"
     expected = (len(clips), 1, options["n_mels"], options["frames"])
     try:
         features = np.load(path, allow_pickle=False)
@@ -516,8 +524,8 @@ def cached_features(folder: Path, clips: list[dict[str, Any]], options: dict[str
     return features
 
 
-def _is_current(folder: Path) -> bool:
+def _is_current(folder: Path, version: int = FORMAT) -> bool:
     try:
-        return json.loads((folder / "manifest.json").read_text()).get("format") == FORMAT
+        return json.loads((folder / "manifest.json").read_text()).get("format") == version
     except (OSError, ValueError, AttributeError):
         return False

@@ -177,7 +177,7 @@ def data_summary(ctx: ReportContext) -> str | None:
         ["input shape", " x ".join(map(str, data["input_shape"]))],
         [
             "split",
-            f"stratified, seed {data.get('split_seed')}; "
+            f"{data['split'] if isinstance(data.get('split'), str) else 'stratified'}, seed {data.get('split_seed')}; "
             f"val {data.get('val_fraction')}, test {data.get('test_fraction')}",
         ],
     ]
