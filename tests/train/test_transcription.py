@@ -214,3 +214,39 @@ def test_predict_refuses_a_clip_longer_than_the_model_hears(tone_run, tmp_path, 
     wavfile.write(tmp_path / "long.wav", 8000, np.zeros(8000 * 5, dtype=np.int16))
     assert main(["predict", str(run.path), str(tmp_path / "long.wav")]) != 0
     assert "this model takes clips of at most" in capsys.readouterr().err
+
+
+def test_compressed_recognisers_are_judged_by_word_error_rate(tone_run):
+    import json
+
+    from glassnet.cli import main
+
+    run, _ = tone_run
+    assert main(["compress", str(run.path), "--quantize", "int8", "--export", "onnx", "--quiet"]) == 0
+    result = json.loads((run.path / "results" / "compress.json").read_text())
+    assert result["metric"] == "wer"  # not the CTC loss: what a user of a recogniser compares
+    names = {v["name"] for v in result["variants"]}
+    assert {"fp32", "int8-torch-dynamic", "onnx-fp32"} <= names
+    fp32 = next(v for v in result["variants"] if v["name"] == "fp32")["wer"]
+    for variant in result["variants"]:
+        assert variant["wer"] <= fp32 + 0.05, variant["name"]  # int8 keeps the tone recogniser's WER
+        assert variant["worse"] == (variant["wer"] > fp32)
+
+
+def test_attacks_raise_the_word_error_rate_with_eps(tone_run, capsys):
+    import json
+
+    import glassnet as gn
+    from glassnet.cli import main
+
+    run, _ = tone_run
+    assert main(["attack", str(run.path), "--quiet"]) == 0
+    assert "eps=0.05 sd" in capsys.readouterr().out
+    result = json.loads((run.path / "results" / "robustness.json").read_text())
+    assert result["metric"] == "wer" and result["eps"] == [0.02, 0.05, 0.1, 0.2]
+    assert result["units"].startswith("standard deviations of the training split's inputs")
+    pgd, noise = [p["wer"] for p in result["curves"]["pgd"]], [p["wer"] for p in result["curves"]["random"]]
+    # measured: PGD 0.08, 0.43, 0.96, 1.03 against noise 0, 0, 0, 0 (clean 0)
+    assert pgd[-1] > max(noise[-1], result["clean"]["wer"]) + 0.3 and pgd == sorted(pgd)
+    html = gn.report(run.path).read_text()
+    assert "eps 0.2 sd" in html and "test examples when each is perturbed" in html

@@ -19,9 +19,9 @@ from glassnet.train.tasks import Task
 Forward = Callable[[torch.Tensor], torch.Tensor]
 PRIMARY_METRIC = {
     "classify": "accuracy", "multilabel": "micro_f1", "regress": "rmse", "forecast": "rmse", "segment": "miou",
-    "detect": "map",
+    "detect": "map", "transcribe": "wer",
 }  # fmt: skip
-LOWER_IS_BETTER = ("rmse", "mae", "loss")
+LOWER_IS_BETTER = ("rmse", "mae", "loss", "wer", "cer")
 
 
 @dataclass

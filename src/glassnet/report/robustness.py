@@ -32,6 +32,7 @@ _ROBUSTNESS = {
 # a segmentation or detection run's record (glassnet.robustness.dense)
 _DENSE = {
     "metric": TEXT, "examples": ANY, "split": ANY, "units": ANY, "eps": NUMBERS, "clean": Each(ANY),
+    "eps_shown?": {"factor": NUMBER, "suffix": TEXT},
     "curves": Each([Each(ANY)]), "warnings?": [ANY],
 }  # fmt: skip
 # what it reads of results/train.json: the whole split's accuracy, beside the attacked examples' own
@@ -77,10 +78,12 @@ def robustness(ctx: ReportContext) -> str | None:
 def _dense(ctx: ReportContext, result: dict[str, Any]) -> str:
     """Segmentation or detection under attack: the task's score against eps, per attack."""
     metric = result["metric"]
-    header = ["attack", *(f"eps {num(e * 255, '.3g')}/255" for e in result["eps"])]
+    shown = result.get("eps_shown") or {"factor": 255, "suffix": "/255"}
+    header = ["attack", *(f"eps {num(e * shown['factor'], '.3g')}{shown['suffix']}" for e in result["eps"])]
     rows = [[name, *(fmt(p[metric]) for p in points)] for name, points in result["curves"].items()]
+    what = "images" if shown["factor"] == 255 else "examples"
     parts = [
-        f"<p>{esc(metric)} of {esc(result['examples'])} {esc(result['split'])} images when each is perturbed within "
+        f"<p>{esc(metric)} of {esc(result['examples'])} {esc(result['split'])} {what} when each is perturbed within "
         f"an L-infinity ball of radius eps ({esc(result['units'])}); clean {fmt(result['clean'][metric])}. FGSM and "
         "PGD ascend the task's own training loss against the true targets; random noise of the same size is the "
         "reference.</p>",

@@ -160,15 +160,22 @@ def _picture(values: np.ndarray) -> np.ndarray:
 
 
 def metric_curves(
-    curves: dict[str, list[dict[str, float]]], clean: float, metric: str, path: str | os.PathLike[str]
+    curves: dict[str, list[dict[str, float]]],
+    clean: float,
+    metric: str,
+    path: str | os.PathLike[str],
+    factor: float = 255,
+    suffix: str = "/255",
 ) -> None:
-    """A dense task's score (mean IoU, mAP) against the L-infinity budget, one line per attack, and the clean score."""
+    """A structured task's score (mean IoU, mAP, WER) against the L-infinity budget, one line per attack, and the
+    clean score; eps is drawn times ``factor`` (grey levels for images, standard deviations for spectrograms)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for method, points in curves.items():
-        ax.plot([p["eps"] * 255 for p in points], [p[metric] for p in points], marker="o", label=method)
+        ax.plot([p["eps"] * factor for p in points], [p[metric] for p in points], marker="o", label=method)
     ax.axhline(clean, color="grey", linestyle="--", linewidth=1, label="clean")
-    ax.set(xlabel="eps (grey levels of 255)", ylabel=metric, title=f"{metric} under attack", ylim=(0, None))
+    label = "eps (grey levels of 255)" if factor == 255 else f"eps ({suffix.strip()})"
+    ax.set(xlabel=label, ylabel=metric, title=f"{metric} under attack", ylim=(0, None))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)

@@ -81,7 +81,7 @@ def robustness_run(
         methods = [attack] if isinstance(attack, str) else list(attack)
         methods = ["random", *(m for m in methods if m != "random")]
         return attack_policy(run, methods, eps, episodes, seed=seed, progress=progress)
-    if spec.task in DENSE_TASKS:
+    if spec.task in (*DENSE_TASKS, "transcribe"):
         from glassnet.robustness.dense import METHODS, attack_dense
 
         if norm != "linf":

@@ -101,9 +101,11 @@ def show(result: dict[str, Any], args: argparse.Namespace) -> None:
 
 def _show_dense(result: dict[str, Any], args: argparse.Namespace) -> None:
     metric = result["metric"]
-    print(f"{result['examples']:,} {result['split']} images, linf eps in {result['units']}; clean {metric} "
+    shown = result.get("eps_shown") or {"factor": 255, "suffix": "/255"}
+    what = "images" if shown["factor"] == 255 else "examples"
+    print(f"{result['examples']:,} {result['split']} {what}, linf eps in {result['units']}; clean {metric} "
           f"{result['clean'][metric]:.4f}")  # fmt: skip
-    header = ["attack", *(f"eps={e * 255:.3g}/255" for e in result["eps"])]
+    header = ["attack", *(f"eps={e * shown['factor']:.3g}{shown['suffix']}" for e in result["eps"])]
     print_table(header, [[name, *(f"{p[metric]:.4f}" for p in points)] for name, points in result["curves"].items()])
     for warning in result["warnings"]:
         print(f"warning:  {warning}")
@@ -133,7 +135,8 @@ def headline(result: dict[str, Any]) -> str | None:
         return f"return {worst['return_mean']:.2f} under attack at eps {worst['eps']:.3g} (clean {clean:.2f})"
     if result.get("kind") == "dense":
         metric, curves = result["metric"], result["curves"]
-        worst = min(curves.get("pgd") or next(iter(curves.values())), key=lambda p: p[metric])
+        pick = max if metric in ("wer", "cer", "loss") else min  # the worst point: the highest error rate
+        worst = pick(curves.get("pgd") or next(iter(curves.values())), key=lambda p: p[metric])
         return f"{metric} {worst[metric]:.4f} under PGD at eps {worst['eps']:.3g} (clean {result['clean'][metric]:.4f})"
     if not result.get("robust_accuracy"):
         return None
@@ -162,7 +165,7 @@ STAGE = register_stage(
         show=show,
         headline=headline,
         demo=demo,
-        tasks=("classify", "control", *DENSE_TASKS),
+        tasks=("classify", "control", *DENSE_TASKS, "transcribe"),
         aliases=("attack",),
         order=70,
         takes_progress=True,
