@@ -58,12 +58,10 @@ def main() -> None:
                          scores["sentence_accuracy"], candidate["fit_time_s"]))  # fmt: skip
         speakers = test.get("per_speaker") or {}
         worst = next(iter(speakers.items()), None)
+        hardest = f"; hardest voice {worst[0]} (WER {worst[1]['wer']:.3f})" if worst else ""
         print(
             f"{name}: {len(speakers)} test voices, {result['data']['splits']['test']['size']} test utterances; "
-            f"kept epoch {result.get('best_epoch')}; hardest voice {worst[0] if worst else '-'} "
-            f"(WER {worst[1]['wer']:.3f})"
-            if worst
-            else ""
+            f"kept epoch {result['training']['best_epoch']} of {result['training']['epochs_run']}{hardest}"
         )
     print(f"\n{'data':16} {'decoder':44} {'WER':>7} {'CER':>7} {'exact':>7} {'time s':>8}")
     for name, what, wer, cer, exact, seconds in rows:

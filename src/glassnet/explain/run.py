@@ -84,6 +84,15 @@ def explain_run(
     run = Run.open(run)
     model, spec = run.model, run.spec
     require_finite_weights(model, run.weights)
+    if spec.task == "transcribe":  # speech: the frames behind each decoded word
+        from glassnet.explain.transcription import DEFAULT_STEPS, explain_transcription
+
+        if name != "integrated_gradients":
+            raise ConfigError(
+                f"speech recognition runs are explained with integrated_gradients (per decoded word); not {name}"
+            )
+        steps = options.pop("n_steps", DEFAULT_STEPS)
+        return explain_transcription(run, n, steps=steps, seed=seed, progress=progress)
     if spec.task == "control":  # an agent: its decisions and value estimates on the states it meets
         from glassnet.explain.policy import explain_policy
 

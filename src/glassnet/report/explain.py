@@ -62,6 +62,8 @@ def explanations(ctx: ReportContext) -> str | None:
     result = ctx.result("explain")
     if not result:
         return None
+    if result.get("kind") == "transcription":
+        return _words(ctx, ctx.check("explain", result, _WORDS))
     ctx.check("explain", result, _EXPLAIN)
     given = isinstance(result.get("source"), str)  # gn.explain on examples of the user's choice, saved later
     size = None if given else _test_size(ctx)
@@ -87,6 +89,38 @@ def explanations(ctx: ReportContext) -> str | None:
     parts.append(_global(ctx, result))
     parts.append(f'<p class="note">{esc(computation(result["summary"]))}</p>')
     return "".join(parts)
+
+
+_WORDS = {
+    "method_label": TEXT, "method_description": TEXT, "examples": NUMBER, "steps": NUMBER,
+    "summary": {"words": NUMBER, "utterances": NUMBER, "median_inside_share": NUMBER, "median_span_share": NUMBER,
+                "local_words": NUMBER, "median_completeness_error": NUMBER, "max_completeness_error": NUMBER},
+    "words": [{"utterance": NUMBER, "word": TEXT, "inside_share": NUMBER, "span_share": NUMBER}],
+    "warnings?": [ANY],
+}  # fmt: skip
+WORDS_SHOWN = 12  # rows of the per-word table (the least local words first)
+
+
+def _words(ctx: ReportContext, result: dict[str, Any]) -> str:
+    """A speech recognition run: which frames drive each decoded word (glassnet.explain.transcription)."""
+    s = result["summary"]
+    parts = [
+        f"<p><b>{esc(result['method_label'])}</b> ({fmt(result['steps'])} steps): {esc(result['method_description'])}. "
+        f"Explained: {fmt(s['words'])} decoded words of {fmt(s['utterances'])} test utterances. A median "
+        f"{num(s['median_inside_share'], '.0%')} of a word's attribution lies in the word's own frames, which cover "
+        f"{num(s['median_span_share'], '.0%')} of the clip; {num(s['local_words'], '.0%')} of the words put more than "
+        "twice their frames' share there (the recogniser hears each word where it is said). Completeness of the "
+        f"integrated gradients: median error {num(s['median_completeness_error'], '.2%')}.</p>"
+    ]
+    parts += [f'<p class="note warn">&#9888; {esc(w)}</p>' for w in result.get("warnings") or []]
+    parts.append(ctx.figure("explain_words", "spectrograms over each decoded word's attribution in time"))
+    least = sorted(result["words"], key=lambda w: w["inside_share"] - w["span_share"])[:WORDS_SHOWN]
+    rows = [[w["utterance"], w["word"], num(w["inside_share"], ".0%"), num(w["span_share"], ".0%")] for w in least]
+    parts.append(
+        "<h3>The least local words</h3>"
+        + table(["test utterance", "word", "attribution in its frames", "share of the clip"], rows)
+    )
+    return "".join(p for p in parts if p)
 
 
 def _test_size(ctx: ReportContext) -> Any:

@@ -60,6 +60,9 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def show(result: dict[str, Any], args: argparse.Namespace) -> None:
+    if result.get("kind") == "transcription":
+        _show_words(result, args)
+        return
     print(f"method:   {result['method_label']} on {result['examples']} test examples ({result['time_s']:.1f} s)")
     trust = result.get("trust")
     if trust:
@@ -80,6 +83,18 @@ def show(result: dict[str, Any], args: argparse.Namespace) -> None:
                 f"complete: worst error {c['max_relative_error']:.2%} with up to {c['steps_max_used']} steps "
                 f"({'holds' if c['holds'] else 'does not hold'})"
             )
+    for warning in result["warnings"]:
+        print(f"warning:  {warning}")
+    print_written(run_files(args.run, ["results/explain.json"], result.get("figures") or []))
+
+
+def _show_words(result: dict[str, Any], args: argparse.Namespace) -> None:
+    s = result["summary"]
+    print(f"method:   {result['method_label']} of {s['words']} decoded words in {s['utterances']} test utterances "
+          f"({result['time_s']:.1f} s, {result['steps']} steps)")  # fmt: skip
+    print(f"local:    a median {s['median_inside_share']:.0%} of a word's attribution lies in its own frames, which "
+          f"cover {s['median_span_share']:.0%} of the clip; {s['local_words']:.0%} of the words are local")  # fmt: skip
+    print(f"complete: median error {s['median_completeness_error']:.2%}, worst {s['max_completeness_error']:.2%}")
     for warning in result["warnings"]:
         print(f"warning:  {warning}")
     print_written(run_files(args.run, ["results/explain.json"], result.get("figures") or []))
@@ -109,7 +124,7 @@ STAGE = register_stage(
         show=show,
         headline=headline,
         demo=demo,
-        tasks=(*TASKS, *DENSE_TASKS, "control"),
+        tasks=(*TASKS, *DENSE_TASKS, "control", "transcribe"),
         order=60,
         takes_progress=True,
     )
