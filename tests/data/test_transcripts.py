@@ -49,6 +49,7 @@ def test_normalise_keeps_words_and_drops_punctuation():
     assert tr.normalise_transcript("  Call Mum, NOW!  ") == "call mum now"
     assert tr.normalise_transcript("It's twenty-one.") == "it's twenty-one"
     assert tr.normalise_transcript("Ｃａｆé\t42") == "café 42"  # NFKC folds full-width letters
+    assert tr.normalise_transcript("Don\u2019t stop - 'now'") == "don't stop now"  # typographic apostrophe
 
 
 def test_alphabet_puts_blank_and_space_first_and_encoding_round_trips():
@@ -94,6 +95,29 @@ def test_speakers_are_held_out_whole(tmp_path):
     assert bundle.info["split"] == "whole speakers held out"
     seen = [{u["speaker"] for u in bundle.split(s).utterances} for s in ("train", "val", "test")]
     assert seen[2] and not seen[2] & (seen[0] | seen[1]) and not seen[1] & seen[0]
+
+
+def test_rows_without_a_speaker_are_split_one_by_one(tmp_path):
+    table = rows(20, speakers=3)
+    for row in table[6:]:
+        row["speaker"] = ""
+    bundle = load_dataset(str(speech_folder(tmp_path / "speech", table)))
+    sizes = [len(bundle.train), len(bundle.val), len(bundle.test)]
+    assert sizes[0] > 10 and all(sizes)  # not the 14 speaker-less rows held out together as one "voice"
+
+
+def test_empty_validation_or_test_splits_are_refused(tmp_path):
+    table = rows(6)
+    for row, split in zip(table, ["train", "train", "train", "train", "test", "test"]):
+        row["split"] = split
+    with pytest.raises(DataError, match=r"no clip is left for validation \(the split column\)"):
+        load_dataset(str(speech_folder(tmp_path / "a", table)))
+    table[4]["split"] = table[5]["split"] = "val"
+    with pytest.raises(DataError, match=r"no clip is left for testing"):
+        load_dataset(str(speech_folder(tmp_path / "b", table)))
+    small = load_dataset(str(speech_folder(tmp_path / "c", rows(4))))  # 15% of 4 rows rounds to 0: still 1
+    assert len(small.val) == 1 and len(small.test) == 1 and small.spec.name == "c"
+    assert load_dataset(str(tmp_path / "c" / tr.CSV_NAME)).spec.name == "c"  # the CSV's folder names the data
 
 
 def test_a_split_column_wins(tmp_path):

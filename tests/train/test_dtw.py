@@ -43,3 +43,15 @@ def test_mfcc_removes_a_constant_colouring_and_trims_silence():
     quiet = np.full((40, 30), -20.0)
     quiet[:, 10:20] = 0.0
     assert dtw.speech_frames(quiet) == slice(8, 22)
+
+
+def test_degenerate_inputs_get_clear_errors():
+    import pytest
+
+    from glassnet.errors import ConfigError
+
+    assert dtw.mfcc(np.zeros((40, 1))).shape == (1, 24)  # one frame: no difference to take, deltas are 0
+    with pytest.raises(ConfigError, match="at least one template, no empty template"):
+        dtw.recognise(np.zeros((3, 2)), [], penalty=0.0)
+    with pytest.raises(ConfigError, match="at least one template, no empty template"):
+        dtw.recognise(np.zeros((3, 2)), [("a", np.zeros((0, 2)))], penalty=0.0)

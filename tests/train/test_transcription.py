@@ -25,6 +25,10 @@ def peaked(path: list[int], vocab: int = 5, sure: float = 8.0) -> torch.Tensor:
 def test_greedy_merges_repeats_and_drops_blanks():
     outputs = torch.stack([peaked([2, 2, 0, 2, 3, 1, 1, 4, 0]), peaked([0, 0, 0, 0, 0, 0, 0, 0, 0])])
     assert tx.greedy_decode(outputs) == [[2, 2, 3, 1, 4], []]
+    # a space separated from another by a blank, or at either end, is not a word boundary of its own
+    stray = peaked([1, 0, 2, 1, 0, 1, 3, 1, 0])
+    assert tx.greedy_decode(stray[None]) == [[2, 1, 3]]
+    assert tx.error_rates(tx.greedy_decode(stray[None]), [[2, 1, 3]])["cer"] == 0
     assert tx.padded([[2, 3], []]).tolist() == [[2, 3], [0, 0]]
 
 
@@ -47,8 +51,12 @@ def test_targets_are_checked_against_the_outputs():
         task.loss(torch.randn(2, 5), torch.tensor([[1], [2]]))
     with pytest.raises(DataError, match=r"symbol ids must be in 0..4. Received ids from 0 to 7"):
         task.loss(torch.randn(1, 6, 5), torch.tensor([[7, 0]]))
-    with pytest.raises(DataError, match=r"a transcript of 4 symbols cannot be read from 3 output frames"):
+    with pytest.raises(DataError, match=r"a transcript needing 4 output frames .* cannot be read from 3"):
         task.loss(torch.randn(1, 3, 5), torch.tensor([[2, 3, 2, 3]]))
+    # "aa" needs a blank between its letters: 3 frames, not 2 (CTC would silently give it a zero loss)
+    with pytest.raises(DataError, match=r"needing 3 output frames .* cannot be read from 2"):
+        task.loss(torch.randn(1, 2, 5), torch.tensor([[2, 2]]))
+    assert torch.isfinite(task.loss(torch.randn(1, 3, 5), torch.tensor([[2, 2]])))
 
 
 def test_error_rates_count_words_and_characters():
@@ -81,7 +89,21 @@ def test_word_list_turns_a_near_miss_into_a_listed_word():
     log_probs = (probs / probs.sum(1, keepdim=True)).log()
     assert tx.beam_search(log_probs) == [2, 3, 1, 4, 3]  # "ab cb"
     assert tx.beam_search(log_probs, words=[[2, 3]]) == [2, 3, 1, 2, 3]  # "ab ab": only listed words
-    assert tx.beam_search(log_probs, words=[[4]]) == []  # nothing listed fits: an empty transcript
+    assert tx.beam_search(log_probs, words=[[4]]) == [4, 1, 4]  # "c c": the likeliest text of listed words only
+
+
+def test_beam_search_adds_a_text_with_and_without_its_trailing_space():
+    # "a" is spelled by a-blank and a-space (0.6 x 0.45 + 0.6 x 0.3 = 0.45); "b" only by b-b and b-blank (0.28)
+    probs = torch.tensor([[1e-9, 1e-9, 0.6, 0.4, 1e-9], [0.45, 0.3, 1e-9, 0.25, 1e-9]])
+    assert tx.beam_search(probs.log()) == [2]
+
+
+def test_a_word_list_survives_a_frame_sure_of_an_unlisted_symbol():
+    sure = torch.full((4, 5), 1e-4)
+    for t, s in enumerate([2, 0, 4, 0]):  # "a", then a confident "c": "ac" is not listed, "ab" is
+        sure[t, s] = 0.9996
+    assert tx.beam_search(sure.log()) == [2, 4]
+    assert tx.beam_search(sure.log(), words=[[2, 3]]) == [2, 3]  # "ab", not an empty transcript
 
 
 def test_training_words_are_the_distinct_words():

@@ -47,7 +47,7 @@ FORMAT = 1  # bump when the layout or the synthesis changes, so old caches are r
 FOLDER = "spoken-digits"
 SOURCE = "synthesised on first use with espeak-ng (GPL-3) and flite (BSD-like) into the glassnet cache"
 INSTALL_HINT = (
-    "spoken-digits is synthesised with espeak-ng, which is not installed (no 'espeak-ng' on PATH). "
+    "{name} is synthesised with espeak-ng, which is not installed (no 'espeak-ng' on PATH). "
     "Install it: 'sudo apt-get install espeak-ng' on Debian/Ubuntu, 'brew install espeak-ng' on macOS, "
     "'sudo dnf install espeak-ng' on Fedora; flite ('apt-get install flite') adds more voices"
 )
@@ -80,15 +80,18 @@ class Voice:
 # voices
 
 
-def require_espeak() -> str:
+def require_espeak(name: str = FOLDER) -> str:
     """Path of the espeak-ng executable.
+
+    Args:
+        name: the dataset that needs it, for the message.
 
     Raises:
         DataError: espeak-ng is not installed; the message says how to install it.
     """
     found = shutil.which("espeak-ng")
     if found is None:
-        raise DataError(INSTALL_HINT)
+        raise DataError(INSTALL_HINT.format(name=name))
     return found
 
 

@@ -173,7 +173,7 @@ def synthesise_sentences(
     Raises:
         DataError: espeak-ng is missing, or no voice could be synthesised.
     """
-    espeak = sd.require_espeak()
+    espeak = sd.require_espeak(kind)
     flite = shutil.which("flite")
     voices = list(voices) if voices is not None else sd.plan_voices(espeak, flite)
     target = Path(target)

@@ -52,6 +52,7 @@ TEXT_COLUMNS = ("text", "transcript", "sentence")
 MAX_DURATION = 60.0  # seconds; a longer clip is a recording to cut into utterances first
 SPLITS = ("train", "val", "test")
 _KEEP = {"'", "-"}  # punctuation that is part of words (don't, twenty-one)
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})  # typographic apostrophes
 
 
 def normalise_transcript(text: str) -> str:
@@ -63,9 +64,10 @@ def normalise_transcript(text: str) -> str:
     Returns:
         The normalised text (letters, digits, apostrophes, hyphens and single spaces).
     """
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)
     kept = [c if c in _KEEP or unicodedata.category(c)[0] in "LNM" else " " for c in text]
-    return " ".join("".join(kept).split())
+    words = "".join(kept).split()
+    return " ".join(w for w in (w.strip("".join(_KEEP)) for w in words) if w)  # "-" or "'" alone is no word
 
 
 def alphabet(texts: Sequence[str]) -> tuple[str, ...]:
@@ -342,18 +344,23 @@ def split_rows(
         groups = [np.flatnonzero(np.array(named) == s) for s in SPLITS]
         how = "the split column"
     elif len({r.get("speaker") or "" for r in rows} - {""}) >= 3:
-        speakers = np.array([r.get("speaker") or "" for r in rows])
+        # a row without a speaker is its own speaker (not one shared, invisible voice held out whole)
+        speakers = np.array([r.get("speaker") or f"\0row {i}" for i, r in enumerate(rows)])
         names = voice_split(sorted(set(speakers)), val_fraction, test_fraction, seed)
         groups = [np.flatnonzero(np.isin(speakers, group)) for group in names]
         how = "whole speakers held out"
     else:
         order = np.random.default_rng(seed).permutation(len(rows))
         n_test = max(1, round(test_fraction * len(rows)))
-        n_val = round(val_fraction * len(rows))
+        n_val = max(1, round(val_fraction * len(rows))) if val_fraction > 0 else 0
         groups = [np.sort(order[n_test + n_val :]), np.sort(order[n_test : n_test + n_val]), np.sort(order[:n_test])]
         how = "rows shuffled"
     if len(groups[0]) == 0:
         raise DataError("no clip is left for training; lower val_fraction and test_fraction")
+    if len(groups[2]) == 0:
+        raise DataError(f"no clip is left for testing ({how}); give test rows or raise test_fraction")
+    if len(groups[1]) == 0 and (how == "the split column" or val_fraction > 0):
+        raise DataError(f"no clip is left for validation ({how}); give val rows or raise val_fraction")
     return groups, how
 
 
@@ -410,7 +417,7 @@ def load_transcripts(
         texts,
         groups,
         options,
-        name=root.resolve().name or str(root),
+        name=(root.resolve() if root.is_dir() else root.resolve().parent).name or str(root),
         speakers=speakers,
         info={
             "source": str(root),

@@ -91,6 +91,9 @@ def explain_run(
             raise ConfigError(
                 f"speech recognition runs are explained with integrated_gradients (per decoded word); not {name}"
             )
+        unused = sorted(k for k in ("n_samples", "window") if k in options) + (["layer"] if layer else [])
+        if unused:
+            raise ConfigError(f"speech recognition runs are explained per word without {', '.join(unused)}")
         steps = options.pop("n_steps", DEFAULT_STEPS)
         return explain_transcription(run, n, steps=steps, seed=seed, progress=progress)
     if spec.task == "control":  # an agent: its decisions and value estimates on the states it meets

@@ -129,43 +129,14 @@ def explain_transcription(
     order = torch.arange(len(inputs))
     if n < len(inputs):
         order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    records, pictures = [], []
-    with progress_bar(len(order), "explain words", progress, unit="utterances") as bar:
-        for i in order.tolist():
-            x = inputs[i : i + 1]
-            with torch.no_grad():
-                log_probs = model(x).float().log_softmax(dim=2)[0]
-            words = decoded_words(log_probs)
-            bar.update(1)
-            if not words:
-                continue
-            attributions, errors = word_attributions(model, x, words, steps)
-            per_frame = attributions.abs().sum(dim=1)  # W x frames
-            frames, outputs = x.shape[-1], log_probs.shape[0]
-            ratio = frames / outputs
-            spans = []
-            for word, weight, error in zip(words, per_frame, errors):
-                start = max(0, int((word["frames"][0] - 1) * ratio))
-                stop = min(frames, int(np.ceil((word["frames"][-1] + 2) * ratio)))
-                spans.append((start, stop))
-                total = float(weight.sum())
-                records.append(
-                    {
-                        "utterance": i,
-                        "word": decode_ids(word["symbols"], symbols),
-                        "start_frame": start,
-                        "end_frame": stop,
-                        "inside_share": round(float(weight[start:stop].sum()) / total, 4) if total > 0 else 0.0,
-                        "span_share": round((stop - start) / frames, 4),
-                        "completeness_error": round(float(error), 4),
-                    }
-                )
-            if len(pictures) < FIGURE_UTTERANCES:
-                reference = decode_ids(targets[i], symbols)
-                pictures.append((x[0, 0].numpy(), per_frame.numpy(), spans, [r["word"] for r in records[-len(words) :]],
-                                 reference))  # fmt: skip
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for parameter in trainable:
+        parameter.requires_grad_(False)  # gradients of the input only; restored below
+    try:
+        records, pictures = _explain_utterances(model, inputs, targets, order, symbols, steps, progress)
+    finally:
+        for parameter in trainable:
+            parameter.requires_grad_(True)
     if not records:
         raise DataError("no explained utterance decodes to a word: the model emits only blanks (train it longer)")
     inside = np.array([r["inside_share"] for r in records])
@@ -212,3 +183,52 @@ def explain_transcription(
     }
     run.write_result("explain", result)
     return result
+
+
+def _explain_utterances(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    order: torch.Tensor,
+    symbols: tuple[str, ...],
+    steps: int,
+    progress: Progress,
+) -> tuple[list[dict[str, Any]], list[tuple]]:
+    """The per-word records of the chosen utterances, and the pictures of the first few."""
+    records: list[dict[str, Any]] = []
+    pictures: list[tuple] = []
+    with progress_bar(len(order), "explain words", progress, unit="utterances") as bar:
+        for i in order.tolist():
+            x = inputs[i : i + 1]
+            with torch.no_grad():
+                log_probs = model(x).float().log_softmax(dim=2)[0]
+            words = decoded_words(log_probs)
+            bar.update(1)
+            if not words:
+                continue
+            attributions, errors = word_attributions(model, x, words, steps)
+            per_frame = attributions.abs().sum(dim=1)  # W x frames
+            frames, outputs = x.shape[-1], log_probs.shape[0]
+            ratio = frames / outputs
+            spans = []
+            for word, weight, error in zip(words, per_frame, errors):
+                start = max(0, int((word["frames"][0] - 1) * ratio))
+                stop = min(frames, int(np.ceil((word["frames"][-1] + 2) * ratio)))
+                spans.append((start, stop))
+                total = float(weight.sum())
+                records.append(
+                    {
+                        "utterance": i,
+                        "word": decode_ids(word["symbols"], symbols),
+                        "start_frame": start,
+                        "end_frame": stop,
+                        "inside_share": round(float(weight[start:stop].sum()) / total, 4) if total > 0 else 0.0,
+                        "span_share": round((stop - start) / frames, 4),
+                        "completeness_error": round(float(error), 4),
+                    }
+                )
+            if len(pictures) < FIGURE_UTTERANCES:
+                reference = decode_ids(targets[i], symbols)
+                pictures.append((x[0, 0].numpy(), per_frame.numpy(), spans, [r["word"] for r in records[-len(words) :]],
+                                 reference))  # fmt: skip
+    return records, pictures

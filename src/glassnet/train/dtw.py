@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.fft import dct
 
+from glassnet.errors import ConfigError
+
 SILENCE_DB = 35.0  # frames quieter than the loudest by this much are silence when trimming
 
 
@@ -37,7 +39,8 @@ def mfcc(log_mel: np.ndarray, n: int = 12, deltas: bool = True) -> np.ndarray:
     cepstra = dct(np.asarray(log_mel, dtype=np.float64), type=2, axis=0, norm="ortho")[1 : n + 1].T
     cepstra = cepstra - cepstra.mean(axis=0, keepdims=True)  # cepstral mean normalisation
     if deltas:
-        cepstra = np.hstack([cepstra, np.gradient(cepstra, axis=0)])
+        change = np.gradient(cepstra, axis=0) if len(cepstra) > 1 else np.zeros_like(cepstra)
+        cepstra = np.hstack([cepstra, change])
     return cepstra
 
 
@@ -68,7 +71,12 @@ def recognise(
 
     Returns:
         The recognised words in order (empty when silence matches best throughout).
+
+    Raises:
+        ConfigError: no template, an empty template, or an utterance without frames.
     """
+    if not templates or any(len(t) == 0 for _, t in templates) or len(features) == 0:
+        raise ConfigError("recognise needs at least one template, no empty template and at least one frame")
     pieces = list(templates) + ([("", np.asarray(silence)[None, :])] if silence is not None else [])
     words = [w for w, _ in pieces]
     bank = np.concatenate([np.asarray(t, dtype=np.float64) for _, t in pieces])  # J x d

@@ -38,6 +38,7 @@ LISTENED = 4  # of the worst and of the typical utterances, those whose audio th
 MAX_CLIP_BYTES = 2 * 2**20  # a clip larger than this is not copied into the run (the report stays small)
 BEAM = 8  # hypotheses kept by the beam search of the test split
 PRUNE = 1e-3  # symbols less likely than this in a frame are not extended by the beam search
+TOP_ALWAYS = 3  # with a word list, a frame's most likely symbols (and the blank) are tried however unlikely
 _OFFSET = 0x4E00  # symbol ids become one character each (a CJK block) so word and character rates need no alphabet
 
 
@@ -47,12 +48,23 @@ def _texts(ids: Iterable[Sequence[int]]) -> list[str]:
 
 
 def greedy_decode(outputs: torch.Tensor) -> list[list[int]]:
-    """Best-path decoding of ``N x T x V`` logits: each frame's most likely symbol, repeats merged, blanks dropped."""
+    """Best-path decoding of ``N x T x V`` logits: each frame's most likely symbol, repeats merged, blanks dropped,
+    spaces single."""
     path = outputs.argmax(dim=2)
     keep = torch.ones_like(path, dtype=torch.bool)
     keep[:, 1:] = path[:, 1:] != path[:, :-1]
     keep &= path != BLANK_ID
-    return [row[mask].tolist() for row, mask in zip(path, keep)]
+    return [_single_spaces(row[mask].tolist()) for row, mask in zip(path, keep)]
+
+
+def _single_spaces(ids: list[int]) -> list[int]:
+    """Ids without leading, trailing or doubled spaces (a space separated from the next by a blank emits twice)."""
+    out: list[int] = []
+    for i in ids:
+        if i == SPACE_ID and (not out or out[-1] == SPACE_ID):
+            continue
+        out.append(i)
+    return out[:-1] if out and out[-1] == SPACE_ID else out
 
 
 def padded(sequences: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -119,7 +131,7 @@ class Transcription(Task):
         return {"prediction": padded(greedy_decode(outputs)), "confidence": confidence}
 
     def align(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The targets, checked: ``N x L`` symbol ids for ``N x T x V`` logits, each transcript shorter than ``T``.
+        """The targets, checked: ``N x L`` symbol ids for ``N x T x V`` logits, each readable from ``T`` frames.
 
         Raises:
             DataError: the shapes disagree, an id is out of range, or a transcript is longer than the output.
@@ -134,11 +146,14 @@ class Transcription(Task):
                 f"symbol ids must be in 0..{outputs.shape[2] - 1}. Received ids from {int(targets.min())} to "
                 f"{int(targets.max())}"
             )
-        longest = int((targets != BLANK_ID).sum(dim=1).max()) if len(targets) else 0
-        if longest > outputs.shape[1]:
+        # CTC needs a frame per symbol and a blank between two equal neighbours ("ll" takes 3 frames)
+        real = targets != BLANK_ID
+        repeats = (real[:, 1:] & (targets[:, 1:] == targets[:, :-1])).sum(dim=1)
+        needed = real.sum(dim=1) + repeats
+        if len(targets) and int(needed.max()) > outputs.shape[1]:
             raise DataError(
-                f"a transcript of {longest} symbols cannot be read from {outputs.shape[1]} output frames; "
-                "lower the model's stride or give longer clips"
+                f"a transcript needing {int(needed.max())} output frames (its symbols and a blank between repeated "
+                f"ones) cannot be read from {outputs.shape[1]}; lower the model's stride or give longer clips"
             )
         return targets
 
@@ -214,6 +229,8 @@ def beam_search(
     frames = log_probs.double().cpu().numpy()
     for frame in frames:
         candidates = np.flatnonzero(frame >= log_prune)
+        if prefixes is not None:  # a peaky frame may leave no listed word alive: keep the blank and the runners-up
+            candidates = np.union1d(candidates, np.append(np.argsort(frame)[-TOP_ALWAYS:], BLANK_ID))
         following: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [-math.inf, -math.inf])
         for text, (p_blank, p_symbol) in beams.items():
             total = add(p_blank, p_symbol)
@@ -246,13 +263,13 @@ def beam_search(
                 extended[1] = add(extended[1], total + p)
         ranked = sorted(following.items(), key=lambda item: add(*item[1]), reverse=True)
         beams = {text: (scores[0], scores[1]) for text, scores in ranked[:beam]}
-    finals = []
+    finals: dict[tuple[int, ...], float] = {}
     for text, scores in beams.items():
         stripped = text[:-1] if text and text[-1] == SPACE_ID else text
         if whole is not None and stripped and not allowed(stripped, SPACE_ID):
             continue  # the last word is unfinished
-        finals.append((add(*scores), list(stripped)))
-    return max(finals)[1] if finals else []
+        finals[stripped] = add(finals.get(stripped, -math.inf), add(*scores))  # "a" and "a " are one text
+    return list(max(finals, key=finals.__getitem__)) if finals else []
 
 
 def training_words(targets: torch.Tensor) -> list[list[int]]:
