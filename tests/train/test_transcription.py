@@ -265,7 +265,10 @@ def test_attacks_raise_the_word_error_rate_with_eps(tone_run, capsys):
     assert main(["attack", str(run.path), "--quiet"]) == 0
     assert "eps=0.05 sd" in capsys.readouterr().out
     result = json.loads((run.path / "results" / "robustness.json").read_text())
-    assert result["metric"] == "wer" and result["eps"] == [0.02, 0.05, 0.1, 0.2]
+    assert result["metric"] == "wer" and result["mode"] == "min" and result["eps"] == [0.02, 0.05, 0.1, 0.2]
+    from glassnet.stages.robustness import headline
+
+    assert headline(result).startswith(f"wer {max(p['wer'] for p in result['curves']['pgd']):.4f} under PGD")
     assert result["units"].startswith("standard deviations of the training split's inputs")
     pgd, noise = [p["wer"] for p in result["curves"]["pgd"]], [p["wer"] for p in result["curves"]["random"]]
     # measured: PGD 0.08, 0.43, 0.96, 1.03 against noise 0, 0, 0, 0 (clean 0)

@@ -32,7 +32,7 @@ _ROBUSTNESS = {
 # a segmentation or detection run's record (glassnet.robustness.dense)
 _DENSE = {
     "metric": TEXT, "examples": ANY, "split": ANY, "units": ANY, "eps": NUMBERS, "clean": Each(ANY),
-    "eps_shown?": {"factor": NUMBER, "suffix": TEXT},
+    "eps_shown?": {"factor": NUMBER, "suffix": TEXT}, "mode?": TEXT,
     "curves": Each([Each(ANY)]), "warnings?": [ANY],
 }  # fmt: skip
 # what it reads of results/train.json: the whole split's accuracy, beside the attacked examples' own

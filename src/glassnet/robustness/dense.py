@@ -169,6 +169,7 @@ def attack_dense(
         "kind": "dense",
         "task": spec.task,
         "metric": metric,
+        "mode": task.mode(metric),  # "max" (mIoU, mAP) or "min" (WER): which end of the curve is worse
         "split": split,
         "examples": len(images),
         "norm": "linf",

@@ -135,7 +135,7 @@ def headline(result: dict[str, Any]) -> str | None:
         return f"return {worst['return_mean']:.2f} under attack at eps {worst['eps']:.3g} (clean {clean:.2f})"
     if result.get("kind") == "dense":
         metric, curves = result["metric"], result["curves"]
-        pick = max if metric in ("wer", "cer", "loss") else min  # the worst point: the highest error rate
+        pick = max if result.get("mode") == "min" else min  # the worst point: the highest error rate, lowest score
         worst = pick(curves.get("pgd") or next(iter(curves.values())), key=lambda p: p[metric])
         return f"{metric} {worst[metric]:.4f} under PGD at eps {worst['eps']:.3g} (clean {result['clean'][metric]:.4f})"
     if not result.get("robust_accuracy"):
