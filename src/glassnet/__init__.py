@@ -67,6 +67,7 @@ _LAZY = {
     "find_lr": "glassnet.train",
     "seed_everything": "glassnet.train",
     "Run": "glassnet.train.run",
+    "synthesize": "glassnet.train.synthesis",
     "BatchSource": "glassnet.train.sources",
     "EnvironmentSource": "glassnet.train.sources",
     "SampleSource": "glassnet.train.sources",
@@ -204,6 +205,7 @@ __all__ = [
     "run_stage",
     "save_model",
     "seed_everything",
+    "synthesize",
     "train",
 ]
 

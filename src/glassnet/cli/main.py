@@ -24,7 +24,7 @@ EXIT_USAGE = 2
 
 # modules that add a command of their own: each exposes ``add_parser(commands, common)``, which adds
 # its subcommand with ``parents=[common]`` and ``set_defaults(func=handler)``; a missing one is skipped
-EXTENSIONS = ("glassnet.cli.compare", "glassnet.cli.tune", "glassnet.cli.generate")
+EXTENSIONS = ("glassnet.cli.compare", "glassnet.cli.tune", "glassnet.cli.generate", "glassnet.cli.synthesize")
 
 # commands that take ``key=value`` words anywhere on their line (configuration or search-space overrides)
 OVERRIDE_COMMANDS = ("train", "models", "tune")
@@ -42,6 +42,7 @@ EXAMPLES = {
     "serve": "glassnet serve runs/demo --port 8000",
     "play": "glassnet play runs/cartpole --out episode.gif",
     "generate": "glassnet generate runs/cgan --n 64 --class 7 --out sevens.png",
+    "synthesize": 'glassnet synthesize runs/fastspeech-one-voice "call 555 0123" --out call.wav',
     "compare": "glassnet compare runs/a runs/b",
     "tune": "glassnet tune --data digits --model mlp --trials 20 'lr=log(1e-4,1e-2)'",
     "datasets": "glassnet datasets",

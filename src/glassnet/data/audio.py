@@ -310,6 +310,92 @@ def log_mel(
     return torch.log(torch.matmul(bank, power) + LOG_FLOOR)
 
 
+def mel_to_magnitude(log_mels: torch.Tensor, sample_rate: int, n_fft: int = 512, iterations: int = 30) -> torch.Tensor:
+    """Linear magnitude spectrogram whose log-mel spectrogram is ``log_mels``: the inverse of ``log_mel``'s filters.
+
+    The mel energies are ``exp(log_mels) - 1e-6``; the power spectrum is the non-negative
+    least-squares solution of ``filterbank @ power = mel``, found by multiplicative updates (Lee and
+    Seung's rule for non-negative factors) started from the pseudo-inverse, clamped at zero.
+
+    Args:
+        log_mels: ``n_mels x frames`` (or ``batch x n_mels x frames``) log-mel spectrogram.
+        sample_rate: sample rate in Hz of the audio it describes.
+        n_fft: FFT size of the spectrogram.
+        iterations: multiplicative updates after the pseudo-inverse.
+
+    Returns:
+        ``(n_fft // 2 + 1) x frames`` (or batched) float32 magnitudes ``|X|``.
+    """
+    log_mels = torch.as_tensor(log_mels, dtype=torch.float32)
+    bank = mel_filterbank(log_mels.shape[-2], n_fft, sample_rate).to(log_mels.device)
+    energy = (log_mels.exp() - LOG_FLOOR).clamp(min=0.0)
+    power = (torch.linalg.pinv(bank) @ energy).clamp(min=1e-10)
+    for _ in range(iterations):
+        power = power * (bank.T @ energy) / (bank.T @ (bank @ power) + 1e-10)
+    return power.sqrt()
+
+
+def griffin_lim(
+    magnitude: torch.Tensor,
+    n_fft: int = 512,
+    hop_length: int = 160,
+    iterations: int = 60,
+    momentum: float = 0.99,
+    length: int | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
+    """A waveform whose STFT magnitude is close to ``magnitude``: fast Griffin-Lim in torch.
+
+    Alternates between the spectrograms with the wanted magnitude and the spectrograms of real
+    signals (an inverse STFT followed by an STFT), with Perraudin, Balazs and Sondergaard's
+    momentum ("A fast Griffin-Lim algorithm", 2013): the phase estimate moves past each projection
+    by ``momentum`` times the last step. The STFT is that of ``log_mel`` (Hann window of ``n_fft``,
+    centred frames).
+
+    Args:
+        magnitude: ``(n_fft // 2 + 1) x frames`` (or batched) magnitudes.
+        n_fft: FFT and window size.
+        hop_length: samples between frames.
+        iterations: projections.
+        momentum: 0 gives the original algorithm; 0.99 converges in far fewer iterations.
+        length: samples of the result (default ``hop_length * (frames - 1)``).
+        seed: seed of the random starting phase (the same seed gives the same waveform).
+
+    Returns:
+        ``samples`` (or ``batch x samples``) float32 waveform.
+
+    Raises:
+        ConfigError: an option is out of range or the magnitude has the wrong number of bins.
+    """
+    magnitude = torch.as_tensor(magnitude, dtype=torch.float32)
+    if magnitude.ndim not in (2, 3) or magnitude.shape[-2] != n_fft // 2 + 1:
+        raise ConfigError(
+            f"griffin_lim needs (n_fft // 2 + 1) x frames magnitudes, {n_fft // 2 + 1} bins for n_fft={n_fft}. "
+            f"Received: shape {tuple(magnitude.shape)}"
+        )
+    if iterations < 1 or not 0 <= momentum < 1:
+        raise ConfigError(f"need iterations >= 1 and 0 <= momentum < 1. Received: {iterations}, {momentum}")
+    window = torch.hann_window(n_fft, device=magnitude.device)
+    length = length or hop_length * (magnitude.shape[-1] - 1)
+    generator = torch.Generator().manual_seed(seed)
+    phase = torch.rand(magnitude.shape, generator=generator) * (2 * math.pi)
+    angles = torch.polar(torch.ones_like(magnitude), phase.to(magnitude.device))
+
+    def inverse(spectrum: torch.Tensor) -> torch.Tensor:
+        return torch.istft(spectrum, n_fft, hop_length=hop_length, window=window, center=True, length=length)
+
+    previous = torch.zeros_like(angles)
+    for _ in range(iterations):
+        rebuilt = torch.stft(
+            inverse(magnitude * angles), n_fft, hop_length=hop_length, window=window, center=True,
+            pad_mode="constant", return_complex=True,
+        )  # fmt: skip
+        angles = rebuilt + momentum * (rebuilt - previous)
+        previous = rebuilt
+        angles = angles / angles.abs().clamp(min=1e-16)
+    return inverse(magnitude * angles)
+
+
 def _check_spectrogram_options(sample_rate: int, n_mels: int, n_fft: int, hop_length: int) -> None:
     for name, value, least in (("sample_rate", sample_rate, 1), ("n_mels", n_mels, 1), ("n_fft", n_fft, 2)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:

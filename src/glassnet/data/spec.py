@@ -18,7 +18,7 @@ MAX_VALUES = 2**28
 
 TASKS = (
     "classify", "multilabel", "regress", "forecast", "reconstruct", "seq2seq", "language_model", "tag", "control",
-    "generate", "contrastive", "segment", "detect", "transcribe",
+    "generate", "contrastive", "segment", "detect", "transcribe", "synthesize",
 )  # fmt: skip
 
 

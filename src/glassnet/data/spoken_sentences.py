@@ -122,10 +122,18 @@ def command_sentences(rng: np.random.Generator, count: int) -> list[str]:
     return [COMMANDS[int(rng.integers(len(COMMANDS)))](choose) for _ in range(count)]
 
 
+def mixed_sentences(rng: np.random.Generator, count: int) -> list[str]:
+    """``count`` sentences, digit strings and commands in turn (the reading script of ``one-voice``)."""
+    numbers, commands = number_sentences(rng, (count + 1) // 2), command_sentences(rng, count // 2)
+    return [s for pair in zip(numbers, commands) for s in pair] + numbers[len(commands) :]
+
+
 KINDS: dict[str, Callable[[np.random.Generator, int], list[str]]] = {
     "spoken-numbers": number_sentences,
     "spoken-commands": command_sentences,
+    "one-voice": mixed_sentences,
 }
+NOISY_SHARES = {"one-voice": 0.0}  # a voice to learn to speak from is recorded clean
 
 
 def command_vocabulary() -> list[str]:
@@ -239,7 +247,7 @@ def _take(
         return f"{stem}: {exc}"
     clips = []
     for k, (text, wave) in enumerate(zip(texts, waves)):
-        snr = float(rng.uniform(*SNR_DB)) if rng.random() < NOISY_SHARE else None
+        snr = float(rng.uniform(*SNR_DB)) if rng.random() < NOISY_SHARES.get(kind, NOISY_SHARE) else None
         if snr is not None:
             power = float(np.mean(wave**2)) / 10 ** (snr / 10)
             wave = wave + rng.normal(0.0, np.sqrt(power), len(wave)).astype(np.float32)

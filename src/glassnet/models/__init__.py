@@ -15,6 +15,7 @@ from glassnet.models import resnet as _resnet  # noqa: F401  (registers "resnet"
 from glassnet.models import seq2seq as _seq2seq  # noqa: F401  (registers "seq2seq")
 from glassnet.models import speech as _speech  # noqa: F401  (registers "speech_ctc")
 from glassnet.models import transformer as _transformer  # noqa: F401  ("transformer", "char_transformer")
+from glassnet.models import tts as _tts  # noqa: F401  (registers "fastspeech")
 from glassnet.models import unet as _unet  # noqa: F401  (registers "unet")
 from glassnet.models.describe import describe
 from glassnet.models.registry import ModelInfo, create_model, list_models, model_info, register_model

@@ -53,6 +53,11 @@ def predict(
     """
     run = Run.open(run)
     spec = run.spec
+    if spec.task == "synthesize":
+        raise ConfigError(
+            f"the run at '{run.path}' speaks text: use glassnet synthesize {run.path} \"TEXT\" --out speech.wav "
+            "(Python: glassnet.synthesize(run, text))"
+        )
     truth = None
     if data is not None:
         if inputs:

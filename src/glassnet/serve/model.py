@@ -43,6 +43,11 @@ class ServedModel:
 
         self.run = Run.open(run)
         self.spec = self.run.spec
+        if self.spec.task == "synthesize":
+            raise ConfigError(
+                f"the run at '{self.run.path}' speaks text, which the server does not answer yet: use glassnet "
+                f'synthesize {self.run.path} "TEXT" --out speech.wav, or glassnet.synthesize(run, text) in Python'
+            )
         self.model = self.run.model.eval()
         require_finite_weights(self.model, self.run.weights)
         if backend not in BACKENDS:

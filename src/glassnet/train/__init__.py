@@ -5,6 +5,7 @@ from glassnet.train import language_model as _language_model  # noqa: F401  (reg
 from glassnet.train import reconstruction as _reconstruction  # noqa: F401  (registers the "reconstruct" task)
 from glassnet.train import segmentation as _segmentation  # noqa: F401  (registers the "segment" task)
 from glassnet.train import seq2seq as _seq2seq  # noqa: F401  (registers the "seq2seq" task)
+from glassnet.train import synthesis as _synthesis  # noqa: F401  (registers "synthesize")
 from glassnet.train import tagging as _tagging  # noqa: F401  (registers the "tag" task)
 from glassnet.train import transcription as _transcription  # noqa: F401  (registers "transcribe")
 from glassnet.train.callbacks import (

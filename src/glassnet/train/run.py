@@ -232,6 +232,11 @@ def load_training_data(config: RunConfig) -> DataBundle:
         )
     options = dict(config.data_args)
     generated = augment.split_options(options)  # data.generated=RUN: a generator run's images join training
+    model_tasks = model_info(config.model).tasks if config.model else ()
+    own = get_task(model_tasks[0]) if len(model_tasks) == 1 else None
+    if own is not None and own.data_options:  # a task that makes its own data (synthesize: data.aligner=RUN)
+        taken = {k: options.pop(k) for k in own.data_options if k in options}
+        return own.prepare_data(load_dataset(config.data, **options), taken)
     bundle = augment.apply_options(load_dataset(config.data, **options), generated, Run.open)
     prepare = _step_data(config)
     if prepare is not None:  # a step that learns another task from the data (simclr: contrastive)

@@ -71,12 +71,23 @@ class Task:
         default_step: the registered training step this task learns with unless the run names
             another (``supervised``; ``teacher_forcing`` for sequence-to-sequence).
         headline_metrics: the test metrics the command line's closing line shows, in order.
+        data_options: dataset options (``data.X=...``) the task takes for itself when it turns a
+            dataset of another task into its own (``prepare_data``), rather than the dataset loader.
     """
 
     name = ""
     monitor_modes: dict[str, str] = {"loss": "min"}
     default_step = "supervised"
     headline_metrics: tuple[str, ...] = ("loss",)
+    data_options: tuple[str, ...] = ()
+
+    def prepare_data(self, bundle: DataBundle, options: dict[str, Any]) -> DataBundle:
+        """The data a model of only this task trains on, from a dataset's bundle and the ``data_options`` given.
+
+        The default is the bundle itself; ``synthesize`` turns speech with transcripts into text ->
+        spectrogram pairs with durations.
+        """
+        return bundle
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
