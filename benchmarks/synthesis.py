@@ -123,12 +123,14 @@ def main() -> None:
             (
                 "word concatenation + Griffin-Lim",
                 judged.get("word_concatenation_mcd_dtw"),
-                judged["word_concatenation"],
+                judged.get("word_concatenation"),
             ),
             ("recordings + Griffin-Lim", None, judged["recorded_vocoded"]),
             ("recordings", 0.0, judged["recorded"]),
         ]
         for name, mcd, rates in rows:
+            if rates is None:  # a run from before the baseline was recorded
+                continue
             shown = "" if mcd is None else f"{mcd:.2f}"
             print(f"{name + ', ' + label:44s} {shown:>7s} {rates['cer']:7.4f} {rates['wer']:7.4f}")
     target = free.get("digits", {}).get("synthesised", {}).get("cer")

@@ -245,3 +245,21 @@ def tone_run(tmp_path_factory):
         model_args={"channels": 8, "hidden": 64, "layers": 1, "dropout": 0.0},
     )  # fmt: skip
     return gn.train(config, out=root / "run"), data
+
+
+@pytest.fixture(scope="session")
+def voice_run(tmp_path_factory, tone_run):
+    """A ``fastspeech`` voice of one tone-language speaker (20 epochs, aligned by ``tone_run``), its aligner
+    and the aligner's data folder."""
+    import glassnet as gn
+    from glassnet.config import RunConfig
+
+    aligner, many_voices = tone_run
+    root = tmp_path_factory.mktemp("voice")
+    data = tone_speech(root / "data", n=200, seed=1, speakers=1)
+    config = RunConfig(
+        data=str(data), model="fastspeech", epochs=20, batch_size=8, lr=0.003,
+        data_args={"aligner": str(aligner.path), "mel_bands": 40},
+        model_args={"width": 64, "encoder_layers": 2, "decoder_layers": 3},
+    )  # fmt: skip
+    return gn.train(config, out=root / "voice"), aligner, many_voices

@@ -235,3 +235,45 @@ def test_a_refused_upload_shows_an_error(servers, page, tmp_path):
     message = (tab.text_content("#error") or "").strip()
     assert message, f"#error is empty after a refusal\n{console}"
     assert tab.locator("#error").is_visible(), f"#error holds {message!r} but is hidden\n{console}"
+
+
+def test_a_voice_says_the_typed_text_in_the_page(voice_run, page, tmp_path):
+    """A text-to-speech run's page: type a text, Speak, and a player holds the WAV the server spoke."""
+    run, _, _ = voice_run
+    port, log = _free_port(), tmp_path / "voice.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "glassnet", "serve", str(run.path), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "MPLBACKEND": "Agg"},
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while not _healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"glassnet serve {run.path} did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        tab, console = page
+        _open(tab, console, url)
+        tab.fill("#text", "abc d")
+        tab.click("#submit")
+        _wait_state(tab, console, "done")
+        src = tab.get_attribute("#speech", "src") or ""
+        assert src.startswith("blob:"), f"#speech src is {src[:80]!r}\n{console}"
+        seconds = tab.evaluate(
+            """() => new Promise((resolve) => {
+                const audio = document.getElementById("speech");
+                if (audio.readyState >= 1) resolve(audio.duration);
+                else audio.addEventListener("loadedmetadata", () => resolve(audio.duration));
+            })"""
+        )
+        assert 0.2 < seconds < 3, f"the player's audio lasts {seconds} s\n{console}"
+        tab.fill("#text", "xyz")
+        tab.click("#submit")
+        _wait_state(tab, console, "error")
+        assert "never trained on 'x'" in (tab.text_content("#error") or "")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

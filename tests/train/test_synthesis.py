@@ -120,22 +120,6 @@ def test_the_model_regulates_length_with_given_or_predicted_durations():
 # end to end on the tone language: a recogniser aligns one speaker's clips, fastspeech learns to say them
 
 
-@pytest.fixture(scope="module")
-def voice_run(tmp_path_factory, make_tone_speech, tone_run):
-    import glassnet as gn
-    from glassnet.config import RunConfig
-
-    aligner, many_voices = tone_run
-    root = tmp_path_factory.mktemp("voice")
-    data = make_tone_speech(root / "data", n=200, seed=1, speakers=1)
-    config = RunConfig(
-        data=str(data), model="fastspeech", epochs=20, batch_size=8, lr=0.003,
-        data_args={"aligner": str(aligner.path), "mel_bands": 40},
-        model_args={"width": 64, "encoder_layers": 2, "decoder_layers": 3},
-    )  # fmt: skip
-    return gn.train(config, out=root / "voice"), aligner, many_voices
-
-
 def test_a_voice_learns_to_say_new_sentences_that_its_recogniser_understands(voice_run):
     import glassnet as gn
 
@@ -187,13 +171,36 @@ def test_synthesize_refuses_what_it_cannot_say(voice_run, tmp_path, capsys):
     assert "speech comes from a synthesize run" in capsys.readouterr().err
     assert main(["synthesize", str(run.path), "abc", "--out", str(tmp_path / "x.mp3")]) == 2
     assert not (tmp_path / "x.wav").exists()
-    # the commands that take inputs of the data's kind point to synthesize instead
+    # predict, which takes inputs of the data's kind, points to synthesize instead
     assert main(["predict", str(run.path), str(tmp_path / "x.wav")]) == 2
     assert f"use glassnet synthesize {run.path}" in capsys.readouterr().err
-    from glassnet.serve.model import ServedModel
 
-    with pytest.raises(ConfigError, match="speaks text"):
-        ServedModel(run.path)
+
+def test_the_server_speaks_a_text_as_a_wav_file(voice_run):
+    import io
+
+    from fastapi.testclient import TestClient
+    from scipy.io import wavfile
+
+    from glassnet.serve.app import create_app
+
+    run, aligner, _ = voice_run
+    with TestClient(create_app(run.path)) as client:
+        answer = client.post("/synthesize", json={"text": "abc d", "speed": 1.0})
+        assert answer.status_code == 200 and answer.headers["content-type"] == "audio/wav"
+        rate, samples = wavfile.read(io.BytesIO(answer.content))
+        from glassnet.train.run import Run
+
+        assert sy.recognise(Run.open(aligner.path), [samples.astype(np.float32) / 32767], rate) == ["abc d"]
+        refused = client.post("/synthesize", json={"text": "xyz"})
+        assert refused.status_code == 400 and "never trained on 'x'" in refused.json()["error"]
+        assert client.post("/synthesize", json={"words": "abc"}).status_code == 400
+        assert client.post("/synthesize", json={"text": "a" * 5000}).status_code == 400
+        assert client.post("/predict", json={"inputs": [[0]]}).status_code == 404
+        page = client.get("/").text
+        assert 'id="speech"' in page and ">Speak</button>" in page
+    with pytest.raises(ConfigError, match="backend torch"):
+        create_app(run.path, backend="onnx")
 
 
 def test_synthesis_data_needs_an_aligner_and_one_voice(voice_run):

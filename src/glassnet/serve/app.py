@@ -1,6 +1,7 @@
 """The HTTP application: FastAPI routes over a ``ServedModel`` and a ``MicroBatcher``.
 
-Routes: ``POST /predict``, ``POST /explain``, ``POST /act`` (agents), ``GET /`` (the web page),
+Routes: ``POST /predict``, ``POST /explain``, ``POST /act`` (agents), ``POST /synthesize`` (text-to-speech
+runs: a WAV file), ``GET /`` (the web page),
 ``GET /report`` (the run's report card), ``GET /health``, ``GET /ready``, ``GET /metrics``
 (Prometheus text) and ``GET /openapi.json``. Every refusal is a JSON body
 ``{"error": "...", "status": N}`` with a 4xx status; a pure-ASGI guard in front of the routes checks
@@ -36,7 +37,9 @@ from glassnet.serve.batching import MicroBatcher, QueueFull
 from glassnet.serve.model import ServedModel
 
 log = logging.getLogger("glassnet.serve")
-ROUTES = ("/", "/predict", "/explain", "/act", "/health", "/ready", "/metrics", "/openapi.json", "/report")
+ROUTES = (
+    "/", "/predict", "/explain", "/act", "/synthesize", "/health", "/ready", "/metrics", "/openapi.json", "/report",
+)  # fmt: skip
 OPEN_ROUTES = ("/health",)  # answered without the token: a load balancer's probe carries none
 SETTINGS_VARIABLE = "GLASSNET_SERVE_SETTINGS"  # how ``serve`` hands its settings to worker processes
 
@@ -308,7 +311,31 @@ def _build(served: ServedModel, settings: ServeSettings) -> Any:
         }
     }  # fmt: skip
 
-    if served.control:
+    if served.synthesis:
+        schema = {
+            "type": "object",
+            "required": ["text"],
+            "properties": {"text": {"type": "string"}, "speed": {"type": "number", "default": 1.0}},
+        }
+        speech_doc = {
+            "requestBody": {"content": {"application/json": {"schema": schema}}},
+            "responses": {"200": {"description": "16-bit PCM WAV", "content": {"audio/wav": {}}}},
+        }  # fmt: skip
+
+        @app.post("/synthesize", openapi_extra=speech_doc, summary="The text spoken by the run's voice, as a WAV file")
+        async def synthesize(request: Request) -> Response:
+            try:
+                text, speed = _speech_request(await _body(request, settings.max_body_bytes))
+                wav = await asyncio.wait_for(run_in_threadpool(served.speak, text, speed), settings.timeout_s)
+            except _Refused as exc:
+                return refuse(exc.status, exc.message)
+            except GlassnetError as exc:
+                return refuse(400, str(exc))
+            except TimeoutError:
+                return refuse(504, f"no speech within {settings.timeout_s:g} s (glassnet serve --timeout-s)")
+            return Response(wav, media_type="audio/wav")
+
+    elif served.control:
 
         @app.post("/act", openapi_extra=body_doc, summary="The agent's deterministic actions for observations")
         async def act(request: Request) -> Response:
@@ -388,6 +415,20 @@ def _finite(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return all(_finite(v) for v in value)
     return True
+
+
+def _speech_request(body: bytes) -> tuple[str, float]:
+    """``text`` and ``speed`` of a ``/synthesize`` body (JSON ``{"text": ..., "speed": ...}``)."""
+    try:
+        request = json.loads(body or b"null")
+    except ValueError as exc:
+        raise _Refused(400, f"the body is not JSON: {exc}") from exc
+    if not isinstance(request, dict) or not isinstance(request.get("text"), str):
+        raise _Refused(400, 'send JSON {"text": "what to say", "speed": 1.0} (speed optional)')
+    speed = request.get("speed", 1.0)
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)):
+        raise _Refused(400, f"speed must be a number. Received: {speed!r}")
+    return request["text"], float(speed)
 
 
 class _Refused(Exception):

@@ -24,6 +24,7 @@ from glassnet.train.trainer import Predictions
 BACKENDS = ("torch", "onnx", "int8")
 ONNX_FILES = {"onnx": "compressed/model.onnx", "int8": "compressed/model.int8.onnx"}
 EXPLAIN_METHOD = "integrated_gradients"
+MAX_SPOKEN = 1000  # characters a text-to-speech request may hold (longer texts: several requests)
 
 
 class ServedModel:
@@ -43,10 +44,11 @@ class ServedModel:
 
         self.run = Run.open(run)
         self.spec = self.run.spec
-        if self.spec.task == "synthesize":
+        # a text-to-speech run answers POST /synthesize with a WAV file instead of /predict
+        self.synthesis = self.spec.task == "synthesize"
+        if self.synthesis and backend != "torch":
             raise ConfigError(
-                f"the run at '{self.run.path}' speaks text, which the server does not answer yet: use glassnet "
-                f'synthesize {self.run.path} "TEXT" --out speech.wav, or glassnet.synthesize(run, text) in Python'
+                "a text-to-speech run is served with --backend torch (its length regulator has no ONNX export)"
             )
         self.model = self.run.model.eval()
         require_finite_weights(self.model, self.run.weights)
@@ -110,7 +112,26 @@ class ServedModel:
 
     def warm_up(self) -> None:
         """One pass over a zero example, so that the first request does not pay for lazy set-up."""
+        if self.synthesis:
+            self.speak(self.spec.extra["symbols"][-1])
+            return
         self.forward(torch.zeros((1, *self.spec.input_shape), dtype=self.input_dtype))
+
+    def speak(self, text: str, speed: float = 1.0) -> bytes:
+        """A text-to-speech run's WAV file (16-bit PCM) of ``text``.
+
+        Raises:
+            ConfigError: the text is empty, too long, or holds characters the voice never said.
+        """
+        from glassnet.train.synthesis import synthesize_text, wav_bytes
+
+        if len(text) > MAX_SPOKEN:
+            raise ConfigError(
+                f"the text has {len(text):,} characters; this server speaks at most {MAX_SPOKEN:,} at once"
+            )
+        with torch.inference_mode():
+            wave = synthesize_text(self.run, text, speed=speed)
+        return wav_bytes(wave, int(self.spec.extra["sample_rate"]))
 
     def explain(self, inputs: torch.Tensor, method: str = EXPLAIN_METHOD) -> dict[str, Any]:
         """Attribute one example's prediction to its inputs; the values and a PNG picture of them.

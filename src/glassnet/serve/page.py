@@ -2,8 +2,8 @@
 HTML file (inline style and script, no network), like ``report.html``.
 
 Element ids are a contract with the browser tests: ``#file``, ``#text``, ``#row``, ``#submit``,
-``#prediction``, ``#probabilities``, ``#explanation``, ``#error``; ``document.body.dataset.state``
-is ``ready``, ``busy``, ``done`` or ``error``.
+``#prediction``, ``#probabilities``, ``#explanation``, ``#speech`` (a text-to-speech run's player),
+``#error``; ``document.body.dataset.state`` is ``ready``, ``busy``, ``done`` or ``error``.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ def page(served: ServedModel, settings: ServeSettings) -> str:
         title=html.escape(f"glassnet: {served.name} on {spec.name or 'user data'}"),
         card=rows,
         report=report,
-        form=_form(spec.modality, served.control),
-        config=_script_json({"modality": spec.modality, "control": served.control}),
+        form=_form(spec.modality, served.control, served.synthesis),
+        action="Speak" if served.synthesis else "Predict",
+        config=_script_json({"modality": spec.modality, "control": served.control, "synthesis": served.synthesis}),
     )
 
 
@@ -68,7 +69,9 @@ def _train_result(served: ServedModel) -> Any:
         return {}
 
 
-def _form(modality: str, control: bool) -> str:
+def _form(modality: str, control: bool, synthesis: bool = False) -> str:
+    if synthesis:
+        return '<label for="text">A text to say (words and digits)</label><textarea id="text" rows="3"></textarea>'
     if control:
         return (
             '<label for="row">An observation: numbers separated by commas</label>'
@@ -116,10 +119,11 @@ button {{ margin-top: .8rem; font: inherit; padding: .4rem 1.2rem; background: v
 <h1>{title}</h1>
 <div class="cols"><section><h2>Model card</h2><table>{card}</table>{report}</section>
 <section style="flex:1;min-width:18rem"><h2>Try it</h2>
-<form id="form">{form}<button id="submit" type="submit">Predict</button></form>
+<form id="form">{form}<button id="submit" type="submit">{action}</button></form>
 <div id="error" role="alert"></div>
 <div id="result" hidden><h2>Prediction</h2><p><span id="prediction"></span> <span id="confidence"></span></p>
-<table id="probabilities"></table><img id="explanation" alt="what the prediction rests on"></div>
+<table id="probabilities"></table><img id="explanation" alt="what the prediction rests on">
+<audio id="speech" controls hidden></audio></div>
 </section></div>
 <script id="config" type="application/json">{config}</script>
 <script>
@@ -141,6 +145,17 @@ function request() {{
     return {{ body: row.value.trim() + "\\n", type: "text/csv" }};
   }}
   return null;
+}}
+async function speak(text) {{
+  const answer = await fetch("synthesize", {{ method: "POST", body: JSON.stringify({{ text }}),
+    headers: {{ "Content-Type": "application/json" }} }});
+  if (!answer.ok) {{
+    const data = await answer.json().catch(() => ({{ error: "the server answered " + answer.status }}));
+    throw new Error(data.error || ("the server answered " + answer.status));
+  }}
+  const audio = $("speech");
+  if (audio.src) URL.revokeObjectURL(audio.src);
+  audio.src = URL.createObjectURL(await answer.blob()); audio.hidden = false; $("result").hidden = false;
 }}
 async function call(route, made) {{
   const headers = made.type ? {{ "Content-Type": made.type }} : {{}};
@@ -171,6 +186,7 @@ $("form").addEventListener("submit", async (event) => {{
   if (!made) {{ $("error").textContent = "Give an input first."; setState("error"); return; }}
   $("error").textContent = ""; $("explanation").removeAttribute("src"); setState("busy");
   try {{
+    if (config.synthesis) {{ await speak($("text").value); setState("done"); return; }}
     const answer = await call(config.control ? "act" : "predict", made);
     show((answer.predictions || answer.actions)[0]);
     if (!config.control) {{
