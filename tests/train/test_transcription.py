@@ -245,9 +245,11 @@ def test_explain_finds_each_word_in_its_own_frames(tone_run, capsys):
     # measured: a median 84% of the attribution in frames covering 14% of the clip; completeness error < 0.5%
     assert s["median_inside_share"] > 3 * s["median_span_share"] and s["local_words"] >= 0.8
     assert s["median_completeness_error"] < 0.05 and result["warnings"] == []
+    # the deletion check: a word's top-attributed frames matter more than as many random frames
+    assert s["median_deletion_drop"] > 2 * s["median_random_drop"] and s["faithful_words"] >= 0.8, s
     assert (run.path / "figures" / "explain_words.png").is_file()
     html = gn.report(run.path).read_text()
-    assert "The least local words" in html and "decoded words of" in html
+    assert "The least local words" in html and "decoded words of" in html and "Deletion check" in html
     assert main(["explain", str(run.path), "--method", "saliency"]) != 0
     assert "explained with integrated_gradients" in capsys.readouterr().err
 

@@ -18,6 +18,14 @@ Two numbers say whether the explanation is sensible and complete:
 - ``completeness_error``: ``|sum(attribution) - (score(x) - score(baseline))|`` over
   ``|score(x) - score(baseline)|``, integrated gradients' completeness axiom; large values mean
   too few ``steps``.
+
+And one trust check, the deletion test of the classifier explanations applied to words: silencing
+(setting to the baseline) the ``k`` frames the attribution ranks highest, ``k`` the length of the
+word's span, must lower the word's score more than silencing ``k`` frames drawn at random (the
+mean of ``RANDOM_DRAWS`` draws). ``deletion_drop`` and ``random_drop`` are the two falls of the
+word's path log-probability; ``faithful_words`` is the share of words whose top frames matter
+more than random ones. An attribution that ranks frames no better than chance is refused as
+evidence with a warning.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from glassnet.progress import Progress, progress_bar
 DEFAULT_STEPS = 32
 LOCAL_RATIO = 2.0  # warn when words put less than this multiple of their span's share of the clip inside it
 COMPLETENESS_TOLERANCE = 0.05
+RANDOM_DRAWS = 4  # random deletions per word, averaged
 FIGURE_UTTERANCES = 3
 
 
@@ -99,6 +108,48 @@ def word_attributions(
     return attributions[:, 0].detach(), errors.detach()
 
 
+def deletion_drops(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    words: list[dict[str, Any]],
+    per_frame: torch.Tensor,
+    counts: list[int],
+    seed: int = 0,
+) -> list[tuple[float, float]]:
+    """For each word, how far its path score falls when its ``counts[w]`` top-attributed frames are silenced,
+    and when as many random frames are (the mean of ``RANDOM_DRAWS`` draws).
+
+    Args:
+        model: the recogniser.
+        x: one utterance ``1 x 1 x mels x frames``.
+        words: its decoded words (``decoded_words``).
+        per_frame: ``W x frames`` absolute attribution of each word to each frame.
+        counts: frames to silence per word.
+        seed: seed of the random frames.
+    """
+    frames = x.shape[-1]
+    silent = float(x.min())
+    generator = torch.Generator().manual_seed(seed)
+    variants = [x[0]]
+    for weight, k in zip(per_frame, counts):
+        k = max(1, min(int(k), frames))
+        choices = [weight.topk(k).indices] + [
+            torch.randperm(frames, generator=generator)[:k] for _ in range(RANDOM_DRAWS)
+        ]
+        for chosen in choices:
+            deleted = x[0].clone()
+            deleted[..., chosen] = silent
+            variants.append(deleted)
+    with torch.no_grad():
+        scores = _scores(model(torch.stack(variants)).float().log_softmax(dim=2), words)  # (1 + W * (1 + R)) x W
+    drops = []
+    for w in range(len(words)):
+        rows = 1 + w * (1 + RANDOM_DRAWS) + torch.arange(1 + RANDOM_DRAWS)
+        fall = scores[0, w] - scores[rows, w]
+        drops.append((float(fall[0]), float(fall[1:].mean())))
+    return drops
+
+
 def explain_transcription(
     run: Any, n: int = 16, steps: int = DEFAULT_STEPS, seed: int = 0, progress: Progress = None
 ) -> dict[str, Any]:
@@ -142,6 +193,8 @@ def explain_transcription(
     inside = np.array([r["inside_share"] for r in records])
     span = np.array([r["span_share"] for r in records])
     errors = np.array([r["completeness_error"] for r in records])
+    deletion = np.array([r["deletion_drop"] for r in records])
+    random_drop = np.array([r["random_drop"] for r in records])
     summary = {
         "words": len(records),
         "utterances": len({r["utterance"] for r in records}),
@@ -150,12 +203,21 @@ def explain_transcription(
         "local_words": round(float(np.mean(inside > LOCAL_RATIO * span)), 4),
         "median_completeness_error": round(float(np.median(errors)), 4),
         "max_completeness_error": round(float(errors.max()), 4),
+        "median_deletion_drop": round(float(np.median(deletion)), 4),
+        "median_random_drop": round(float(np.median(random_drop)), 4),
+        "faithful_words": round(float(np.mean(deletion > random_drop)), 4),
     }
     warnings = []
     if summary["median_inside_share"] < LOCAL_RATIO * summary["median_span_share"]:
         warnings.append(
             f"the decoded words are not driven by their own frames: a median {summary['median_inside_share']:.0%} of "
             f"a word's attribution lies in its span, which covers {summary['median_span_share']:.0%} of the clip"
+        )
+    if summary["median_deletion_drop"] <= summary["median_random_drop"]:
+        warnings.append(
+            f"the attributions rank frames no better than chance: silencing a word's top-ranked frames lowers its "
+            f"score by a median {summary['median_deletion_drop']:.2f} nats, random frames by "
+            f"{summary['median_random_drop']:.2f}; do not read them as what the word rests on"
         )
     if summary["median_completeness_error"] > COMPLETENESS_TOLERANCE:
         warnings.append(
@@ -211,10 +273,12 @@ def _explain_utterances(
             frames, outputs = x.shape[-1], log_probs.shape[0]
             ratio = frames / outputs
             spans = []
-            for word, weight, error in zip(words, per_frame, errors):
+            for word in words:
                 start = max(0, int((word["frames"][0] - 1) * ratio))
                 stop = min(frames, int(np.ceil((word["frames"][-1] + 2) * ratio)))
                 spans.append((start, stop))
+            drops = deletion_drops(model, x, words, per_frame, [b - a for a, b in spans], seed=i)
+            for word, weight, error, (start, stop), (drop, chance) in zip(words, per_frame, errors, spans, drops):
                 total = float(weight.sum())
                 records.append(
                     {
@@ -225,6 +289,8 @@ def _explain_utterances(
                         "inside_share": round(float(weight[start:stop].sum()) / total, 4) if total > 0 else 0.0,
                         "span_share": round((stop - start) / frames, 4),
                         "completeness_error": round(float(error), 4),
+                        "deletion_drop": round(drop, 4),
+                        "random_drop": round(chance, 4),
                     }
                 )
             if len(pictures) < FIGURE_UTTERANCES:

@@ -94,7 +94,8 @@ def explanations(ctx: ReportContext) -> str | None:
 _WORDS = {
     "method_label": TEXT, "method_description": TEXT, "examples": NUMBER, "steps": NUMBER,
     "summary": {"words": NUMBER, "utterances": NUMBER, "median_inside_share": NUMBER, "median_span_share": NUMBER,
-                "local_words": NUMBER, "median_completeness_error": NUMBER, "max_completeness_error": NUMBER},
+                "local_words": NUMBER, "median_completeness_error": NUMBER, "max_completeness_error": NUMBER,
+                "median_deletion_drop?": NUMBER, "median_random_drop?": NUMBER, "faithful_words?": NUMBER},
     "words": [{"utterance": NUMBER, "word": TEXT, "inside_share": NUMBER, "span_share": NUMBER}],
     "warnings?": [ANY],
 }  # fmt: skip
@@ -112,6 +113,13 @@ def _words(ctx: ReportContext, result: dict[str, Any]) -> str:
         "twice their frames' share there (the recogniser hears each word where it is said). Completeness of the "
         f"integrated gradients: median error {num(s['median_completeness_error'], '.2%')}.</p>"
     ]
+    if s.get("faithful_words") is not None:
+        parts.append(
+            "<p>Deletion check: silencing the frames the attribution ranks highest (as many as the word spans) lowers "
+            f"a word's log-probability by a median {num(s['median_deletion_drop'], '.2f')} nats, as many random "
+            f"frames by {num(s['median_random_drop'], '.2f')}; the top frames matter more than random ones for "
+            f"{num(s['faithful_words'], '.0%')} of the words.</p>"
+        )
     parts += [f'<p class="note warn">&#9888; {esc(w)}</p>' for w in result.get("warnings") or []]
     parts.append(ctx.figure("explain_words", "spectrograms over each decoded word's attribution in time"))
     least = sorted(result["words"], key=lambda w: w["inside_share"] - w["span_share"])[:WORDS_SHOWN]
