@@ -238,7 +238,8 @@ def test_explain_finds_each_word_in_its_own_frames(tone_run, capsys):
 
     run, _ = tone_run
     assert main(["explain", str(run.path), "--n", "12", "--steps", "16"]) == 0
-    assert "of a word's attribution lies in its own frames" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "of a word's attribution lies in its own frames" in printed and "of the words are faithful" in printed
     result = json.loads((run.path / "results" / "explain.json").read_text())
     s = result["summary"]
     assert result["kind"] == "transcription" and result["examples"] == 12 and s["words"] >= 12

@@ -95,6 +95,9 @@ def _show_words(result: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"local:    a median {s['median_inside_share']:.0%} of a word's attribution lies in its own frames, which "
           f"cover {s['median_span_share']:.0%} of the clip; {s['local_words']:.0%} of the words are local")  # fmt: skip
     print(f"complete: median error {s['median_completeness_error']:.2%}, worst {s['max_completeness_error']:.2%}")
+    print(f"deletion: silencing a word's top frames lowers its log-probability by a median "
+          f"{s['median_deletion_drop']:.2f}, as many random frames by {s['median_random_drop']:.2f}; "
+          f"{s['faithful_words']:.0%} of the words are faithful")  # fmt: skip
     for warning in result["warnings"]:
         print(f"warning:  {warning}")
     print_written(run_files(args.run, ["results/explain.json"], result.get("figures") or []))
