@@ -85,3 +85,24 @@ def test_class_evidence_leaves_the_background_out_and_follows_the_mask():
     assert view["spec"].class_names == ("a", "b") and view["spec"].task == "classify"
     assert view["labels"].tolist() == [1, 0] and len(view["inputs"]) == 2
     assert view["model"](torch.rand(2, 1, 4, 4)).shape == (2, 2)
+
+
+@pytest.mark.parametrize("model", ["unet", "centernet"])
+def test_the_server_explains_the_class_a_dense_model_finds_most(tiny_runs, model):
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from glassnet.serve.app import create_app
+    from glassnet.train.run import Run
+
+    run = Run.open(tiny_runs[model])
+    image = run.split("test")[0][0]
+    with TestClient(create_app(run.path)) as client:
+        answer = client.post("/explain", json={"inputs": [image.tolist()]})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+    names = [n for n in run.spec.class_names if n.lower() != "background"]
+    assert body["explained_class"] in names and "explained_score" in body
+    assert torch.tensor(body["attributions"]).shape == image.shape
+    assert base64.b64decode(body["overlay_png"]).startswith(b"\x89PNG")

@@ -44,6 +44,16 @@ class ClassEvidence(nn.Module):
         return scores[:, self.skip :]
 
 
+def evidence_view(model: nn.Module, spec: DataSpec) -> tuple[ClassEvidence, DataSpec]:
+    """The classifier reading of a dense model: ``ClassEvidence`` and a ``classify`` spec over its object classes
+    (a segmentation's first class left out when it is named ``background``)."""
+    names = list(spec.class_names) or [str(i) for i in range(spec.num_outputs)]
+    skip = spec.task == "segment" and names[0].lower() == "background"
+    kept = tuple(names[int(skip) :])
+    view = dataclasses.replace(spec, task="classify", num_outputs=len(kept), class_names=kept)
+    return ClassEvidence(model, spec.task, skip).eval(), view
+
+
 def dense_view(model: nn.Module, spec: DataSpec, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
     """The classifier reading of a dense run: ``model`` (``ClassEvidence``), a ``classify`` ``spec`` over the
     object classes, and the test ``inputs`` that hold objects with their ``labels`` (dominant true class).
@@ -74,9 +84,9 @@ def dense_view(model: nn.Module, spec: DataSpec, inputs: torch.Tensor, targets: 
         if spec.task == "segment"
         else "the class the model detects most surely (its strongest heatmap logit)"
     )
-    view = dataclasses.replace(spec, task="classify", num_outputs=k, class_names=tuple(kept_names))
+    evidence, view = evidence_view(model, spec)
     return {
-        "model": ClassEvidence(model, spec.task, skip).eval(),
+        "model": evidence,
         "spec": view,
         "inputs": inputs[has],
         "labels": labels[has],

@@ -140,41 +140,71 @@ class ServedModel:
             DataError: not exactly one example, or a run that explanations do not apply to.
         """
         from glassnet.explain.attribute import explain
+        from glassnet.explain.dense import evidence_view
+        from glassnet.explain.names import DENSE_TASKS
         from glassnet.explain.run import TASKS, default_baseline
 
         if len(inputs) != 1:
             raise DataError(f"/explain takes one example; received {len(inputs)}")
-        if self.spec.task not in TASKS:
-            raise DataError(f"/explain applies to classifiers and regressors; this run's task is {self.spec.task!r}")
+        dense = self.spec.task in DENSE_TASKS  # masks or boxes: explained as evidence for the class found most
+        if self.spec.task not in TASKS and not dense:
+            raise DataError(
+                f"/explain applies to classifiers, regressors, segmentation and detection; this run's task is "
+                f"{self.spec.task!r}"
+            )
         record = self.forward(inputs)[0]
         with self._explaining:
             if self._explained is None:
-                self._explained = copy.deepcopy(self.model).eval()
+                copied = copy.deepcopy(self.model).eval()
+                self._explained = evidence_view(copied, self.spec)[0] if dense else copied
+            spec = evidence_view(self._explained, self.spec)[1] if dense else self.spec
+            explained = None
+            if dense:
+                with torch.no_grad():
+                    explained = int(self._explained(inputs).argmax(dim=1)[0])
             attributions = explain(
                 self._explained,
                 inputs,
                 method,
-                baselines=default_baseline(self.spec, inputs),
+                baselines=default_baseline(spec, inputs),
                 modality=self.spec.modality,
+                **({"target": torch.tensor([explained])} if dense else {}),
             )
         if not torch.isfinite(attributions.values).all():
             raise DataError("the attributions of this input are not finite: it lies far outside the training range")
         values = attributions.values[0]
         answer = {**record, "method": method, "attributions": np.round(values.numpy(), 6).tolist()}
+        if dense:
+            answer["explained_class"] = spec.class_names[explained]
+            answer["explained_score"] = (
+                "the class's soft share of the image (log)"
+                if self.spec.task == "segment"
+                else "its strongest heatmap logit"
+            )
         if self.spec.modality == "text":
             answer["tokens"] = self._tokens(inputs[0])
-        answer["overlay_png"] = self._picture(attributions, record, answer.get("tokens"))
+        title = f"evidence for {answer['explained_class']}" if dense else None
+        answer["overlay_png"] = self._picture(attributions, record, answer.get("tokens"), spec, title)
         return answer
 
     def _tokens(self, ids: torch.Tensor) -> list[str]:
         vocab = self.spec.extra.get("vocab") or []
         return [vocab[i] if 0 <= i < len(vocab) else "?" for i in ids.tolist()]
 
-    def _picture(self, attributions: Any, record: dict[str, Any], tokens: Sequence[str] | None) -> str | None:
+    def _picture(
+        self,
+        attributions: Any,
+        record: dict[str, Any],
+        tokens: Sequence[str] | None,
+        spec: Any = None,
+        title: str | None = None,
+    ) -> str | None:
         """The explanation drawn as the report draws it (bars over tokens for text), base64 PNG."""
         from glassnet.explain import pictures
 
-        title = f"{record.get('prediction')}" + (f" ({record['confidence']:.0%})" if "confidence" in record else "")
+        spec = spec or self.spec
+        if title is None:
+            title = f"{record.get('prediction')}" + (f" ({record['confidence']:.0%})" if "confidence" in record else "")
         with tempfile.TemporaryDirectory(prefix="glassnet-explain-") as folder:
             figure = lambda name: Path(folder) / f"{name}.png"  # noqa: E731
             if tokens is not None:
@@ -185,7 +215,7 @@ class ServedModel:
                 written = ["explain"] if keep else []
             else:
                 kind = get_modality(self.spec.modality).picture
-                written = pictures.draw_examples(kind, attributions, self.spec, [title], figure)
+                written = pictures.draw_examples(kind, attributions, spec, [title], figure)
             if not written:
                 return None
             return base64.b64encode(figure(written[0]).read_bytes()).decode("ascii")
