@@ -103,3 +103,107 @@ def test_a_truncated_coco_file_is_refused_with_what_it_needs(tmp_path):
     path.write_text(path.read_text()[:-40])
     with pytest.raises(DataError, match="COCO"):
         load_named(str(path), {"format": "coco"})
+
+
+# ---------------------------------------------------------------------------------------------
+# COCO masks (data.target=masks): polygons and run-length encoding
+
+
+def _masked_coco(root, n=8):
+    """Images 20 x 30 (h x w); each holds a bike polygon (rows 2-11, columns 3-14) and, on even images, a car given
+    as uncompressed RLE (rows 5-9 of columns 10-11); image 100 has a crowd region as compressed RLE."""
+    from pycocotools import mask as coco_mask
+
+    car = np.zeros((20, 30), dtype=np.uint8)
+    car[5:10, 10:12] = 1
+    runs = []
+    flat, current, length = car.T.reshape(-1), 0, 0
+    for value in flat:
+        if value == current:
+            length += 1
+        else:
+            runs.append(length)
+            current, length = value, 1
+    runs.append(length)
+    crowd = np.zeros((20, 30), dtype=np.uint8, order="F")
+    crowd[15:20, 0:30] = 1
+    compressed = coco_mask.encode(np.asfortranarray(crowd))
+    annotations = []
+    for i in range(n):
+        polygon = [3, 2, 15, 2, 15, 12, 3, 12]  # a rectangle's corners
+        annotations.append({"id": i, "image_id": 100 + i, "category_id": 3, "bbox": [3, 2, 12, 10],
+                            "segmentation": [polygon], "iscrowd": 0})  # fmt: skip
+        if i % 2 == 0:
+            annotations.append({"id": 50 + i, "image_id": 100 + i, "category_id": 7, "bbox": [10, 5, 2, 5],
+                                "segmentation": {"size": [20, 30], "counts": runs}, "iscrowd": 0})  # fmt: skip
+    annotations.append({"id": 99, "image_id": 100, "category_id": 7, "bbox": [0, 15, 30, 5], "iscrowd": 1,
+                        "segmentation": {"size": [20, 30], "counts": compressed["counts"].decode()}})  # fmt: skip
+    return _coco(root, n=n, annotations=annotations), car, crowd.astype(bool)
+
+
+def test_coco_masks_paint_polygons_and_run_lengths_smaller_objects_on_top(tmp_path):
+    from glassnet.data.annotated import IGNORE_INDEX
+
+    path, car, crowd = _masked_coco(tmp_path / "d")
+    bundle = gn.load_dataset(str(path), target="masks", val_fraction=0.25, test_fraction=0.25)
+    assert bundle.spec.task == "segment" and bundle.spec.class_names == ("background", "bike", "car")
+    assert bundle.info["format"] == "coco"
+    masks = {}
+    for split in ("train", "val", "test"):
+        x, y = bundle.split(split).tensors
+        for image, mask in zip(x, y):
+            masks[round(float(image.max()) * 255 / 10)] = mask.numpy()  # image i is filled with 10 * i
+    first = masks[0]
+    bike = np.zeros((20, 30), dtype=bool)
+    bike[2:13, 3:16] = True  # PIL fills the polygon's edges too
+    assert (first[car.astype(bool)] == 2).all()  # the smaller car painted over the bike
+    assert (first[bike & ~car.astype(bool) & ~crowd] == 1).all()
+    assert (first[crowd] == IGNORE_INDEX).all() and (first[~bike & ~crowd] == 0).all()
+    assert (masks[1][car.astype(bool)] == 1).all()  # odd images have no car
+
+
+def test_compressed_run_lengths_decode_as_pycocotools_does():
+    from pycocotools import mask as coco_mask
+
+    from glassnet.data.annotated import coco_segmentation
+
+    rng = np.random.default_rng(0)
+    for shape in ((7, 5), (40, 33)):
+        pixels = np.asfortranarray(rng.random(shape) > 0.6)
+        encoded = coco_mask.encode(pixels.astype(np.uint8))
+        rle = {"size": list(shape), "counts": encoded["counts"].decode()}
+        np.testing.assert_array_equal(coco_segmentation(rle, shape), pixels)
+
+
+@pytest.mark.parametrize(
+    "segmentation,message",
+    [
+        (None, "has no segmentation.*data.target=boxes"),
+        ([[1, 1, 5, 1]], "at least 3 points"),
+        ([[1, 1, 5, 1, 5]], "at least 3 points"),
+        ({"size": [10, 30], "counts": [600]}, r"\[10, 30\].*\[20, 30\]"),
+        ({"size": [20, 30], "counts": [500, 20]}, "add up to 520"),
+        ({"size": [20, 30], "counts": "0!"}, "holds"),
+    ],
+)  # fmt: skip
+def test_bad_coco_segmentations_name_their_annotation(tmp_path, segmentation, message):
+    annotation = {"id": 41, "image_id": 100, "category_id": 7, "bbox": [1, 1, 2, 2], "iscrowd": 0}
+    if segmentation is not None:
+        annotation["segmentation"] = segmentation
+    path = _coco(tmp_path / "d", annotations=[annotation])
+    with pytest.raises(DataError, match=f"annotation 41.*{message}"):
+        load_named(str(path), {"target": "masks"})
+    from glassnet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="target must be"):
+        load_named(str(path), {"target": "polygons"})
+
+
+def test_a_unet_trains_on_coco_masks_from_the_command_line(tmp_path, capsys):
+    from glassnet.cli import main
+
+    path, _, _ = _masked_coco(tmp_path / "d", n=12)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(path), "--model", "unet", "--epochs", "1", "--quiet", "--out", str(out)]
+    assert main([*args, "data.target=masks", "model.channels=[4,8]"]) == 0
+    assert "miou" in capsys.readouterr().out

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -229,20 +230,36 @@ def load_mask_folder(
         class_names = tuple(str(i) for i in range(int(labelled.max()) + 1))
     if len(class_names) < 2:
         raise DataError(f"{root} has one class ({class_names[0]}); segmentation needs at least two (e.g. background)")
-    train, val, test = _split(len(names), val_fraction, test_fraction, split_seed, root)
+    resized = any(s != target for s in sizes)
+    return _mask_bundle(root, root.name, x, y, class_names, "masks", resized, (val_fraction, test_fraction, split_seed))
+
+
+def _mask_bundle(
+    root: Path,
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    class_names: tuple[str, ...],
+    fmt: str,
+    resized: bool,
+    split: tuple[float, float, int],
+) -> DataBundle:
+    """A ``segment`` bundle of images ``x`` and masks ``y`` (class ids; ``IGNORE_INDEX``: unlabelled)."""
+    val_fraction, test_fraction, split_seed = split
+    train, val, test = _split(len(x), val_fraction, test_fraction, split_seed, root)
     return bundle_from_splits(
         (x[train], y[train]),
         (x[val], y[val]),
         (x[test], y[test]),
-        name=root.name,
+        name=name,
         modality="image",
         task="segment",
         class_names=class_names,
         info={
             "source": str(root),
-            "format": "masks",
-            "images": len(names),
-            "resized_to": list(target) if any(s != target for s in sizes) else None,
+            "format": fmt,
+            "images": len(x),
+            "resized_to": list(x.shape[-2:]) if resized else None,
             "split_seed": split_seed,
             "val_fraction": val_fraction,
             "test_fraction": test_fraction,
@@ -412,17 +429,29 @@ def load_coco(
     channels: int | str = "auto",
     size: int | list[int] | None = None,
     images_dir: str | None = None,
+    target: str = "boxes",
 ) -> DataBundle:
-    """A COCO detection file as a ``detect`` bundle (boxes; crowd annotations are skipped), split at random.
+    """A COCO file as a ``detect`` bundle (``target="boxes"``) or a ``segment`` bundle (``target="masks"``).
 
     Image files are looked for by their ``file_name`` relative to ``images_dir``, else the JSON's
     folder, else its ``images/`` sub-folder. Category ids may be any integers: they become class
     indices in the order of their ids, named by the categories' names.
 
+    Boxes: crowd annotations are skipped. Masks: every annotation's ``segmentation`` (polygons, or
+    run-length encoding, uncompressed or compressed) is painted into its image's mask with its
+    class (``background`` is class 0, the categories follow), the largest first so that a smaller
+    object in front of a larger one keeps its pixels; crowd regions become unlabelled pixels, which
+    the loss and the metrics skip.
+
     Raises:
         DataError: the JSON is malformed, an annotation names an unknown image or category, a box
-            reaches outside its image's ``width`` and ``height``, or an image file is missing.
+            reaches outside its image's ``width`` and ``height``, an image file is missing, or (masks)
+            an annotation has no segmentation, a polygon too few points, or a run-length encoding
+            another size than its image.
+        ConfigError: ``target`` is neither ``boxes`` nor ``masks``.
     """
+    if target not in ("boxes", "masks"):
+        raise ConfigError(f"target must be 'boxes' (detection) or 'masks' (segmentation). Received: target={target!r}")
     import json
 
     source = Path(path)
@@ -443,6 +472,10 @@ def load_coco(
         ) from exc
     if not images or not categories:
         raise DataError(f"{source} lists no images or no categories")
+    if target == "masks":
+        files, declared = _coco_files(source, images, images_dir)
+        return _coco_masks(source, files, declared, images, category, class_names, annotations,
+                           (val_fraction, test_fraction, split_seed, channels, size))  # fmt: skip
     boxes: dict[int, list[list[float]]] = {i: [] for i in images}
     for number, a in enumerate(annotations):
         where = f"{source}: annotation {a.get('id', number)}"
@@ -465,6 +498,16 @@ def load_coco(
         boxes[int(image["id"])].append(
             [category[int(a["category_id"])], max(x1, 0), max(y1, 0), min(x2, 1), min(y2, 1)]
         )
+    files, declared = _coco_files(source, images, images_dir)
+    rows = [np.array(boxes[i], dtype=np.float32).reshape(-1, 5) for i in sorted(images)]
+    options = (val_fraction, test_fraction, split_seed, channels, size)
+    return _box_bundle(source, files, rows, class_names, "coco", options, declared)
+
+
+def _coco_files(
+    source: Path, images: dict[int, dict[str, Any]], images_dir: str | None
+) -> tuple[list[Path], list[tuple[int, int]]]:
+    """The image files of a COCO file in id order, and the ``(height, width)`` it declares for each."""
     folders = [Path(images_dir)] if images_dir else [source.parent, source.parent / "images"]
     files = []
     ids = sorted(images)
@@ -477,10 +520,144 @@ def load_coco(
                 "copy it there or name the folder with data.images_dir=DIR"
             )
         files.append(found)
-    rows = [np.array(boxes[i], dtype=np.float32).reshape(-1, 5) for i in ids]
-    options = (val_fraction, test_fraction, split_seed, channels, size)
     try:
         declared = [(int(images[i]["height"]), int(images[i]["width"])) for i in ids]
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{source}: every image needs its width and height ({type(exc).__name__}: {exc})") from exc
-    return _box_bundle(source, files, rows, class_names, "coco", options, declared)
+    return files, declared
+
+
+def _coco_masks(
+    source: Path,
+    files: list[Path],
+    declared: list[tuple[int, int]],
+    images: dict[int, dict[str, Any]],
+    category: dict[int, int],
+    class_names: tuple[str, ...],
+    annotations: list[dict[str, Any]],
+    options: tuple[float, float, int, int | str, int | list[int] | None],
+) -> DataBundle:
+    """The ``segment`` bundle of a COCO file: each image's annotations painted into one mask (see ``load_coco``)."""
+    val_fraction, test_fraction, split_seed, channels, size = options
+    ids = sorted(images)
+    row = {i: k for k, i in enumerate(ids)}
+    masks = [np.zeros(shape, dtype=np.int64) for shape in declared]
+    painted: list[tuple[float, int, np.ndarray, int]] = []  # (area, image row, pixels, value)
+    for number, a in enumerate(annotations):
+        where = f"{source}: annotation {a.get('id', number)}"
+        image = images.get(int(a.get("image_id", -1))) if isinstance(a, dict) else None
+        if image is None:
+            raise DataError(f"{where} names image_id {a.get('image_id')!r}, which 'images' does not list")
+        if int(a.get("category_id", -1)) not in category:
+            raise DataError(
+                f"{where} names category_id {a.get('category_id')!r}; the categories are {sorted(category)}"
+            )
+        k = row[int(image["id"])]
+        pixels = coco_segmentation(a.get("segmentation"), declared[k], where)
+        value = IGNORE_INDEX if a.get("iscrowd") else category[int(a["category_id"])] + 1
+        painted.append((float(pixels.sum()), k, pixels, value))
+    for _, k, pixels, value in sorted(painted, key=lambda item: (item[3] != IGNORE_INDEX, -item[0])):
+        masks[k][pixels] = value  # crowd first, then the largest objects, so smaller ones stay on top
+    channels, target, sizes = _geometry(files, channels, size)
+    for file, shape, stated in zip(files, sizes, declared):
+        if shape != stated:
+            raise DataError(
+                f"image '{file}' is {shape[1]}x{shape[0]} pixels but its annotations say {stated[1]}x{stated[0]}; "
+                "its masks would be misplaced: fix the width and height in the annotation file"
+            )
+    x = np.empty((len(files), channels, *target), dtype=np.float32)
+    y = np.empty((len(files), *target), dtype=np.int64)
+    for k, (file, shape) in enumerate(zip(files, sizes)):
+        image = _read_image(file, channels)
+        if shape != target:
+            image = _resize(image, target, nearest=False)
+            masks[k] = np.where(masks[k] == IGNORE_INDEX, UNLABELLED, masks[k])
+            masks[k] = _resize(masks[k], target, nearest=True)
+            masks[k] = np.where(masks[k] == UNLABELLED, IGNORE_INDEX, masks[k])
+        x[k], y[k] = image, masks[k]
+    names = ("background", *class_names)
+    resized = any(s != target for s in sizes)
+    return _mask_bundle(source, source.stem, x, y, names, "coco", resized, (val_fraction, test_fraction, split_seed))
+
+
+def coco_segmentation(segmentation: Any, shape: tuple[int, int], where: str = "annotation") -> np.ndarray:
+    """The ``height x width`` boolean pixels of a COCO ``segmentation``: polygons or run-length encoding.
+
+    Polygons are lists ``[x1, y1, x2, y2, ...]`` in pixels, filled (PIL's rasteriser; a pixel is in
+    when its corner grid point is). Run-length encoding is ``{"size": [height, width], "counts": ...}``
+    over the pixels in column-major order, starting with a run of background: ``counts`` a list of
+    run lengths (uncompressed) or COCO's compressed string (each run a variable-length number in
+    6-bit characters, from the third on relative to the run two before; ``pycocotools``' format).
+
+    Raises:
+        DataError: no segmentation, a polygon of fewer than 3 points or an odd number of values,
+            a run-length encoding of another size than the image, or runs that do not add up to it.
+    """
+    from PIL import Image, ImageDraw
+
+    height, width = shape
+    if isinstance(segmentation, list) and segmentation:
+        canvas = Image.new("L", (width, height), 0)
+        draw = ImageDraw.Draw(canvas)
+        for polygon in segmentation:
+            if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
+                raise DataError(
+                    f"{where}: a polygon needs x, y pairs of at least 3 points; this one has "
+                    f"{len(polygon) if isinstance(polygon, list) else type(polygon).__name__} values"
+                )
+            try:
+                points = [(float(polygon[j]), float(polygon[j + 1])) for j in range(0, len(polygon), 2)]
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"{where}: a polygon holds a value that is not a number ({exc})") from exc
+            draw.polygon(points, fill=1, outline=1)
+        return np.asarray(canvas, dtype=bool)
+    if isinstance(segmentation, dict) and "counts" in segmentation:
+        stated = segmentation.get("size")
+        if not isinstance(stated, list) or [int(v) for v in stated] != [height, width]:
+            raise DataError(
+                f"{where}: its run-length encoding is for a {stated!r} (height, width) image, but its image is "
+                f"[{height}, {width}]"
+            )
+        counts = segmentation["counts"]
+        runs = _rle_counts(counts, where) if isinstance(counts, (str, bytes)) else counts
+        if (
+            not isinstance(runs, list)
+            or any(not isinstance(r, int) or r < 0 for r in runs)
+            or sum(runs) != height * width
+        ):
+            total = sum(runs) if isinstance(runs, list) and all(isinstance(r, int) for r in runs) else "?"
+            raise DataError(f"{where}: its run lengths add up to {total} pixels, not the image's {height * width}")
+        flat = np.zeros(height * width, dtype=bool)
+        starts = np.concatenate([[0], np.cumsum(runs)])
+        for j in range(1, len(runs), 2):  # odd runs are the object's
+            flat[starts[j] : starts[j + 1]] = True
+        return flat.reshape(width, height).T  # column-major
+    raise DataError(
+        f"{where} has no segmentation (polygons or run-length encoding); train on boxes with data.target=boxes "
+        "or remove it"
+    )
+
+
+def _rle_counts(text: str | bytes, where: str) -> list[int]:
+    """Run lengths of COCO's compressed run-length string (the inverse of ``pycocotools``' ``rleToString``)."""
+    data = text.encode("ascii") if isinstance(text, str) else text
+    runs: list[int] = []
+    p = 0
+    while p < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            if p >= len(data):
+                raise DataError(f"{where}: its compressed run-length string ends inside a number")
+            c = data[p] - 48
+            if not 0 <= c < 64:
+                raise DataError(f"{where}: its compressed run-length string holds {chr(data[p])!r}")
+            value |= (c & 0x1F) << shift
+            more = bool(c & 0x20)
+            p += 1
+            shift += 5
+            if not more and c & 0x10:
+                value |= -1 << shift  # negative: sign-extend
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
