@@ -367,5 +367,154 @@ def _detect_baselines(spec: DataSpec, bundle: Any) -> list[Baseline]:
             "Otsu's threshold, connected components as boxes, each classified by a logistic regression on its pixels",
             otsu,
             score=score,
-        )
+        ),
+        Baseline(
+            "sliding_window",
+            "square windows at three sizes learnt from the training boxes, each classified by a logistic regression "
+            "on its pixels (object class or background), overlapping detections suppressed",
+            lambda x, y: SlidingWindow(spec.num_outputs).fit(x, y).predict,
+            score=score,
+        ),
     ]
+
+
+class SlidingWindow:
+    """The classical detector: a window slides over the image at a few sizes and a classifier names what it holds.
+
+    The window heights are the quartiles of the training boxes' heights (as shares of the image),
+    their width the median aspect ratio of the boxes, the stride a quarter of the window. Each
+    window is resized to ``PATCH x PATCH`` pixels and classified by a logistic regression over the
+    object classes and *background*. It is fitted on the true boxes (their class, each jittered by
+    up to an eighth of its size) and on random windows that overlap no box much (IoU < 0.3:
+    background), three per object; then once more with hard negatives added: the windows of
+    ``MINED`` training images that it scored highest for an object although they overlap no box
+    much (the bootstrapping of Sung and Poggio's face detector). Every window's object-class
+    probabilities are its detections; greedy non-maximum suppression per class keeps the best of
+    any group overlapping by more than ``NMS_IOU``.
+
+    Args:
+        classes: the object classes of the detection task.
+        seed: seed of the jitter and of the background windows.
+    """
+
+    PATCH = 12
+    NMS_IOU = 0.3
+    NEGATIVES = 3  # background windows per object
+    MINED = 300  # training images searched for hard negatives
+
+    def __init__(self, classes: int, seed: int = 0) -> None:
+        self.classes, self.rng = classes, np.random.default_rng(seed)
+        self.sizes: list[float] = [0.5]  # window heights, as shares of the image
+        self.aspect = 1.0  # window width over height
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor) -> SlidingWindow:
+        from sklearn.linear_model import LogisticRegression
+
+        boxes = [rows[rows[:, 0] >= 0].numpy() for rows in y]
+        truths = np.concatenate([*boxes, np.zeros((0, 5))])
+        if len(truths):
+            heights = truths[:, 4] - truths[:, 2]
+            self.aspect = float(np.median((truths[:, 3] - truths[:, 1]) / np.maximum(heights, 1e-6)))
+            self.sizes = sorted({round(float(q), 3) for q in np.quantile(heights, [0.25, 0.5, 0.75])})
+        windows, labels = [], []
+        for image, truth in zip(x, boxes):
+            for row in truth:
+                w, h = row[3] - row[1], row[4] - row[2]
+                jitter = self.rng.uniform(-1 / 8, 1 / 8, size=2) * (w, h)
+                cx, cy = (row[1] + row[3]) / 2 + jitter[0], (row[2] + row[4]) / 2 + jitter[1]
+                windows.append((image, [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]))
+                labels.append(int(row[0]))
+            for _ in range(self.NEGATIVES * max(len(truth), 1)):
+                h = float(self.rng.choice(self.sizes))
+                w = min(h * self.aspect, 1.0)
+                x1, y1 = self.rng.uniform(0, max(1 - w, 1e-6)), self.rng.uniform(0, max(1 - h, 1e-6))
+                box = np.array([[x1, y1, x1 + w, y1 + h]])
+                if len(truth) and _iou(box, truth[:, 1:5]).max() >= 0.3:
+                    continue
+                windows.append((image, box[0].tolist()))
+                labels.append(self.classes)  # background
+        features = np.stack([self._patch(image, box) for image, box in windows])
+        self.model = LogisticRegression(max_iter=500).fit(features, np.array(labels))
+        hard = self._hard_negatives(x[: self.MINED], boxes[: self.MINED], budget=len(features) // 2)
+        if len(hard):
+            features = np.concatenate([features, hard])
+            labels += [self.classes] * len(hard)
+            self.model = LogisticRegression(max_iter=500).fit(features, np.array(labels))
+        return self
+
+    def _hard_negatives(self, x: torch.Tensor, boxes: list[np.ndarray], budget: int) -> np.ndarray:
+        """Patches of the windows most confidently taken for an object that overlap no true box much."""
+        windows = self.windows()
+        grid = self._grid(windows)
+        background = list(self.model.classes_).index(self.classes) if self.classes in self.model.classes_ else None
+        found: list[tuple[float, np.ndarray]] = []
+        for image, truth in zip(x, boxes):
+            patches = F.grid_sample(image[None].float().expand(len(windows), -1, -1, -1), grid, align_corners=False)
+            flat = patches.flatten(1).numpy()
+            probabilities = self.model.predict_proba(flat)
+            objectness = 1 - probabilities[:, background] if background is not None else probabilities.max(axis=1)
+            far = _iou(windows.numpy(), truth[:, 1:5]).max(axis=1) < 0.3 if len(truth) else np.ones(len(flat), bool)
+            for k in np.argsort(-objectness)[:8]:
+                if far[k] and objectness[k] > 0.5:
+                    found.append((float(objectness[k]), flat[k]))
+        found.sort(key=lambda item: -item[0])
+        return np.stack([f for _, f in found[:budget]]) if found else np.zeros((0, x.shape[1] * self.PATCH**2))
+
+    def _patch(self, image: torch.Tensor, box: list[float]) -> np.ndarray:
+        """The window's pixels resized to ``PATCH x PATCH`` (bilinear sampling, zeros outside the image)."""
+        grid = self._grid(torch.tensor([box], dtype=torch.float32))
+        return F.grid_sample(image[None].float(), grid, align_corners=False).flatten().numpy()
+
+    def _grid(self, boxes: torch.Tensor) -> torch.Tensor:
+        """``B x PATCH x PATCH x 2`` sampling positions (grid_sample's -1..1) of windows given as shares."""
+        steps = (torch.arange(self.PATCH, dtype=torch.float32) + 0.5) / self.PATCH
+        xs = boxes[:, 0:1] + steps * (boxes[:, 2:3] - boxes[:, 0:1])  # B x P
+        ys = boxes[:, 1:2] + steps * (boxes[:, 3:4] - boxes[:, 1:2])
+        grid = torch.stack(torch.broadcast_tensors(xs[:, None, :], ys[:, :, None]), dim=-1)  # B x P x P x 2
+        return grid * 2 - 1
+
+    def windows(self) -> torch.Tensor:
+        """Every window of every size, as shares of the image: ``W x 4``."""
+        found = []
+        for h in self.sizes:
+            w = min(h * self.aspect, 1.0)
+            for y1 in np.arange(0, max(1 - h, 0) + 1e-9, max(h / 4, 1e-3)):
+                for x1 in np.arange(0, max(1 - w, 0) + 1e-9, max(w / 4, 1e-3)):
+                    found.append([x1, y1, x1 + w, y1 + h])
+        return torch.tensor(found, dtype=torch.float32)
+
+    def predict(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``N x TOP_K x 6`` detections (``x1, y1, x2, y2, score, class``), as the detection task decodes them."""
+        boxes = self.windows()
+        grid = self._grid(boxes)
+        known = list(self.model.classes_)
+        out = torch.zeros(len(inputs), TOP_K, 6)
+        out[:, :, 5] = -1
+        for i, image in enumerate(inputs):
+            patches = F.grid_sample(image[None].float().expand(len(boxes), -1, -1, -1), grid, align_corners=False)
+            probabilities = self.model.predict_proba(patches.flatten(1).numpy())
+            rows = []
+            for j, cls in enumerate(known):
+                if cls >= self.classes:
+                    continue
+                for k in _suppress(boxes.numpy(), probabilities[:, j], self.NMS_IOU):
+                    rows.append([*boxes[k].tolist(), float(probabilities[k, j]), cls])
+            rows.sort(key=lambda r: -r[4])
+            if rows:
+                kept = torch.tensor(rows[:TOP_K], dtype=torch.float32)
+                out[i, : len(kept)] = kept
+        return out
+
+
+def _suppress(boxes: np.ndarray, scores: np.ndarray, threshold: float, keep: int = TOP_K) -> list[int]:
+    """Greedy non-maximum suppression: the indices of the best boxes, none overlapping a better one by more
+    than ``threshold`` (IoU), at most ``keep``."""
+    order = list(np.argsort(-scores))
+    kept: list[int] = []
+    while order and len(kept) < keep:
+        best = order.pop(0)
+        kept.append(int(best))
+        if order:
+            overlap = _iou(boxes[best : best + 1], boxes[order])[0]
+            order = [k for k, o in zip(order, overlap) if o <= threshold]
+    return kept
