@@ -144,3 +144,25 @@ def test_compress_refuses_a_ddpm_run_with_one_line_and_writes_nothing(tmp_path_f
     err = capsys.readouterr().err
     assert "compress draws a GAN's generator (dcgan, cgan)" in err and err.count("\n") == 1
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+def test_explain_reads_a_gan_through_its_discriminator(tmp_path, ddpm_run, capsys):
+    """A cgan is explained class by class (its discriminator's real logit as each class), a dcgan as generated
+    against real; a diffusion run has no discriminator and is refused before its data is rebuilt."""
+    import json
+
+    for family, names in (("cgan", [str(d) for d in range(10)]), ("dcgan", ["generated", "real"])):
+        out = tmp_path / family
+        assert (
+            main(["train", "--data", "digits", "--model", family, "--epochs", "2", "--out", str(out), "--quiet"]) == 0
+        )
+        assert main(["explain", str(out), "--n", "20", "--quiet"]) == 0
+        result = json.loads((out / "results" / "explain.json").read_text())
+        assert result["task"] == "generate" and "discriminator's real logit" in result["target"]
+        assert result["examples"] == 20 and set(result["trust"])  # highest_loss: the images it doubts, if any
+        assert {e["true"] for e in result["highest_loss"]} <= set(names)
+    html = gn.report(tmp_path / "dcgan").read_text()
+    assert "each for the discriminator&#x27;s real logit" in html
+    capsys.readouterr()
+    assert main(["explain", str(ddpm_run)]) == 2
+    assert "has none (a diffusion model" in capsys.readouterr().err

@@ -106,6 +106,12 @@ def explain_run(
 
         dense = dense_view(model, spec, *_test_split(run))
         model, spec = dense["model"], dense["spec"]
+    elif spec.task == "generate":  # a GAN: what makes its discriminator take an image for a real one
+        from glassnet.explain.generative import discriminator_view, require_discriminator
+
+        require_discriminator(model)  # before the data is rebuilt: a diffusion run is refused at once
+        dense = discriminator_view(model, spec, *_test_split(run))
+        model, spec = dense["model"], dense["spec"]
     if spec.task not in TASKS:
         raise ConfigError(
             f"explain attributes a classifier's or regressor's outputs; this run's task is {spec.task!r}. "

@@ -73,7 +73,7 @@ def explanations(ctx: ReportContext) -> str | None:
         used = subset_note(result["examples"], "test", size, how=", taken class by class in turn")
     parts = [
         f"<p><b>{esc(result['method_label'])}</b>: {esc(result['method_description'])} "
-        f"Explained: {used}, each for its {esc(result['target'])}. "
+        f"Explained: {used}, each for {_its(result['target'])}. "
         "Red marks evidence <i>for</i> the class, blue evidence <i>against</i> it.</p>"
     ]
     if isinstance(size, int) and isinstance(result["examples"], int) and result["examples"] < size:
@@ -343,3 +343,8 @@ def _most_wrong(ctx: ReportContext, result: dict[str, Any], views: dict[str, Any
             numeric_from=3,
         )
     return out
+
+
+def _its(target: str) -> str:
+    """``its predicted class``, but a target that names itself (``the class the model ...``) as it is."""
+    return esc(target) if target.startswith(("the ", "a ", "an ")) else f"its {esc(target)}"

@@ -127,7 +127,7 @@ STAGE = register_stage(
         show=show,
         headline=headline,
         demo=demo,
-        tasks=(*TASKS, *DENSE_TASKS, "control", "transcribe"),
+        tasks=(*TASKS, *DENSE_TASKS, "control", "transcribe", "generate"),
         order=60,
         takes_progress=True,
     )
