@@ -135,15 +135,22 @@ def test_sampling_options_on_a_gan_say_they_are_for_diffusion_runs(cgan_run, cap
         gn.generate(cgan_run, 2, guidance=2.0)
 
 
-@pytest.mark.parametrize("option", [["--quantize", "int8"], ["--export", "onnx"]])
-def test_compress_refuses_a_ddpm_run_with_one_line_and_writes_nothing(tmp_path_factory, capsys, option):
-    run = tmp_path_factory.mktemp("gen") / "ddpm"
-    save_model(create_model("ddpm", image_spec(), width=8), image_spec(), run)
-    before = sorted(p.relative_to(run) for p in run.rglob("*"))
-    assert main(["compress", str(run), *option]) == 2  # int8 crashed with a traceback before
-    err = capsys.readouterr().err
-    assert "compress draws a GAN's generator (dcgan, cgan)" in err and err.count("\n") == 1
-    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+def test_compress_draws_a_ddpm_with_int8_and_onnx_copies_of_its_unet(tmp_path, capsys):
+    """The sampler stays, the U-Net inside is swapped: ONNX draws the same images as PyTorch; int8 ones close."""
+    import json
+
+    run = tmp_path / "ddpm"
+    args = ["train", "--data", "digits", "--model", "ddpm", "--epochs", "1", "--out", str(run), "--quiet"]
+    assert main([*args, "model.width=8", "model.sample_steps=10"]) == 0
+    assert main(["compress", str(run)]) == 0  # refused before: the sampler was not exported
+    assert "270 images per variant" in capsys.readouterr().out
+    result = json.loads((run / "results" / "compress.json").read_text())
+    variants = {v["name"]: v for v in result["variants"]}
+    assert list(variants) == ["fp32", "int8-torch-dynamic", "onnx-fp32", "int8-ort-static"], result["notes"]
+    assert abs(variants["onnx-fp32"]["fid"] - variants["fp32"]["fid"]) < 1e-2 * variants["fp32"]["fid"]
+    assert variants["onnx-fp32"]["pixel_mae"] < 1e-3 and variants["int8-ort-static"]["same_class"] > 0.5
+    assert (run / "compressed" / "denoiser.onnx").is_file() and result["sample_steps"] == 10
+    assert main(["compress", str(run), "--prune", "0.5"]) == 2  # options that do not apply: one line, exit 2
 
 
 def test_explain_reads_a_gan_through_its_discriminator(tmp_path, ddpm_run, capsys):

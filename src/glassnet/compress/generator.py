@@ -15,8 +15,14 @@ the generator's weights is what is exported (what ``glassnet generate`` draws wi
 
 Variants: ``fp32``, ``int8-torch-dynamic`` (Linear weights int8: the latent projection),
 ``onnx-fp32`` (ONNX Runtime) and ``int8-ort-static`` (ONNX Runtime QDQ int8, calibrated on the
-noise), the ONNX files in ``RUN/compressed/``. ``ddpm`` runs are not compressed yet: their sampler
-runs the U-Net 50 times per image, which this does not export.
+noise), the ONNX files in ``RUN/compressed/``.
+
+A ``ddpm`` run is compressed the same way, with its U-Net (the moving average) in place of the
+generator: each row is the starting noise and the class, and every variant draws its images with
+the model's own DDIM sampler (``sample_steps`` steps, its guidance weight), only the U-Net inside
+swapped (``Diffusion.sample(denoiser=...)``). The U-Net is exported as one module of one input
+(``Denoising``: the noisy image, the timestep and the class in a row), and the int8 calibration uses
+its inputs along the sampling paths of a few images (every step), not random noise.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from glassnet.train.run import Run
 FID_TOLERANCE = 0.05  # a variant keeps the quality when its FID is at most 5 % above the fp32 generator's
 SAMPLES = 2000
 LATENCY_BATCH, LATENCY_CALLS = 64, 20
+DIFFUSION_LATENCY_CALLS = 3
 
 
 class Drawing(nn.Module):
@@ -65,6 +72,55 @@ class Drawing(nn.Module):
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         labels = rows[:, -1].long() if self.conditional else None
         return self.generator(rows[:, :-1], labels)
+
+
+class Denoising(nn.Module):
+    """A diffusion U-Net as a module of one input: each row is the noisy image (flattened), the timestep and the
+    class id (floats; the "no class" id for an unconditional estimate), so the ONNX file needs no second input."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.shape = tuple(net.shape)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        x = rows[:, :-2].reshape(-1, *self.shape)  # -1: the ONNX batch stays dynamic
+        labels = rows[:, -1].long() if self.net.num_classes else None
+        return self.net(x, rows[:, -2].long(), labels).flatten(1)
+
+
+def _denoiser(forward: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...], classes: int) -> Callable:
+    """``denoiser(x, t, labels)`` of ``Diffusion.sample`` from a one-input ``Denoising`` forward (torch or ONNX)."""
+
+    def estimate(x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        ids = labels if labels is not None else torch.full((len(x),), classes, dtype=torch.long)
+        rows = torch.cat([x.flatten(1).float(), t.float()[:, None], ids.float()[:, None]], dim=1)
+        return torch.as_tensor(forward(rows)).float().reshape(len(x), *shape)
+
+    return estimate
+
+
+def _trajectory(model: nn.Module, rows: torch.Tensor, steps: int) -> torch.Tensor:
+    """Calibration rows for int8: the U-Net's inputs along the sampling of a few images (every step, both halves
+    of classifier-free guidance)."""
+    seen: list[torch.Tensor] = []
+    net = Denoising(model.net_ema).eval()
+
+    def record(x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        ids = labels if labels is not None else torch.full((len(x),), model.num_classes, dtype=torch.long)
+        batch = torch.cat([x.flatten(1).float(), t.float()[:, None], ids.float()[:, None]], dim=1)
+        seen.append(batch)
+        return net(batch).reshape(x.shape)
+
+    _draw(model, rows, record, steps)
+    return torch.cat(seen)
+
+
+def _draw(model: nn.Module, rows: torch.Tensor, denoiser: Callable | None, steps: int | None = None) -> torch.Tensor:
+    """A diffusion model's images from rows of starting noise (flattened) and class ids, by its own sampler."""
+    noise = rows[:, :-1].reshape(len(rows), *model.noise_shape)
+    labels = rows[:, -1].long() if model.conditional else None
+    return model.sample(len(rows), labels=labels, noise=noise, denoiser=denoiser, steps=steps)
 
 
 def compress_generator(run: Run, samples: int = SAMPLES, seed: int = 0, progress: Progress = None) -> dict[str, Any]:
@@ -86,11 +142,10 @@ def compress_generator(run: Run, samples: int = SAMPLES, seed: int = 0, progress
         ConfigError: a ``ddpm`` run, or a test split too small to measure FID.
     """
     model = run.model.eval()
-    if not hasattr(model, "generator_ema"):
+    diffusion = hasattr(model, "net_ema")
+    if not diffusion and not hasattr(model, "generator_ema"):
         raise ConfigError(
-            f"compress draws a GAN's generator (dcgan, cgan); {type(model).__name__} samples by running its network "
-            "many times per image (ddpm), which compress does not export yet; its quality is in "
-            "RUN/results/generate.json"
+            f"compress draws a generative run's images (dcgan, cgan, ddpm); {type(model).__name__} is none"
         )
     bundle = run.data()
     test_x, test_y = bundle.test.tensors
@@ -101,11 +156,94 @@ def compress_generator(run: Run, samples: int = SAMPLES, seed: int = 0, progress
     real, labels = test_x[chosen].float(), test_y[chosen].long()
     classifier, features = _feature_classifier(run, bundle, seed)
     extractor = FeatureExtractor(classifier)
-    drawing = Drawing(model.generator_ema, model.conditional).eval()
-    noise = model.noise(n, torch.Generator().manual_seed(seed))
-    rows = torch.cat([noise, labels.float()[:, None]], dim=1)
+    if diffusion:
+        noise = torch.randn((n, *model.noise_shape), generator=torch.Generator().manual_seed(seed)).flatten(1)
+        rows = torch.cat([noise, labels.float()[:, None]], dim=1)
+        variants, notes, onnx = _diffusion_variants(run, model, rows)
+        drawing = model.net_ema
+    else:
+        drawing = Drawing(model.generator_ema, model.conditional).eval()
+        noise = model.noise(n, torch.Generator().manual_seed(seed))
+        rows = torch.cat([noise, labels.float()[:, None]], dim=1)
+        variants, notes, onnx = _generator_variants(run, drawing, rows)
+    calls = DIFFUSION_LATENCY_CALLS if diffusion else LATENCY_CALLS  # a diffusion draw runs the U-Net 50 times
+    records = _score_variants(variants, rows, real, classifier, extractor, seed, progress, calls)
+    base = records[0]
+    for record in records:
+        record["size_ratio"] = round(base["size_bytes"] / record["size_bytes"], 3) if record["size_bytes"] else None
+        record["speedup"] = round(base["ms_per_64_images"] / record["ms_per_64_images"], 3)
+    warnings = [
+        f"{r['name']} raises the FID by {r['fid_change']:.1%} ({base['fid']:.2f} -> {r['fid']:.2f}), more than "
+        f"{FID_TOLERANCE:.0%}: its images are measurably worse"
+        for r in records[1:]
+        if not r["keeps_quality"]
+    ]
+    result = {
+        "kind": "generator",
+        "task": "generate",
+        "model": "diffusion U-Net (its moving average), sampled by DDIM" if diffusion else "generator (moving average)",
+        "sample_steps": model.sample_steps if diffusion else None,
+        "samples": n,
+        "seed": seed,
+        "fid_tolerance": FID_TOLERANCE,
+        "parameters": count_parameters(drawing)[0],
+        "features": features,
+        "variants": records,
+        "onnx": onnx,
+        "notes": notes,
+        "warnings": warnings,
+        "latency": f"{LATENCY_BATCH} images per call, median of {calls} calls",
+    }
+    run.write_result("compress", result)
+    return result
 
-    variants: list[tuple[str, str, Callable[[torch.Tensor], torch.Tensor], int, str | None]] = [
+
+Variant = tuple[str, str, Callable[[torch.Tensor], torch.Tensor], int, "str | None"]
+
+
+def _diffusion_variants(run: Run, model: nn.Module, rows: torch.Tensor) -> tuple[list[Variant], list[str], Any]:
+    """fp32, torch dynamic int8, ONNX and ONNX Runtime int8 copies of a diffusion U-Net, each drawing images with
+    the model's own sampler (``sample_steps`` DDIM steps, its guidance) from the rows' noise and classes."""
+    net = Denoising(model.net_ema).eval()
+    shape, classes = net.shape, model.num_classes
+    variants: list[Variant] = [
+        ("fp32", "the averaged U-Net (PyTorch, fp32)", lambda r: _draw(model, r, None), serialized_size(net), None)
+    ]
+    notes: list[str] = []
+    try:
+        quantized = quantization.dynamic_quantize(net)
+        step = _denoiser(torch_forward(quantized), shape, classes)
+        variants.append(("int8-torch-dynamic", "PyTorch dynamic int8 (Linear weights int8: time, class, attention)",
+                         lambda r: _draw(model, r, step), pickled_state_size(quantized), None))  # fmt: skip
+    except Exception as exc:
+        notes.append(f"int8-torch-dynamic skipped: {str(exc).splitlines()[0]}")
+    onnx: dict[str, Any] | None = None
+    folder = run.path / "compressed"
+    folder.mkdir(exist_ok=True)
+    try:
+        calibration = _trajectory(model, rows[:8], None)
+        path = folder / "denoiser.onnx"
+        exporter = export.export_onnx(net, calibration[:8], path)
+        onnx = {
+            "file": f"compressed/{path.name}",
+            **export.verify_onnx(net, path, calibration[:64], exporter).to_dict(),
+        }
+        fp32 = _denoiser(export.OnnxModel(path), shape, classes)
+        variants.append(("onnx-fp32", f"ONNX ({exporter}) U-Net in ONNX Runtime, the sampler in PyTorch",
+                         lambda r: _draw(model, r, fp32), path.stat().st_size, onnx["file"]))  # fmt: skip
+        int8 = folder / "denoiser.int8.onnx"
+        quantization.ort_quantize(path, int8, calibration, method="ort-static")
+        q8 = _denoiser(export.OnnxModel(int8), shape, classes)
+        variants.append(("int8-ort-static", "ONNX Runtime static int8 U-Net (QDQ, calibrated along sampling paths)",
+                         lambda r: _draw(model, r, q8), int8.stat().st_size, f"compressed/{int8.name}"))  # fmt: skip
+    except Exception as exc:
+        notes.append(f"ONNX variants skipped: {str(exc).splitlines()[0]}")
+    return variants, notes, onnx
+
+
+def _generator_variants(run: Run, drawing: nn.Module, rows: torch.Tensor) -> tuple[list[Variant], list[str], Any]:
+    """fp32, torch dynamic int8, ONNX and ONNX Runtime int8 copies of a GAN's averaged generator."""
+    variants: list[Variant] = [
         ("fp32", "the averaged generator (PyTorch, fp32)", torch_forward(drawing), serialized_size(drawing), None)
     ]
     notes: list[str] = []
@@ -130,7 +268,22 @@ def compress_generator(run: Run, samples: int = SAMPLES, seed: int = 0, progress
                          export.OnnxModel(int8), int8.stat().st_size, f"compressed/{int8.name}"))  # fmt: skip
     except Exception as exc:  # onnx/onnxruntime missing, an operator without an export or int8 kernel ...
         notes.append(f"ONNX variants skipped: {str(exc).splitlines()[0]}")
+    return variants, notes, onnx
 
+
+def _score_variants(
+    variants: list[Variant],
+    rows: torch.Tensor,
+    real: torch.Tensor,
+    classifier: nn.Module,
+    extractor: FeatureExtractor,
+    seed: int,
+    progress: Progress,
+    calls: int = LATENCY_CALLS,
+) -> list[dict[str, Any]]:
+    """Each variant's images from the same rows, scored against the real images and against the first variant's;
+    the time of ``calls`` draws of ``LATENCY_BATCH`` images (median)."""
+    n = len(rows)
     records: list[dict[str, Any]] = []
     reference: torch.Tensor | None = None
     reference_classes: torch.Tensor | None = None
@@ -146,7 +299,7 @@ def compress_generator(run: Run, samples: int = SAMPLES, seed: int = 0, progress
             "file": file,
             "size_bytes": size,
             **_distances(extractor, real, images, seed),
-            "ms_per_64_images": _latency(forward, rows[:LATENCY_BATCH]),
+            "ms_per_64_images": _latency(forward, rows[:LATENCY_BATCH], calls),
         }
         if reference is None:
             reference, reference_classes = images, classes
@@ -158,32 +311,7 @@ def compress_generator(run: Run, samples: int = SAMPLES, seed: int = 0, progress
         records.append(record)
         bar.update(1)
     bar.close()
-    base = records[0]
-    for record in records:
-        record["size_ratio"] = round(base["size_bytes"] / record["size_bytes"], 3) if record["size_bytes"] else None
-        record["speedup"] = round(base["ms_per_64_images"] / record["ms_per_64_images"], 3)
-    warnings = [
-        f"{r['name']} raises the FID by {r['fid_change']:.1%} ({base['fid']:.2f} -> {r['fid']:.2f}), more than "
-        f"{FID_TOLERANCE:.0%}: its images are measurably worse"
-        for r in records[1:]
-        if not r["keeps_quality"]
-    ]
-    result = {
-        "kind": "generator",
-        "task": "generate",
-        "samples": n,
-        "seed": seed,
-        "fid_tolerance": FID_TOLERANCE,
-        "parameters": count_parameters(drawing)[0],
-        "features": features,
-        "variants": records,
-        "onnx": onnx,
-        "notes": notes,
-        "warnings": warnings,
-        "latency": f"{LATENCY_BATCH} images per call, median of {LATENCY_CALLS} calls",
-    }
-    run.write_result("compress", result)
-    return result
+    return records
 
 
 VARIANT_COLUMNS = ["variant", "size", "FID", "FID change", "precision", "recall", "same class", "ms / 64 images",
@@ -221,10 +349,10 @@ def _feature_classifier(run: Run, bundle: Any, seed: int) -> tuple[nn.Module, di
     return classifier, features
 
 
-def _latency(forward: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor) -> float:
+def _latency(forward: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor, calls: int = LATENCY_CALLS) -> float:
     forward(rows)
     times = []
-    for _ in range(LATENCY_CALLS):
+    for _ in range(calls):
         start = time.perf_counter()
         forward(rows)
         times.append((time.perf_counter() - start) * 1000)

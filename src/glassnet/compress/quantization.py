@@ -113,11 +113,15 @@ def static_quantize(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
 
 def _pre_process(quant_pre_process: Any, onnx_path: Path, prepared: Path) -> None:
     """ONNX Runtime's pre-processing before quantisation. Its symbolic shape inference gives up on some
-    graphs (a TypeError inside it on the Unsqueeze of a BERT's attention mask); the quantiser then
+    graphs (a TypeError inside it on the Unsqueeze of a BERT's attention mask; a plain Exception,
+    "Incomplete symbolic shape inference", on a diffusion U-Net's attention); the quantiser then
     works from ONNX's own shape inference, which it also runs."""
     try:
         quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+    except Exception as exc:  # noqa: BLE001 -- the second kind is raised as a bare Exception
+        known = (TypeError, ValueError, KeyError, IndexError, AttributeError)
+        if not isinstance(exc, known) and "symbolic shape inference" not in str(exc):
+            raise
         quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
 
 

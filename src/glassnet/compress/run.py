@@ -76,11 +76,12 @@ def compress_run(
 
 
 def _compress_generator(run: Run, data: Any, options: dict[str, Any], progress: Progress = None) -> dict[str, Any]:
-    """A GAN's generator: int8 and ONNX variants judged by the FID of their images (``compress.generator``).
+    """A GAN's generator or a diffusion model's U-Net: int8 and ONNX variants judged by the FID of their images
+    (``compress.generator``).
 
     Raises:
         ConfigError: data, pruning, distillation or a choice of quantisation was asked for (they do not
-            apply to a generator yet), or the run is a ddpm; nothing is written then.
+            apply to a generator yet); nothing is written then.
     """
     from glassnet.compress.generator import compress_generator
 

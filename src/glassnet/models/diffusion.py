@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +109,7 @@ class Attention(nn.Module):
         n, c, h, w = x.shape
         seq = self.norm(x).flatten(2).transpose(1, 2)
         out, _ = self.attn(seq, seq, seq, need_weights=False)
-        return x + out.transpose(1, 2).reshape(n, c, h, w)
+        return x + out.transpose(1, 2).reshape(-1, c, h, w)  # -1: an ONNX export keeps the batch dynamic
 
 
 class UNet(nn.Module):
@@ -248,6 +249,7 @@ class Diffusion(nn.Module):
         guidance: float | None = None,
         eta: float = 0.0,
         noise: torch.Tensor | None = None,
+        denoiser: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """``n`` new images in [0, 1] by DDIM from pure noise (see the module docstring).
 
@@ -261,6 +263,7 @@ class Diffusion(nn.Module):
                 unconditional).
             eta: 0 (default): deterministic DDIM; 1: as much fresh noise per step as DDPM.
             noise: the starting noise (``n x C x H x W``) instead of a fresh draw (interpolations).
+            denoiser: ``denoiser(x, t, labels)`` in place of the U-Net (a compressed copy of it: int8, ONNX).
 
         Raises:
             ConfigError: ``steps``, ``guidance`` or ``eta`` out of range.
@@ -274,6 +277,7 @@ class Diffusion(nn.Module):
         if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
             raise ConfigError(f"eta must be in [0, 1]. Received: eta={eta!r}")
         net = self.net_ema if ema else self.net
+        estimate = denoiser or net
         device = self.alpha_bar.device
         if self.conditional and labels is None:
             labels = torch.arange(n) % self.num_classes
@@ -292,7 +296,7 @@ class Diffusion(nn.Module):
                 a_prev = alpha_bar[times[i + 1]] if i + 1 < len(times) else torch.ones((), dtype=torch.float64)
                 tt = torch.full((n,), t, device=device, dtype=torch.long)
                 if guided:
-                    both = net(
+                    both = estimate(
                         torch.cat([x, x]),
                         torch.cat([tt, tt]),
                         torch.cat([labels, torch.full_like(labels, self.num_classes)]),
@@ -300,7 +304,7 @@ class Diffusion(nn.Module):
                     cond, uncond = both.float().chunk(2)
                     eps = uncond + guidance * (cond - uncond)
                 else:
-                    eps = net(x, tt, labels).float()
+                    eps = estimate(x, tt, labels).float()
                 x0 = ((x - (1 - a_t).sqrt().float() * eps) / a_t.sqrt().float()).clamp(-1, 1)
                 eps = (x - a_t.sqrt().float() * x0) / (1 - a_t).sqrt().float()  # consistent with the clamped x0
                 sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp(min=0).sqrt()
