@@ -223,7 +223,11 @@ def synthesis_bundle(
             f"transcripts folder); dataset {spec.name or '(unnamed)'!r} is for {spec.task}"
         )
     if aligner is None:
-        raise ConfigError(f"a synthesis model learns durations from a recogniser's alignments: {ALIGNER_HINT}")
+        from glassnet.data.registry import list_datasets
+
+        built_in = spec.name in {d.name for d in list_datasets()}  # a folder's spec names the folder, not its path
+        hint = ALIGNER_HINT.replace("--data DATA", f"--data {spec.name}") if built_in else ALIGNER_HINT
+        raise ConfigError(f"a synthesis model learns durations from a recogniser's alignments: {hint}")
     run = aligner if isinstance(aligner, Run) else Run.open(aligner)
     if run.spec.task != "transcribe":
         raise ConfigError(f"data.aligner={aligner} is a {run.spec.task} run; {ALIGNER_HINT}")
