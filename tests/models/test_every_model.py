@@ -39,6 +39,10 @@ SPECS = {
         class_names=("<blank>", "<space>", "a", "b", "c"), input_mean=(-4.0,), input_std=(2.0,), name="speech",
         extra={"alphabet": ["<blank>", " ", "a", "b", "c"], "max_transcript": 6},
     ),
+    "audio-synthesize": DataSpec(
+        modality="audio", input_shape=(2, 6), task="synthesize", num_outputs=9, name="voice",
+        extra={"symbols": ["<pad>", "^", "$", " ", "a", "b"], "n_mels": 8, "max_frames": 30, "mel_mean": -5.0},
+    ),
     "sequence-classify": DataSpec(
         modality="sequence", input_shape=(16, 2), task="classify", num_outputs=3,
         input_mean=(0.0, 5.0), input_std=(1.0, 2.0), name="seqc",
@@ -92,7 +96,12 @@ CONTROL_FITS = {"q_network": ("discrete",), "sac_agent": ("continuous",), "actor
 
 
 def example_inputs(spec, n=4):
-    """Random inputs of the right kind: token ids with end padding for text, floats otherwise."""
+    """Random inputs of the right kind: token ids with end padding for text, symbol ids and durations for speech
+    synthesis, floats otherwise."""
+    if spec.task == "synthesize":
+        ids = torch.randint(1, len(spec.extra["symbols"]), (n, spec.input_shape[1]))
+        ids[:, -1] = 0  # end padding
+        return torch.stack([ids, torch.randint(0, 5, ids.shape) * (ids != 0)], dim=1)
     if spec.modality == "text":
         tokens = torch.randint(1, len(spec.extra["vocab"]), (n, *spec.input_shape))
         lengths = torch.tensor([7, 3, 1, 5][:n])
@@ -124,6 +133,7 @@ def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
         "segment": (4, spec.num_outputs, *spec.input_shape[1:]),
         "detect": (4, spec.num_outputs + 4, 12, 12),  # 20 x 18 stretched to 24 x 24 (a multiple of 8), stride 2
         "transcribe": (4, 7, spec.num_outputs),  # 21 frames at the default stride 3
+        "synthesize": (4, spec.num_outputs, spec.extra.get("max_frames")),  # mel bands + durations, padded frames
     }.get(spec.task, (4, spec.num_outputs))
     assert out.shape == expected
     assert torch.isfinite(out).all()
