@@ -58,7 +58,7 @@ def second_judge(voice: object, judge_path: Path) -> dict:
     inputs, targets = split_tensors(bundle.test)
     texts = [u["text"] for u in bundle.test.utterances]
     concatenation = sy.WordConcatenation(*split_tensors(bundle.train), spec.extra["symbols"])
-    digits = [i for i, t in enumerate(texts) if sy._is_digits(t)][: sy.EVALUATED]
+    digits = [i for i, t in enumerate(texts) if sy.is_digit_string(t)][: sy.EVALUATED]
     model = voice.model.eval()
     mels = spec.extra["n_mels"]
     spoken, joined, recorded = [], [], []

@@ -130,7 +130,7 @@ def test_a_voice_learns_to_say_new_sentences_that_its_recogniser_understands(voi
     judged = free["all"]
     # the recogniser itself hears the recordings well; the synthesised sentences it hears nearly as well
     assert judged["recorded"]["cer"] <= 0.15
-    assert judged["synthesised"]["cer"] <= 0.3, judged  # measured 0.05; silence or noise scores about 1
+    assert judged["synthesised"]["cer"] <= 0.3, judged  # measured 0.04-0.05; silence or noise scores about 1
     assert 0 < free["mcd_dtw"] < 20
     assert set(judged["word_concatenation"]) == {"cer", "wer"} and judged["word_concatenation_mcd_dtw"] > 0
     for sample in free["samples"]:

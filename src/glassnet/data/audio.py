@@ -458,10 +458,23 @@ def files_features(files: Sequence[str | os.PathLike[str]], options: dict[str, A
     Raises:
         DataError: a file cannot be read (the message names it).
     """
+    parts = [
+        waveforms_features([_fixed_waveform(path, options) for path in files[start : start + CHUNK]], options)
+        for start in range(0, len(files), CHUNK)
+    ]
+    return np.concatenate(parts) if parts else waveforms_features([], options)
+
+
+def waveforms_features(waves: Sequence[np.ndarray], options: dict[str, Any]) -> np.ndarray:
+    """Log-mel features of waveforms already at ``options["sample_rate"]``, each centred in (or cropped to)
+    ``options["samples"]`` as a file's would be, in chunks of batched STFTs.
+
+    Returns:
+        ``N x 1 x n_mels x frames`` float32 array.
+    """
     parts = []
-    for start in range(0, len(files), CHUNK):
-        waves = [_fixed_waveform(path, options) for path in files[start : start + CHUNK]]
-        batch = torch.from_numpy(np.stack(waves))
+    for start in range(0, len(waves), CHUNK):
+        batch = torch.from_numpy(np.stack([fix_length(w, options["samples"]) for w in waves[start : start + CHUNK]]))
         mels = log_mel(batch, options["sample_rate"], options["n_mels"], options["n_fft"], options["hop_length"])
         parts.append(mels[:, None].numpy())
     if not parts:

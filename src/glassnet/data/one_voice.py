@@ -15,7 +15,6 @@ sequences, the test commands new requests).
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +123,5 @@ def one_voice(
             "val_fraction": val_fraction,
             "test_fraction": test_fraction,
             "split_seed": split_seed,
-            "checksum": zlib.crc32("\n".join(texts).encode()),
         },
     )

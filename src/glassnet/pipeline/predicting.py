@@ -53,11 +53,9 @@ def predict(
     """
     run = Run.open(run)
     spec = run.spec
-    if spec.task == "synthesize":
-        raise ConfigError(
-            f"the run at '{run.path}' speaks text: use glassnet synthesize {run.path} \"TEXT\" --out speech.wav "
-            "(Python: glassnet.synthesize(run, text))"
-        )
+    refused = get_task(spec.task).not_predicted(run.path)
+    if refused:
+        raise ConfigError(refused)
     truth = None
     if data is not None:
         if inputs:

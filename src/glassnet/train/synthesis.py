@@ -47,7 +47,7 @@ from torch.utils.data import TensorDataset
 from glassnet.data.bundle import DataBundle, split_tensors
 from glassnet.data.spec import DataSpec
 from glassnet.data.transcripts import BLANK_ID, normalise_transcript, utterances_of
-from glassnet.errors import ConfigError, DataError
+from glassnet.errors import ConfigError, DataError, GlassnetError
 from glassnet.train.tasks import Task, TaskContext, register_task
 
 PAD, START, END = "<pad>", "^", "$"
@@ -250,7 +250,7 @@ def synthesis_bundle(
     if not rows["train"]:
         raise DataError(f"no training clips{f' of speaker {speaker!r}' if speaker else ''}")
     symbols = synthesis_symbols([u["text"] for r in rows.values() for u in r])
-    prepared = {s: [_prepare(u, run, symbols, mel_bands) for u in r] for s, r in rows.items()}
+    prepared = {s: _prepare(r, run, symbols, mel_bands) for s, r in rows.items()}
     longest = max(len(p["ids"]) for r in prepared.values() for p in r)
     widest = max(max(p["mel"].shape[1], len(p["ids"])) for r in prepared.values() for p in r)
     train_mels = torch.cat([p["mel"] for p in prepared["train"]], dim=1)
@@ -301,44 +301,53 @@ def _one_speaker(rows: dict[str, list[dict[str, Any]]], speaker: str) -> dict[st
     return {split: [said[i] for i in group] for split, group in zip(("train", "val", "test"), groups)}
 
 
-def _prepare(utterance: dict[str, Any], run: Any, symbols: Sequence[str], mel_bands: int) -> dict[str, Any]:
-    """One clip's symbol ids, target spectrogram and durations."""
-    from glassnet.data.audio import fix_length, log_mel, read_wav, resample
+def _prepare(
+    utterances: list[dict[str, Any]], run: Any, symbols: Sequence[str], mel_bands: int
+) -> list[dict[str, Any]]:
+    """Each clip's symbol ids, target spectrogram and durations (the aligner run over the clips in batches)."""
+    from glassnet.data.audio import read_wav, resample
 
-    path, text = utterance["file"], utterance["text"]
-    wave, rate = read_wav(path)
-    wave = resample(wave, rate, SAMPLE_RATE)
-    mel = log_mel(torch.from_numpy(wave), SAMPLE_RATE, mel_bands, N_FFT, HOP)  # M x T
     options = run.spec.extra["audio"]
-    aligner_wave = resample(wave, SAMPLE_RATE, options["sample_rate"])
-    if len(aligner_wave) > options["samples"] + options["hop_length"]:
-        raise DataError(
-            f"'{path}' lasts {len(wave) / SAMPLE_RATE:.2f} s, longer than the {options['duration']:g} s clips the "
-            f"aligner was trained on; {ALIGNER_HINT}"
-        )
-    before = (options["samples"] - len(aligner_wave)) // 2  # fix_length centres the clip
-    features = log_mel(
-        torch.from_numpy(fix_length(aligner_wave, options["samples"])), options["sample_rate"], options["n_mels"],
-        options["n_fft"], options["hop_length"],
-    )  # fmt: skip
-    with torch.no_grad():
-        log_probs = run.model(features[None, None]).float().log_softmax(dim=2)[0].numpy()
+    waves = []
+    for u in utterances:
+        wave, rate = read_wav(u["file"])
+        waves.append(resample(wave, rate, SAMPLE_RATE))
+        if len(waves[-1]) * options["sample_rate"] / SAMPLE_RATE > options["samples"] + options["hop_length"]:
+            raise DataError(
+                f"'{u['file']}' lasts {len(waves[-1]) / SAMPLE_RATE:.2f} s, longer than the {options['duration']:g} s "
+                f"clips the aligner was trained on; {ALIGNER_HINT}"
+            )
+    log_probs = recogniser_outputs(run, waves, SAMPLE_RATE).log_softmax(dim=2).numpy()
     alphabet = {s: i for i, s in enumerate(run.spec.extra["alphabet"])}
-    missing = sorted({c for c in text if c not in alphabet})
-    if missing:
-        raise DataError(f"the aligner has no symbol for {', '.join(map(repr, missing))} of {text!r}; {ALIGNER_HINT}")
-    try:
-        positions = forced_alignment(log_probs, [alphabet[c] for c in text])
-    except ValueError as exc:
-        raise DataError(f"'{path}': {exc}; the aligner's output rate is too low for this transcript") from exc
-    owners = symbol_owners(positions, len(text))
-    step = features.shape[1] / len(log_probs)  # aligner input frames per output frame
-    seconds = ((np.arange(len(log_probs)) + 1) * step - 0.5) * options["hop_length"] / options["sample_rate"]
-    frame_times = (seconds - before / options["sample_rate"]) * SAMPLE_RATE / HOP + 0.5
-    durations = durations_from_owners(owners, len(text), frame_times, mel.shape[1])
     index = {s: i for i, s in enumerate(symbols)}
-    ids = [index[START], *(index[c] for c in text), index[END]]
-    return {"file": str(path), "text": text, "ids": ids, "durations": durations, "mel": mel}
+    step = options["frames"] / log_probs.shape[1]  # aligner input frames per output frame
+    ends = ((np.arange(log_probs.shape[1]) + 1) * step - 0.5) * options["hop_length"]  # samples, centred clip
+    prepared = []
+    for u, wave, clip in zip(utterances, waves, log_probs):
+        path, text = u["file"], u["text"]
+        missing = sorted({c for c in text if c not in alphabet})
+        if missing:
+            raise DataError(
+                f"the aligner has no symbol for {', '.join(map(repr, missing))} of {text!r}; {ALIGNER_HINT}"
+            )
+        try:
+            positions = forced_alignment(clip, [alphabet[c] for c in text])
+        except ValueError as exc:
+            raise DataError(f"'{path}': {exc}; the aligner's output rate is too low for this transcript") from exc
+        mel = log_mel_of(wave, mel_bands)
+        before = (options["samples"] - round(len(wave) * options["sample_rate"] / SAMPLE_RATE)) // 2  # centred
+        frame_times = (ends - before) / options["sample_rate"] * SAMPLE_RATE / HOP + 0.5
+        durations = durations_from_owners(symbol_owners(positions, len(text)), len(text), frame_times, mel.shape[1])
+        ids = [index[START], *(index[c] for c in text), index[END]]
+        prepared.append({"file": str(path), "text": text, "ids": ids, "durations": durations, "mel": mel})
+    return prepared
+
+
+def log_mel_of(wave: np.ndarray, mel_bands: int) -> torch.Tensor:
+    """The target spectrogram of a 16 kHz waveform: ``mel_bands x frames`` (n_fft 512, hop 160)."""
+    from glassnet.data.audio import log_mel
+
+    return log_mel(torch.from_numpy(wave), SAMPLE_RATE, mel_bands, N_FFT, HOP)
 
 
 def _tensors(prepared: list[dict[str, Any]], longest: int, widest: int, mel_bands: int) -> tuple[torch.Tensor, ...]:
@@ -374,6 +383,12 @@ class Synthesis(Task):
     headline_metrics = ("mel_l1", "duration_mae")
     default_monitor = "val/mel_l1"
     data_options = ("aligner", "judge", "speaker", "mel_bands")
+
+    def not_predicted(self, run_path: Any) -> str:
+        return (
+            f"the run at '{run_path}' speaks text: use glassnet synthesize {run_path} \"TEXT\" --out speech.wav "
+            "(Python: glassnet.synthesize(run, text))"
+        )
 
     def prepare_data(self, bundle: DataBundle, options: dict[str, Any]) -> DataBundle:
         """The ``synthesis_bundle`` of a dataset (``data.aligner``, ``judge``, ``speaker``, ``mel_bands``)."""
@@ -518,27 +533,28 @@ def wav_bytes(wave: np.ndarray, rate: int) -> bytes:
 # judging
 
 
+def recogniser_outputs(run: Any, waves: Sequence[np.ndarray], rate: int) -> torch.Tensor:
+    """A ``transcribe`` run's ``N x T x V`` logits for waveforms at ``rate``, featurised as its clips were (a longer
+    clip cropped to the middle), in batches."""
+    from glassnet.data.audio import resample, waveforms_features
+
+    options = run.spec.extra["audio"]
+    features = torch.from_numpy(waveforms_features([resample(w, rate, options["sample_rate"]) for w in waves], options))
+    with torch.no_grad():
+        outputs = [run.model(features[k : k + 32]).float() for k in range(0, len(features), 32)]
+    return torch.cat(outputs) if outputs else torch.zeros(0, 0, len(run.spec.extra["alphabet"]))
+
+
 def recognise(run: Any, waves: Sequence[np.ndarray], rate: int) -> list[str]:
     """What a ``transcribe`` run hears in waveforms (greedy decoding); a clip longer than its window is cropped
     to the middle."""
-    from glassnet.data.audio import fix_length, log_mel, resample
     from glassnet.data.transcripts import decode_ids
     from glassnet.train.transcription import greedy_decode
 
-    options = run.spec.extra["audio"]
-    texts = []
-    for start in range(0, len(waves), 32):
-        batch = [
-            fix_length(resample(w, rate, options["sample_rate"]), options["samples"]) for w in waves[start : start + 32]
-        ]
-        features = log_mel(
-            torch.from_numpy(np.stack(batch)), options["sample_rate"], options["n_mels"], options["n_fft"],
-            options["hop_length"],
-        )  # fmt: skip
-        with torch.no_grad():
-            logits = run.model(features[:, None])
-        texts += [decode_ids(ids, run.spec.extra["alphabet"]) for ids in greedy_decode(logits.float())]
-    return texts
+    if not waves:
+        return []
+    symbols = run.spec.extra["alphabet"]
+    return [decode_ids(ids, symbols) for ids in greedy_decode(recogniser_outputs(run, waves, rate))]
 
 
 def text_error_rates(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
@@ -650,7 +666,8 @@ def _median_length(parts: list[torch.Tensor]) -> torch.Tensor:
     return ordered[len(ordered) // 2]
 
 
-def _is_digits(text: str) -> bool:
+def is_digit_string(text: str) -> bool:
+    """Whether a normalised text is a string of digit words (``four one five``)."""
     return bool(text) and all(w in DIGIT_WORDS for w in text.split())
 
 
@@ -676,7 +693,7 @@ def synthesis_details(context: TaskContext) -> None:
     judge_path = spec.extra.get("judge") or spec.extra.get("aligner")
     try:
         judge = Run.open(judge_path) if judge_path else None
-    except Exception:  # the aligner moved since training: judge nothing rather than fail the run
+    except GlassnetError:  # the aligner moved since training: judge nothing rather than fail the run
         judge = None
     model = model.cpu().float().eval()
     mels = spec.extra["n_mels"]
@@ -711,7 +728,7 @@ def synthesis_details(context: TaskContext) -> None:
         on_recorded = recognise(judge, recorded, rate)
         on_vocoded = recognise(judge, vocoded, rate)
         on_joined = recognise(judge, joined, rate)
-        digits = [i for i, t in enumerate(texts) if _is_digits(t)]
+        digits = [i for i, t in enumerate(texts) if is_digit_string(t)]
         for name, rows in (("all", range(count)), ("digits", digits)):
             pick = list(rows)
             if not pick:

@@ -81,6 +81,10 @@ class Task:
     headline_metrics: tuple[str, ...] = ("loss",)
     data_options: tuple[str, ...] = ()
 
+    def not_predicted(self, run_path: Any) -> str | None:
+        """Why ``glassnet predict`` does not apply to a run of this task and what to use instead; None: it applies."""
+        return None
+
     def prepare_data(self, bundle: DataBundle, options: dict[str, Any]) -> DataBundle:
         """The data a model of only this task trains on, from a dataset's bundle and the ``data_options`` given.
 
