@@ -1,11 +1,13 @@
 """Segmentation and detection on composed scenes: U-Net / CenterNet against Otsu + connected components.
 
     GLASSNET_DATA=../shared/data .venv/bin/python benchmarks/scenes.py \
-        [--data fashion-scenes | fashion-detection | digits-scenes | digits-detection] [--epochs 12] \
+        [--data fashion-scenes | fashion-detection | fashion-instances | digits-scenes | digits-detection
+         | digits-instances] [--epochs 12] \
         [--seeds 0] [--extra "lr=3e-3 data.train_scenes=20000"]
 
 The model follows the data's task: ``unet`` for segmentation (compared on mean IoU), ``centernet`` for
-detection (compared on COCO mAP@.5 and mAP@[.5:.95]). Each seed is a fresh `glassnet train` process
+detection (compared on COCO mAP@.5 and mAP@[.5:.95]), ``instance_unet`` for instance segmentation
+(compared on COCO mask mAP@.5). Each seed is a fresh `glassnet train` process
 (import, scene composition, training, test evaluation and the classical baseline's fit all in its wall
 time). The classical baseline is the one every such run fits on the same training scenes
 (results/train.json ``baseline``): Otsu's threshold per image, 8-connected components, each component
@@ -30,6 +32,7 @@ from pathlib import Path
 TASKS = {  # per task: the model, the metrics printed (first: the compared one), the per-class record
     "segment": ("unet", ("miou", "accuracy", "dice"), "per_class_iou", "iou"),
     "detect": ("centernet", ("map_50", "map", "map_75"), "per_class_ap", None),
+    "instances": ("instance_unet", ("map_50", "map", "map_75", "miou"), "per_class_ap", None),
 }
 
 

@@ -207,3 +207,25 @@ def test_a_unet_trains_on_coco_masks_from_the_command_line(tmp_path, capsys):
     args = ["train", "--data", str(path), "--model", "unet", "--epochs", "1", "--quiet", "--out", str(out)]
     assert main([*args, "data.target=masks", "model.channels=[4,8]"]) == 0
     assert "miou" in capsys.readouterr().out
+
+
+def test_coco_instances_give_each_annotation_its_own_id_and_an_instance_model_trains_on_them(tmp_path, capsys):
+    from glassnet.cli import main
+    from glassnet.data.annotated import IGNORE_INDEX
+
+    path, car, crowd = _masked_coco(tmp_path / "d", n=12)
+    bundle = gn.load_dataset(str(path), target="instances", val_fraction=0.25, test_fraction=0.25)
+    assert bundle.spec.task == "instances" and bundle.spec.class_names == ("background", "bike", "car")
+    x, y = bundle.train.tensors
+    first = next(k for k, image in enumerate(x) if round(float(image.max()) * 255 / 10) % 2 == 0)  # holds a car
+    semantic, ids = y[first].numpy()
+    assert y.shape[1:] == (2, 20, 30)
+    car_ids, bike_ids = set(np.unique(ids[car.astype(bool)])), set(np.unique(ids[(semantic == 1)]))
+    assert len(car_ids) == 1 and len(bike_ids) == 1 and car_ids != bike_ids and 0 not in car_ids | bike_ids
+    if (semantic == IGNORE_INDEX).any():  # the crowd region (image 0 only) is unlabelled in both maps
+        assert (ids[semantic == IGNORE_INDEX] == IGNORE_INDEX).all()
+    assert (ids[semantic == 0] == 0).all()
+    out = tmp_path / "run"
+    args = ["train", "--data", str(path), "--model", "instance_unet", "--epochs", "1", "--quiet", "--out", str(out)]
+    assert main([*args, "data.target=instances", "model.channels=[4,8]"]) == 0
+    assert "map_50" in capsys.readouterr().out

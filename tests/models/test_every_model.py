@@ -73,6 +73,10 @@ SPECS = {
         modality="image", input_shape=(1, 12, 10), task="segment", num_outputs=3,
         class_names=("background", "a", "b"), input_mean=(0.3,), input_std=(0.2,), name="seg",
     ),
+    "image-instances": DataSpec(
+        modality="image", input_shape=(1, 12, 10), task="instances", num_outputs=3,
+        class_names=("background", "a", "b"), input_mean=(0.3,), input_std=(0.2,), name="inst",
+    ),
     "image-detect": DataSpec(
         modality="image", input_shape=(1, 20, 18), task="detect", num_outputs=3, class_names=("a", "b", "c"),
         input_mean=(0.3,), input_std=(0.2,), name="det", extra={"max_objects": 2},
@@ -131,6 +135,7 @@ def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
         "seq2seq": (4, spec.extra.get("max_target_length"), spec.num_outputs),
         "language_model": (4, *spec.input_shape, spec.num_outputs),
         "segment": (4, spec.num_outputs, *spec.input_shape[1:]),
+        "instances": (4, spec.num_outputs + 3, *spec.input_shape[1:]),  # class logits, centre, offsets
         "detect": (4, spec.num_outputs + 4, 12, 12),  # 20 x 18 stretched to 24 x 24 (a multiple of 8), stride 2
         "transcribe": (4, 7, spec.num_outputs),  # 21 frames at the default stride 3
         "synthesize": (4, spec.num_outputs, spec.extra.get("max_frames")),  # mel bands + durations, padded frames

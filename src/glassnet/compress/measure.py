@@ -19,7 +19,7 @@ from glassnet.train.tasks import Task
 Forward = Callable[[torch.Tensor], torch.Tensor]
 PRIMARY_METRIC = {
     "classify": "accuracy", "multilabel": "micro_f1", "regress": "rmse", "forecast": "rmse", "segment": "miou",
-    "detect": "map", "transcribe": "wer", "synthesize": "mel_l1",
+    "detect": "map", "instances": "map", "transcribe": "wer", "synthesize": "mel_l1",
 }  # fmt: skip
 LOWER_IS_BETTER = ("rmse", "mae", "loss", "wer", "cer", "mel_l1")
 

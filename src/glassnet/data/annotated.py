@@ -243,8 +243,10 @@ def _mask_bundle(
     fmt: str,
     resized: bool,
     split: tuple[float, float, int],
+    task: str = "segment",
 ) -> DataBundle:
-    """A ``segment`` bundle of images ``x`` and masks ``y`` (class ids; ``IGNORE_INDEX``: unlabelled)."""
+    """A ``segment`` bundle of images ``x`` and masks ``y`` (class ids; ``IGNORE_INDEX``: unlabelled), or an
+    ``instances`` bundle whose ``y`` holds each image's mask and instance map (``N x 2 x H x W``)."""
     val_fraction, test_fraction, split_seed = split
     train, val, test = _split(len(x), val_fraction, test_fraction, split_seed, root)
     return bundle_from_splits(
@@ -253,7 +255,7 @@ def _mask_bundle(
         (x[test], y[test]),
         name=name,
         modality="image",
-        task="segment",
+        task=task,
         class_names=class_names,
         info={
             "source": str(root),
@@ -431,7 +433,8 @@ def load_coco(
     images_dir: str | None = None,
     target: str = "boxes",
 ) -> DataBundle:
-    """A COCO file as a ``detect`` bundle (``target="boxes"``) or a ``segment`` bundle (``target="masks"``).
+    """A COCO file as a ``detect`` bundle (``target="boxes"``), a ``segment`` bundle (``target="masks"``) or an
+    ``instances`` bundle (``target="instances"``: the semantic mask and the instance map of each image).
 
     Image files are looked for by their ``file_name`` relative to ``images_dir``, else the JSON's
     folder, else its ``images/`` sub-folder. Category ids may be any integers: they become class
@@ -441,17 +444,21 @@ def load_coco(
     run-length encoding, uncompressed or compressed) is painted into its image's mask with its
     class (``background`` is class 0, the categories follow), the largest first so that a smaller
     object in front of a larger one keeps its pixels; crowd regions become unlabelled pixels, which
-    the loss and the metrics skip.
+    the loss and the metrics skip. Instances: the same semantic mask, and an instance map that gives
+    each annotation's visible pixels their own id (1, 2, ...; 0 elsewhere, -100 on crowd regions).
 
     Raises:
         DataError: the JSON is malformed, an annotation names an unknown image or category, a box
             reaches outside its image's ``width`` and ``height``, an image file is missing, or (masks)
             an annotation has no segmentation, a polygon too few points, or a run-length encoding
             another size than its image.
-        ConfigError: ``target`` is neither ``boxes`` nor ``masks``.
+        ConfigError: ``target`` is not ``boxes``, ``masks`` or ``instances``.
     """
-    if target not in ("boxes", "masks"):
-        raise ConfigError(f"target must be 'boxes' (detection) or 'masks' (segmentation). Received: target={target!r}")
+    if target not in ("boxes", "masks", "instances"):
+        raise ConfigError(
+            "target must be 'boxes' (detection), 'masks' (semantic segmentation) or 'instances' (instance "
+            f"segmentation). Received: target={target!r}"
+        )
     import json
 
     source = Path(path)
@@ -472,10 +479,12 @@ def load_coco(
         ) from exc
     if not images or not categories:
         raise DataError(f"{source} lists no images or no categories")
-    if target == "masks":
+    if target in ("masks", "instances"):
         files, declared = _coco_files(source, images, images_dir)
-        return _coco_masks(source, files, declared, images, category, class_names, annotations,
-                           (val_fraction, test_fraction, split_seed, channels, size))  # fmt: skip
+        options = (val_fraction, test_fraction, split_seed, channels, size)
+        return _coco_masks(
+            source, files, declared, images, category, class_names, annotations, options, target == "instances"
+        )
     boxes: dict[int, list[list[float]]] = {i: [] for i in images}
     for number, a in enumerate(annotations):
         where = f"{source}: annotation {a.get('id', number)}"
@@ -536,12 +545,15 @@ def _coco_masks(
     class_names: tuple[str, ...],
     annotations: list[dict[str, Any]],
     options: tuple[float, float, int, int | str, int | list[int] | None],
+    instances: bool = False,
 ) -> DataBundle:
-    """The ``segment`` bundle of a COCO file: each image's annotations painted into one mask (see ``load_coco``)."""
+    """The ``segment`` bundle of a COCO file: each image's annotations painted into one mask (see ``load_coco``);
+    with ``instances``, the ``instances`` bundle: the mask and the instance map of each image."""
     val_fraction, test_fraction, split_seed, channels, size = options
     ids = sorted(images)
     row = {i: k for k, i in enumerate(ids)}
     masks = [np.zeros(shape, dtype=np.int64) for shape in declared]
+    objects = [np.zeros(shape, dtype=np.int64) for shape in declared]
     painted: list[tuple[float, int, np.ndarray, int]] = []  # (area, image row, pixels, value)
     for number, a in enumerate(annotations):
         where = f"{source}: annotation {a.get('id', number)}"
@@ -556,8 +568,10 @@ def _coco_masks(
         pixels = coco_segmentation(a.get("segmentation"), declared[k], where)
         value = IGNORE_INDEX if a.get("iscrowd") else category[int(a["category_id"])] + 1
         painted.append((float(pixels.sum()), k, pixels, value))
-    for _, k, pixels, value in sorted(painted, key=lambda item: (item[3] != IGNORE_INDEX, -item[0])):
+    order = sorted(painted, key=lambda item: (item[3] != IGNORE_INDEX, -item[0]))
+    for number, (_, k, pixels, value) in enumerate(order):
         masks[k][pixels] = value  # crowd first, then the largest objects, so smaller ones stay on top
+        objects[k][pixels] = IGNORE_INDEX if value == IGNORE_INDEX else number + 1
     channels, target, sizes = _geometry(files, channels, size)
     for file, shape, stated in zip(files, sizes, declared):
         if shape != stated:
@@ -566,18 +580,19 @@ def _coco_masks(
                 "its masks would be misplaced: fix the width and height in the annotation file"
             )
     x = np.empty((len(files), channels, *target), dtype=np.float32)
-    y = np.empty((len(files), *target), dtype=np.int64)
+    y = np.empty((len(files), *((2,) if instances else ()), *target), dtype=np.int64)
     for k, (file, shape) in enumerate(zip(files, sizes)):
         image = _read_image(file, channels)
-        if shape != target:
+        if shape != target:  # nearest neighbour keeps the ids (and -100) whole
             image = _resize(image, target, nearest=False)
-            masks[k] = np.where(masks[k] == IGNORE_INDEX, UNLABELLED, masks[k])
-            masks[k] = _resize(masks[k], target, nearest=True)
-            masks[k] = np.where(masks[k] == UNLABELLED, IGNORE_INDEX, masks[k])
-        x[k], y[k] = image, masks[k]
+            masks[k], objects[k] = _resize(masks[k], target, nearest=True), _resize(objects[k], target, nearest=True)
+        x[k] = image
+        y[k] = np.stack([masks[k], objects[k]]) if instances else masks[k]
     names = ("background", *class_names)
     resized = any(s != target for s in sizes)
-    return _mask_bundle(source, source.stem, x, y, names, "coco", resized, (val_fraction, test_fraction, split_seed))
+    split = (val_fraction, test_fraction, split_seed)
+    task = "instances" if instances else "segment"
+    return _mask_bundle(source, source.stem, x, y, names, "coco", resized, split, task)
 
 
 def coco_segmentation(segmentation: Any, shape: tuple[int, int], where: str = "annotation") -> np.ndarray:

@@ -45,7 +45,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "tabular": (),
 }
 MIXING = ("mixup", "cutmix")
-DENSE_TASKS = ("segment", "detect")  # targets that live in the image's geometry: masks and boxes
+DENSE_TASKS = ("segment", "detect", "instances")  # targets that live in the image's geometry: masks and boxes
 DENSE_OPTIONS = ("crop", "hflip", "vflip", "color")  # the image options that move them too (or change no geometry)
 
 
@@ -208,8 +208,10 @@ def dense_geometry(
 
     Args:
         inputs: ``N x C x H x W`` images.
-        targets: ``N x H x W`` class ids, or ``N x M x 5`` boxes ``class, x1, y1, x2, y2`` (shares of the image).
-        task: ``segment`` or ``detect``.
+        targets: ``N x H x W`` class ids, ``N x 2 x H x W`` class ids and instance ids (``instances``; the
+            uncovered border becomes unlabelled in both), or ``N x M x 5`` boxes ``class, x1, y1, x2, y2``
+            (shares of the image).
+        task: ``segment``, ``instances`` or ``detect``.
         options: the augmentation options (``hflip``, ``vflip``, ``crop``).
 
     Returns:
@@ -234,8 +236,8 @@ def dense_geometry(
             rows[..., low] = torch.where(valid, flipped[..., 0], rows[..., low])
             rows[..., high] = torch.where(valid, flipped[..., 1], rows[..., high])
             targets[chosen] = rows
-        else:
-            targets[chosen] = targets[chosen].flip(axis - 1)
+        else:  # the last axes of N x H x W and N x 2 x H x W masks alike
+            targets[chosen] = targets[chosen].flip(-1 if axis == 3 else -2)
     pad = int(options.get("crop") or 0)
     if pad:
         shifts = torch.randint(-pad, pad + 1, (n, 2)).tolist()
@@ -253,7 +255,8 @@ def dense_geometry(
                 rows[:, 1:] = torch.where(valid[:, None], moved, rows[:, 1:])
                 rows[:, 0] = torch.where(kept, rows[:, 0], torch.full_like(rows[:, 0], -1))
             else:
-                targets[k] = _shifted(targets[k][None], dy, dx, -100)[0]
+                shape = targets[k].shape
+                targets[k] = _shifted(targets[k].reshape(-1, height, width), dy, dx, -100).reshape(shape)
     return inputs, targets
 
 
@@ -379,7 +382,7 @@ def _validate(spec: DataSpec, options: Any) -> dict[str, Any]:
             )
     unmoved = sorted(name for name, value in values.items() if value and name not in DENSE_OPTIONS)
     if spec.task in DENSE_TASKS and unmoved:
-        what = "mask" if spec.task == "segment" else "boxes"
+        what = "boxes" if spec.task == "detect" else "mask"
         raise ConfigError(
             f"augment.{unmoved[0]} would change the image without its {what} ({spec.task}); {spec.task} runs take "
             f"{', '.join(DENSE_OPTIONS)}, which move the {what} with the image (color changes only pixel values)"

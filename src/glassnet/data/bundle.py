@@ -48,7 +48,9 @@ class DataBundle:
             targets = dataset.tensors[1] if isinstance(dataset, TensorDataset) else getattr(dataset, "targets", None)
             if self.spec.is_classification and isinstance(targets, torch.Tensor):
                 entry["class_counts"] = torch.bincount(targets.long(), minlength=self.spec.num_outputs).tolist()
-            elif self.spec.task == "segment" and isinstance(targets, torch.Tensor):
+            elif self.spec.task in ("segment", "instances") and isinstance(targets, torch.Tensor):
+                if self.spec.task == "instances":  # the semantic mask; the instance map is the second channel
+                    targets = targets[:, 0]
                 labelled = targets[(targets >= 0) & (targets < self.spec.num_outputs)].long()
                 entry["pixel_counts"] = torch.bincount(labelled, minlength=self.spec.num_outputs).tolist()
             splits[name] = entry
@@ -176,7 +178,7 @@ def bundle_from_splits(
         info: provenance for ``DataBundle.info``.
     """
     # class indices: one per example, one per pixel, or a transcript's symbol ids
-    classify = task in ("classify", "segment", "transcribe")
+    classify = task in ("classify", "segment", "instances", "transcribe")
     integer_inputs = not standardize
 
     def tensors(split: Split) -> tuple[torch.Tensor, torch.Tensor]:

@@ -156,16 +156,22 @@ def _scene_bundle(
         if counts[split] and not len(items):
             raise ConfigError(f"{name}: the {split} split has no items to compose {counts[split]} scenes from")
         images, masks, _, instances = compose_scenes(items, labels, counts[split], layout, seed * 3 + offset)
-        composed[split] = (images, masks if targets == "masks" else scene_boxes(masks, instances, layout.items[1]))
+        if targets == "masks":
+            composed[split] = (images, masks)
+        elif targets == "instances":
+            composed[split] = (images, scene_instances(masks, instances))
+        else:
+            composed[split] = (images, scene_boxes(masks, instances, layout.items[1]))
+    task = {"masks": "segment", "instances": "instances", "boxes": "detect"}[targets]
     return bundle_from_splits(
         composed["train"],
         composed["val"],
         composed["test"],
         name=name,
         modality="image",
-        task="segment" if targets == "masks" else "detect",
-        class_names=(BACKGROUND, *class_names) if targets == "masks" else class_names,
-        extra={} if targets == "masks" else {"max_objects": layout.items[1]},
+        task=task,
+        class_names=class_names if targets == "boxes" else (BACKGROUND, *class_names),
+        extra={"max_objects": layout.items[1]} if targets == "boxes" else {},
         info={
             **info,
             "scenes": dict(counts),
@@ -178,6 +184,22 @@ def _scene_bundle(
             "scene_seed": seed,
         },
     )
+
+
+def scene_instances(masks: np.ndarray, instances: np.ndarray) -> np.ndarray:
+    """Instance targets: int64 ``N x 2 x S x S``, the semantic mask then the instance map.
+
+    An item with fewer than ``MIN_VISIBLE`` visible pixels is hidden, as for the boxes: its pixels
+    keep their class in the semantic mask but belong to no instance (id 0).
+    """
+    kept = instances.copy()
+    for instance in kept:
+        counts = np.bincount(instance.reshape(-1))
+        hidden = np.nonzero((counts > 0) & (counts < MIN_VISIBLE))[0]
+        hidden = hidden[hidden > 0]
+        if len(hidden):
+            instance[np.isin(instance, hidden)] = 0
+    return np.stack([masks, kept], axis=1).astype(np.int64)
 
 
 def scene_boxes(masks: np.ndarray, instances: np.ndarray, max_objects: int) -> np.ndarray:
@@ -376,3 +398,48 @@ def fashion_detection(
     """The scenes of ``fashion-scenes`` (same options, same seeds: the same images) with boxes as targets."""
     counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
     return _fashion("fashion-detection", "boxes", counts, split_seed, scene_seed, download, canvas)
+
+
+@register_dataset(
+    "digits-instances",
+    task="instances",
+    modality="image",
+    size="2,000 / 400 / 400 scenes, 32x32 grey, 10 classes + background, 1-3 instances each",
+    source=_DIGITS_SOURCE,
+    description="instance segmentation: the digits-scenes scenes with each visible digit's own mask",
+)
+def digits_instances(
+    train_scenes: int = 2000,
+    val_scenes: int = 400,
+    test_scenes: int = 400,
+    split_seed: int = 0,
+    scene_seed: int = 0,
+    canvas: int = 32,
+) -> DataBundle:
+    """The scenes of ``digits-scenes`` (same options, same seeds: the same images) with the semantic mask
+    and the instance map as targets (``N x 2 x S x S``)."""
+    counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
+    return _digits("digits-instances", "instances", counts, split_seed, scene_seed, canvas)
+
+
+@register_dataset(
+    "fashion-instances",
+    task="instances",
+    modality="image",
+    size="6,000 / 1,000 / 1,000 scenes, 64x64 grey, 10 classes + background, 1-3 instances each",
+    source=_FASHION_SOURCE,
+    description="instance segmentation: the fashion-scenes scenes with each visible article's own mask",
+)
+def fashion_instances(
+    train_scenes: int = 6000,
+    val_scenes: int = 1000,
+    test_scenes: int = 1000,
+    split_seed: int = 0,
+    scene_seed: int = 0,
+    download: bool = True,
+    canvas: int = 64,
+) -> DataBundle:
+    """The scenes of ``fashion-scenes`` (same options, same seeds: the same images) with the semantic mask
+    and the instance map as targets (``N x 2 x S x S``)."""
+    counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
+    return _fashion("fashion-instances", "instances", counts, split_seed, scene_seed, download, canvas)

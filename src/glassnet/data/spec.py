@@ -18,7 +18,7 @@ MAX_VALUES = 2**28
 
 TASKS = (
     "classify", "multilabel", "regress", "forecast", "reconstruct", "seq2seq", "language_model", "tag", "control",
-    "generate", "contrastive", "segment", "detect", "transcribe", "synthesize",
+    "generate", "contrastive", "segment", "detect", "instances", "transcribe", "synthesize",
 )  # fmt: skip
 
 
@@ -99,7 +99,7 @@ class DataSpec:
             if value is not None and not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
                 raise DataError(f"{name} must be a list of numbers. Received: {_short(value)}")
         if (
-            self.task in ("classify", "segment", "detect", "transcribe")
+            self.task in ("classify", "segment", "detect", "instances", "transcribe")
             and self.class_names
             and len(self.class_names) != self.num_outputs
         ):

@@ -8,4 +8,4 @@ DEFAULT_EXAMPLES = 64  # test examples a run's explanation covers
 TASKS = ("classify", "regress", "forecast")
 # masks and boxes: explained as classifiers of the classes an image holds (glassnet.explain.dense), attacked
 # on their own score (glassnet.robustness.dense)
-DENSE_TASKS = ("segment", "detect")
+DENSE_TASKS = ("segment", "detect", "instances")

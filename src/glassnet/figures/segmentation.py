@@ -109,6 +109,53 @@ def box_grid(
     save_figure(fig, path)
 
 
+def instance_grid(
+    images: np.ndarray,
+    true: Sequence[Sequence[tuple[np.ndarray, int, float]]],
+    predicted: Sequence[Sequence[tuple[np.ndarray, int, float]]],
+    class_names: Sequence[str],
+    path: str | os.PathLike[str],
+) -> None:
+    """One row per image: the image, its true instances, the predicted ones (each instance its own colour,
+    named by its class, and its score for predictions).
+
+    Args:
+        images: ``N x C x H x W`` in [0, 1].
+        true: per image, ``(pixel mask, class, _)`` of each true instance.
+        predicted: per image, ``(pixel mask, class, score)`` of each predicted instance.
+        class_names: the class names.
+        path: where the figure is saved.
+    """
+    plt = pyplot()
+    n = len(images)
+    hues = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(max(n, 1), 3, figsize=(5.4, 1.8 * max(n, 1)), squeeze=False)
+    for k in range(n):
+        image = np.asarray(images[k])
+        ax = axes[k]
+        if image.shape[0] == 1:
+            ax[0].imshow(image[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax[0].imshow(np.clip(image.transpose(1, 2, 0), 0, 1), interpolation="nearest")
+        ax[0].set_title("image", fontsize=8)
+        for a, objects, title in ((ax[1], true[k], "true"), (ax[2], predicted[k], "predicted")):
+            picture = np.zeros((*image.shape[-2:], 3))
+            for j, (mask, _, _) in enumerate(objects):
+                picture[mask] = hues(j % hues.N)[:3]
+            a.imshow(picture, interpolation="nearest")
+            for mask, cls, score in objects:
+                ys, xs = np.nonzero(mask)
+                label = class_names[cls] if 0 <= cls < len(class_names) else str(cls)
+                if title == "predicted":
+                    label += f" {score:.2f}"
+                a.text(xs.mean(), ys.mean(), label, color="white", fontsize=5, ha="center", va="center")
+            a.set_title(f"{title} ({len(objects)})", fontsize=8)
+        for a in ax:
+            a.axis("off")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def precision_recall(curves: dict[str, list[float]], path: str | os.PathLike[str]) -> None:
     """Each class's precision against recall at IoU 0.5 (COCO's 101 recall points, interpolated precision)."""
     plt = pyplot()

@@ -6,6 +6,10 @@ joins each encoder stage's output by concatenation before its two convolutions; 
 convolution gives one logit per class and pixel (``N x classes x H x W``). Any ``H x W`` works:
 the input is padded to a multiple of ``2^depth`` and the logits are cropped back. The attribute
 names are stable: Grad-CAM finds the last convolution in ``decoder``, the head is ``head``.
+
+``instance_unet`` adds the heads of centre-based instance grouping (Panoptic-DeepLab, Cheng et al.,
+2020) on the same decoder: a heatmap logit of instance centres and, at every pixel, the offset from
+the pixel to the centre of its instance (``glassnet.train.instances`` groups the pixels).
 """
 
 from __future__ import annotations
@@ -105,13 +109,69 @@ def unet(spec: DataSpec, channels: Sequence[int] = (16, 32, 64, 128), dropout: f
             stages (``len(channels) - 1`` times), and the decoder mirrors them.
         dropout: channel dropout before the classifier (0 for none).
     """
+    _check(spec, "unet", channels, dropout)
+    return UNet(input_layer(spec), list(channels), spec.input_shape[0], spec.num_outputs, dropout)
+
+
+def _check(spec: DataSpec, name: str, channels: Sequence[int], dropout: float) -> None:
     if len(spec.input_shape) != 3:
-        raise ConfigError(f"unet needs C x H x W images; the data has input_shape {list(spec.input_shape)}")
-    channels = list(channels)
-    if not channels:
-        raise ConfigError("unet channels must list at least one stage, e.g. channels=[16,32,64]")
+        raise ConfigError(f"{name} needs C x H x W images; the data has input_shape {list(spec.input_shape)}")
+    if not list(channels):
+        raise ConfigError(f"{name} channels must list at least one stage, e.g. channels=[16,32,64]")
     for value in channels:
         check_positive("channels", value)
     if not 0 <= dropout < 1:
         raise ConfigError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
-    return UNet(input_layer(spec), channels, spec.input_shape[0], spec.num_outputs, dropout)
+
+
+class Join(nn.Module):
+    """Concatenates the class logits and the centre head's maps (a module, so static int8 can leave it in float)."""
+
+    def forward(self, logits: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        return torch.cat([logits, centres], dim=1)
+
+
+class InstanceUNet(UNet):
+    """``UNet`` plus a centre head: ``N x (classes + 3) x H x W``, the class logits, then the centre heatmap
+    logit and the offset (``dy``, ``dx``) from each pixel to its instance's centre.
+
+    ``float_modules`` names the join, kept in float by static int8 quantisation: class logits, centre
+    logits and offsets span very different ranges, and one shared 8-bit scale would blur the offsets.
+    """
+
+    float_modules = ("join",)
+
+    def __init__(self, normalize: nn.Module, channels: Sequence[int], in_channels: int, classes: int, dropout: float):
+        super().__init__(normalize, channels, in_channels, classes, dropout)
+        width = channels[0]
+        self.centre = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(width, 3, 1)
+        )
+        nn.init.constant_(self.centre[-1].bias[:1], -2.2)  # a centre at about 1 pixel in 10 before training
+        self.join = Join()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        x = self.normalize(x)
+        x = F.pad(x, (0, (-width) % self.multiple, 0, (-height) % self.multiple), mode="replicate")
+        x = features(self.encoder, self.decoder, x)
+        out = self.join(self.head(self.dropout(x)), self.centre(x))
+        return out[..., :height, :width]
+
+
+@register_model(
+    "instance_unet",
+    modalities=("image",),
+    tasks=("instances",),
+    description="U-Net with centre and offset heads: class per pixel, pixels grouped into instances by their centre",
+)
+def instance_unet(spec: DataSpec, channels: Sequence[int] = (16, 32, 64, 128), dropout: float = 0.0) -> nn.Module:
+    """U-Net for instance segmentation of ``C x H x W`` images into ``num_outputs`` classes (class 0 the background).
+
+    Args:
+        spec: the data the model is built for (an image spec of the ``instances`` task).
+        channels: channels of each encoder stage, finest first (as ``unet``).
+        dropout: channel dropout before the class logits (0 for none).
+    """
+    _check(spec, "instance_unet", channels, dropout)
+    return InstanceUNet(input_layer(spec), list(channels), spec.input_shape[0], spec.num_outputs, dropout)

@@ -178,7 +178,7 @@ class ServedModel:
             answer["explained_class"] = spec.class_names[explained]
             answer["explained_score"] = (
                 "the class's soft share of the image (log)"
-                if self.spec.task == "segment"
+                if self.spec.task in ("segment", "instances")
                 else "its strongest heatmap logit"
             )
         if self.spec.modality == "text":

@@ -1,6 +1,7 @@
 """Learning layer: the ``Trainer``, its batch sources, training steps, callbacks and tasks, and ``Run``."""
 
 from glassnet.train import detection as _detection  # noqa: F401  (registers the "detect" task)
+from glassnet.train import instances as _instances  # noqa: F401  (registers the "instances" task)
 from glassnet.train import language_model as _language_model  # noqa: F401  (registers "language_model")
 from glassnet.train import reconstruction as _reconstruction  # noqa: F401  (registers the "reconstruct" task)
 from glassnet.train import segmentation as _segmentation  # noqa: F401  (registers the "segment" task)
