@@ -58,6 +58,16 @@ def test_touching_objects_of_one_class_become_two_instances_by_their_centres():
     assert prediction[0, 1][target[0, 0] == 0].eq(0).all()  # background joins no instance
 
 
+def test_a_flat_topped_centre_is_one_centre_not_two():
+    """Two neighbouring pixels of equal centre score (as 8-bit outputs often have) used to split an object in two."""
+    target = two_touching_objects()
+    outputs = perfect_outputs(target, 3)
+    peak = (outputs[0, 3] == 10.0).nonzero()[0]
+    outputs[0, 3, peak[0], peak[1] + 1] = 10.0  # the centre's right neighbour ties with it
+    prediction, scores = group(outputs)
+    assert (scores[0] > 0).sum() == 3 and len(prediction[0, 1][target[0, 1] == 1].unique()) == 1
+
+
 def test_without_any_centre_there_are_no_instances():
     outputs = perfect_outputs(two_touching_objects(), 3)
     outputs[:, 3] = -10.0  # no centre scores above the threshold

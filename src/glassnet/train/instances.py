@@ -8,7 +8,8 @@ the offset (``dy``, ``dx``, in ``OFFSET_UNIT`` of the image's longer side) from 
 centre of its instance.
 
 Grouping follows Panoptic-DeepLab (Cheng et al., 2020): the centres are the peaks of the heatmap (the
-maxima of their 3x3 neighbourhood scoring at least ``CENTRE_SCORE``, at most ``TOP_K`` per image);
+maxima of their 3x3 neighbourhood scoring at least ``CENTRE_SCORE``, at most ``TOP_K`` per image, none
+within ``CENTRE_RADIUS`` pixels of a stronger one);
 each pixel the class logits call foreground joins the centre nearest to where its offset points; an
 instance's class is the majority class of its pixels, its score the centre's score times the mean
 probability of that class over its pixels.
@@ -43,6 +44,7 @@ from glassnet.train.tasks import Task, TaskContext, register_task
 
 TOP_K = 20  # instances kept per image
 CENTRE_SCORE = 0.1  # a heatmap peak scoring less is not a centre
+CENTRE_RADIUS = 3.0  # pixels: a peak this close to a stronger one is the same centre
 OFFSET_UNIT = 0.1  # offsets are predicted in tenths of the image's longer side
 # weights of the centre and offset losses beside the class cross-entropy; the class logits share the decoder with
 # the centre head, and heavier weights starved them (digits-instances, 10 epochs: offsets at 0.2 left the test
@@ -227,8 +229,14 @@ def group(outputs: torch.Tensor, top_k: int = TOP_K) -> tuple[torch.Tensor, torc
     peaks = heat * (F.max_pool2d(heat[:, None], 3, stride=1, padding=1)[:, 0] == heat)
     k = min(top_k, height * width)
     centre_scores, cells = peaks.flatten(1).topk(k, dim=1)
-    valid = centre_scores >= CENTRE_SCORE
     centre_y, centre_x = (cells // width).float(), (cells % width).float()
+    # a peak within CENTRE_RADIUS of a stronger one (or of an equal one found first: a flat top, common once the
+    # outputs are quantised to 8 bits) is the same centre
+    close = (centre_y[:, :, None] - centre_y[:, None, :]) ** 2 + (centre_x[:, :, None] - centre_x[:, None, :]) ** 2
+    close = close <= CENTRE_RADIUS**2
+    valid = centre_scores >= CENTRE_SCORE
+    for j in range(1, k):  # greedy, strongest first: a suppressed peak suppresses nothing
+        valid[:, j] &= ~(close[:, j, :j] & valid[:, :j]).any(dim=1)
     ys, xs = _grid(height, width, outputs.device)
     unit = OFFSET_UNIT * max(height, width)
     point_y = (ys + outputs[:, classes + 1] * unit).reshape(n, 1, -1)
