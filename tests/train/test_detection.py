@@ -51,6 +51,18 @@ def test_decoding_perfect_outputs_gives_the_boxes_back_and_map_one():
     assert scores["per_class"] == [pytest.approx(1.0)] * 3
 
 
+def test_a_flat_topped_peak_is_one_detection_not_two():
+    """Neighbouring cells of one class with equal logits (as 8-bit outputs often have) used to give two boxes."""
+    outputs = _perfect_outputs(TARGETS)
+    peak = (outputs[1, 2] == 20.0).nonzero()[0]
+    outputs[1, 2, peak[0], peak[1] + 1] = 20.0  # the right neighbour ties with the centre
+    outputs[1, 3:, peak[0], peak[1] + 1] = outputs[1, 3:, peak[0], peak[1]]
+    outputs[1, 0, peak[0], peak[1] + 1] = 20.0  # another class at the same cell stays a detection of its own
+    found = decode(outputs, 3)
+    assert (found[1, :, 4] > 0.5).sum() == 2 and sorted(found[1, found[1, :, 4] > 0.5, 5].tolist()) == [0, 2]
+    assert coco_metrics(found, TARGETS, 3)["per_class"][2] == pytest.approx(1.0)
+
+
 def test_map_falls_as_boxes_drift_and_is_zero_without_detections():
     found = decode(_perfect_outputs(TARGETS), 3)
     shifted = found.clone()
