@@ -149,9 +149,13 @@ def test_an_instance_run_writes_mask_ap_per_class_the_baseline_and_its_figure(in
     assert [c["name"] for c in result["baseline"]["candidates"]] == ["otsu_components"]
     assert result["baseline"]["test"]["map_50"] > 0.2  # Otsu's components find digits on a clean background
     assert "monitor: val/map" in (instance_run / "config.yaml").read_text()
-    assert (instance_run / "figures" / "instances.png").is_file()
+    assert (instance_run / "figures" / "instances.png").is_file() and (
+        instance_run / "figures" / "instance_pr.png"
+    ).is_file()
     html = gn.report(instance_run).read_text()
-    assert "<h2>Instances</h2>" in html and "Mask average precision per class" in html
+    assert (
+        "<h2>Instances</h2>" in html and "Mask average precision per class" in html and "Precision and recall" in html
+    )
 
 
 def test_predict_and_evaluate_read_instances(instance_run, capsys):

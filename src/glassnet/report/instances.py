@@ -21,6 +21,9 @@ def instances(ctx: ReportContext) -> str | None:
             '<h3>Instances</h3><p class="note">The first test images, their true instances and the predicted ones '
             f"scoring at least 0.3, each instance in its own colour and named by its class.</p>{figure}"
         )
+    curves = ctx.figure("instance_pr", "precision against recall at mask IoU 0.5, one line per class")
+    if curves:
+        parts.append(f"<h3>Precision and recall</h3>{curves}")
     per_class = test.get("per_class_ap") or {}
     if per_class:
         rows = [[name, fmt(ap) if ap is not None else "no test instances"] for name, ap in per_class.items()]

@@ -299,7 +299,8 @@ def truth_of(targets: torch.Tensor) -> list[Found]:
 
 
 def coco_mask_metrics(found: list[Found], truth: list[Found], classes: int) -> dict[str, Any]:
-    """COCO mask ``map``, ``map_50``, ``map_75`` and ``per_class`` AP (None for a class without test instances).
+    """COCO mask ``map``, ``map_50``, ``map_75``, ``per_class`` AP (None for a class without test instances) and
+    ``pr_50``, each class's precision at COCO's 101 recall points at IoU 0.5 (None without test instances).
 
     Args:
         found: per image, the predicted ``(mask, class, score)``.
@@ -334,7 +335,7 @@ def coco_mask_metrics(found: list[Found], truth: list[Found], classes: int) -> d
     ]
     per_class_none = [None] * classes
     if not results:
-        return {"map": 0.0, "map_50": 0.0, "map_75": 0.0, "per_class": per_class_none}
+        return {"map": 0.0, "map_50": 0.0, "map_75": 0.0, "per_class": per_class_none, "pr_50": per_class_none}
     shape = next(mask for image in truth for mask, _, _ in image).shape
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
         ground = coco_class()
@@ -351,18 +352,22 @@ def coco_mask_metrics(found: list[Found], truth: list[Found], classes: int) -> d
         evaluation.summarize()
     precision = evaluation.eval["precision"][:, :, :, 0, -1]  # IoU x recall x class, all areas, 100 detections
     per_class: list[float | None] = []
+    curves: list[list[float] | None] = []
     for c in range(classes):
         values = precision[:, :, c]
         values = values[values > -1]
         per_class.append(float(values.mean()) if values.size else None)
+        at_50 = precision[0, :, c]  # COCO's 101 recall points at IoU 0.5
+        curves.append([round(float(v), 4) for v in at_50] if (at_50 > -1).all() else None)
     stats = evaluation.stats
     return {"map": max(float(stats[0]), 0.0), "map_50": max(float(stats[1]), 0.0),
-            "map_75": max(float(stats[2]), 0.0), "per_class": per_class}  # fmt: skip
+            "map_75": max(float(stats[2]), 0.0), "per_class": per_class, "pr_50": curves}  # fmt: skip
 
 
 def instance_details(context: TaskContext) -> None:
-    """``results["test"]["per_class_ap"]`` (COCO mask AP of each class) and ``figures/instances.png`` (test
-    images, their true instances and the predicted ones scoring >= ``SHOWN_SCORE``)."""
+    """``results["test"]["per_class_ap"]`` (COCO mask AP of each class), ``figures/instances.png`` (test
+    images, their true instances and the predicted ones scoring >= ``SHOWN_SCORE``) and
+    ``figures/instance_pr.png`` (each class's precision-recall curve at mask IoU 0.5)."""
     from glassnet.figures import segmentation as drawing
 
     bundle, results = context.bundle, context.results
@@ -378,6 +383,9 @@ def instance_details(context: TaskContext) -> None:
     results["test"]["per_class_ap"] = {
         name: None if ap is None else round(ap, 6) for name, ap in zip(names, scores["per_class"]) if name != names[0]
     }
+    curves = {name: curve for name, curve in zip(names, scores["pr_50"]) if curve is not None}
+    if curves:
+        drawing.precision_recall(curves, context.run.figure("instance_pr"))
     shown = list(range(min(SHOWN_IMAGES, len(inputs))))
     drawing.instance_grid(
         inputs[shown].numpy(),
