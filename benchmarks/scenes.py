@@ -56,7 +56,7 @@ def once(args: argparse.Namespace, seed: int) -> dict:
         "wall": wall,
         "train_time": result["training"]["train_time_s"],
         "network": {k: result["test"][k] for k in metrics},
-        "baseline": {k: baseline["test"][k] for k in metrics},
+        "baseline": {k: baseline["test"].get(k) for k in metrics},  # a baseline may lack one (instances: miou)
         "baseline_name": baseline["name"],
         "baseline_fit": baseline["fit_time_s"],
         "weakest": {name: round(per_class[name], 3) for name in weakest},
@@ -93,7 +93,9 @@ def main() -> None:
         (model, "network", "train_time"),
         (runs[0]["baseline_name"], "baseline", "baseline_fit"),
     ):
-        values = " | ".join(f"{statistics.median(r[key][m] for r in runs):.4f}" for m in metrics)
+        values = " | ".join(
+            "-" if runs[0][key][m] is None else f"{statistics.median(r[key][m] for r in runs):.4f}" for m in metrics
+        )
         print(f"| {name} | {values} | {statistics.median(r[time_key] for r in runs):.0f} |")
     print(f"median wall time of a whole run: {statistics.median(r['wall'] for r in runs):.0f} s")
     for seed, r in zip(args.seeds, runs, strict=True):
