@@ -68,6 +68,23 @@ def test_a_flat_topped_centre_is_one_centre_not_two():
     assert (scores[0] > 0).sum() == 3 and len(prediction[0, 1][target[0, 1] == 1].unique()) == 1
 
 
+def test_two_peaks_whose_pixels_vote_for_one_centre_are_one_object():
+    """An open, long shape can hold a heatmap peak at each end; its halves used to become two instances."""
+    from glassnet.train.instances import OFFSET_UNIT
+
+    outputs = torch.full((1, 5, 8, 14), -10.0)  # classes: background, a; then centre, dy, dx
+    outputs[0, 0] = 10.0
+    outputs[0, 1, 2:6, 1:13] = 20.0  # one object of class a, rows 2-5, columns 1-12 (centroid column 6.5)
+    outputs[0, 2, 3, 2] = outputs[0, 2, 3, 11] = 10.0  # a peak near each end
+    unit = OFFSET_UNIT * 14
+    columns = torch.arange(14.0)
+    outputs[0, 3, 2:6, 1:13] = (3.5 - torch.arange(2, 6.0))[:, None] / unit  # rows point to row 3.5
+    target_x = torch.where(columns < 7, 5.5, 7.5)  # each half points a little off the centroid, toward its end
+    outputs[0, 4, 2:6, 1:13] = ((target_x - columns) / unit)[1:13]
+    prediction, scores = group(outputs)
+    assert prediction[0, 1, 2:6, 1:13].unique().tolist() == [1] and (scores[0] > 0).sum() == 1
+
+
 def test_without_any_centre_there_are_no_instances():
     outputs = perfect_outputs(two_touching_objects(), 3)
     outputs[:, 3] = -10.0  # no centre scores above the threshold
@@ -205,7 +222,7 @@ def test_the_server_predicts_instances_and_explains_the_class_found_most(instanc
 
 @pytest.mark.slow
 def test_instance_unet_separates_digits_well_beyond_the_classical_baseline(tmp_path):
-    """1,000 training scenes, 8 epochs of batches of 16 (~30 s here): test mask mAP@.5 >= 0.6 (0.78 measured)
+    """1,000 training scenes, 8 epochs of batches of 16 (~30 s here): test mask mAP@.5 >= 0.6 (0.70 measured)
     against Otsu's components at 0.54."""
     out = tmp_path / "instances"
     args = ["train", "--data", "digits-instances", "--model", "instance_unet", "--epochs", "8", "--out", str(out)]
