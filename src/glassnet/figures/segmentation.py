@@ -28,6 +28,14 @@ def coloured(mask: np.ndarray, colours: np.ndarray) -> np.ndarray:
     return picture
 
 
+def show_image(ax: object, image: np.ndarray) -> None:
+    """Draw a ``C x H x W`` image in [0, 1] on ``ax``: grey for one channel, RGB otherwise."""
+    if image.shape[0] == 1:
+        ax.imshow(image[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")  # type: ignore[attr-defined]
+    else:
+        ax.imshow(np.clip(image.transpose(1, 2, 0), 0, 1), interpolation="nearest")  # type: ignore[attr-defined]
+
+
 def mask_grid(
     images: np.ndarray,
     true: np.ndarray,
@@ -44,10 +52,7 @@ def mask_grid(
     for k in range(n):
         image = np.asarray(images[k])
         ax = axes[k]
-        if image.shape[0] == 1:
-            ax[0].imshow(image[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        else:
-            ax[0].imshow(np.clip(image.transpose(1, 2, 0), 0, 1), interpolation="nearest")
+        show_image(ax[0], image)
         ax[1].imshow(coloured(np.asarray(true[k]), colours), interpolation="nearest")
         ax[2].imshow(coloured(np.asarray(predicted[k]), colours), interpolation="nearest")
         ax[0].set_title("image", fontsize=8)
@@ -90,10 +95,7 @@ def box_grid(
             continue
         image = np.asarray(images[k])
         height, width = image.shape[-2:]
-        if image.shape[0] == 1:
-            ax.imshow(image[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        else:
-            ax.imshow(np.clip(image.transpose(1, 2, 0), 0, 1), interpolation="nearest")
+        show_image(ax, image)
         for _, x1, y1, x2, y2 in np.asarray(true[k]).reshape(-1, 5):
             box = plt.Rectangle((x1 * width - 0.5, y1 * height - 0.5), (x2 - x1) * width, (y2 - y1) * height)
             box.set(fill=False, edgecolor="white", linestyle="--", linewidth=1)
@@ -133,10 +135,7 @@ def instance_grid(
     for k in range(n):
         image = np.asarray(images[k])
         ax = axes[k]
-        if image.shape[0] == 1:
-            ax[0].imshow(image[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        else:
-            ax[0].imshow(np.clip(image.transpose(1, 2, 0), 0, 1), interpolation="nearest")
+        show_image(ax[0], image)
         ax[0].set_title("image", fontsize=8)
         for a, objects, title in ((ax[1], true[k], "true"), (ax[2], predicted[k], "predicted")):
             picture = np.zeros((*image.shape[-2:], 3))

@@ -216,7 +216,7 @@ def coco_metrics(detections: torch.Tensor, targets: torch.Tensor, classes: int) 
         targets: ``N x M x 5`` rows ``class, x1, y1, x2, y2``, class -1 for unused rows.
         classes: the number of classes.
     """
-    coco_class, coco_eval = _pycocotools()
+    _pycocotools()  # the one-line advice when it is missing, before any work
     truth = targets.detach().float().cpu().numpy()
     found = detections.detach().float().cpu().numpy()
     annotations = []
@@ -240,21 +240,33 @@ def coco_metrics(detections: torch.Tensor, targets: torch.Tensor, classes: int) 
         raise DataError("no target boxes to score detections against")
     if not results:
         return empty
+    return coco_evaluate([{"id": i} for i in range(len(truth))], annotations, results, classes, "bbox")
+
+
+def coco_evaluate(
+    images: list[dict[str, Any]], annotations: list[dict[str, Any]], results: list[dict[str, Any]], classes: int,
+    iou_type: str,
+) -> dict[str, Any]:  # fmt: skip
+    """pycocotools' evaluation (``iou_type`` ``bbox`` or ``segm``, category ids ``0..classes-1``, up to 100
+    detections per image): ``map``, ``map_50``, ``map_75``, ``per_class`` AP (None for a class without true
+    objects) and ``pr_50``, each class's precision at COCO's 101 recall points at IoU 0.5 (None likewise)."""
+    coco_class, coco_eval = _pycocotools()
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
         ground = coco_class()
         ground.dataset = {
-            "images": [{"id": i} for i in range(len(truth))],
+            "images": images,
             "categories": [{"id": c} for c in range(classes)],
             "annotations": annotations,
         }
         ground.createIndex()
-        evaluation = coco_eval(ground, ground.loadRes(results), "bbox")
+        evaluation = coco_eval(ground, ground.loadRes(results), iou_type)
         evaluation.params.maxDets = [1, 10, 100]
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
     precision = evaluation.eval["precision"][:, :, :, 0, -1]  # IoU x recall x class, all areas, 100 detections
-    per_class, curves = [], []
+    per_class: list[float | None] = []
+    curves: list[list[float] | None] = []
     for c in range(classes):
         values = precision[:, :, c]
         values = values[values > -1]

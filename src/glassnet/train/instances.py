@@ -28,8 +28,6 @@ IoU 0.50:0.05:0.95), ``map_50``, ``map_75``; and ``miou``, the mean IoU of the c
 
 from __future__ import annotations
 
-import contextlib
-import io
 from typing import Any
 
 import numpy as np
@@ -40,7 +38,7 @@ from glassnet.data.bundle import split_tensors
 from glassnet.data.spec import DataSpec
 from glassnet.errors import DataError
 from glassnet.train.baselines import Baseline, register_baselines
-from glassnet.train.detection import _pycocotools
+from glassnet.train.detection import _pycocotools, coco_evaluate
 from glassnet.train.segmentation import IGNORE_INDEX, components, mask_metrics
 from glassnet.train.tasks import Task, TaskContext, register_task
 
@@ -353,9 +351,9 @@ def coco_mask_metrics(found: list[Found], truth: list[Found], classes: int) -> d
     Raises:
         DataError: the lists differ in length, or no image has a true instance.
     """
+    _pycocotools()  # the one-line advice when it is missing, before the import below
     from pycocotools import mask as rle
 
-    coco_class, coco_eval = _pycocotools()
     if len(found) != len(truth):
         raise DataError(f"{len(found)} predicted images for {len(truth)} true ones")
 
@@ -380,31 +378,8 @@ def coco_mask_metrics(found: list[Found], truth: list[Found], classes: int) -> d
     if not results:
         return {"map": 0.0, "map_50": 0.0, "map_75": 0.0, "per_class": per_class_none, "pr_50": per_class_none}
     shape = next(mask for image in truth for mask, _, _ in image).shape
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
-        ground = coco_class()
-        ground.dataset = {
-            "images": [{"id": i, "height": shape[0], "width": shape[1]} for i in range(len(truth))],
-            "categories": [{"id": c} for c in range(classes)],
-            "annotations": annotations,
-        }
-        ground.createIndex()
-        evaluation = coco_eval(ground, ground.loadRes(results), "segm")
-        evaluation.params.maxDets = [1, 10, 100]
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    precision = evaluation.eval["precision"][:, :, :, 0, -1]  # IoU x recall x class, all areas, 100 detections
-    per_class: list[float | None] = []
-    curves: list[list[float] | None] = []
-    for c in range(classes):
-        values = precision[:, :, c]
-        values = values[values > -1]
-        per_class.append(float(values.mean()) if values.size else None)
-        at_50 = precision[0, :, c]  # COCO's 101 recall points at IoU 0.5
-        curves.append([round(float(v), 4) for v in at_50] if (at_50 > -1).all() else None)
-    stats = evaluation.stats
-    return {"map": max(float(stats[0]), 0.0), "map_50": max(float(stats[1]), 0.0),
-            "map_75": max(float(stats[2]), 0.0), "per_class": per_class, "pr_50": curves}  # fmt: skip
+    images = [{"id": i, "height": shape[0], "width": shape[1]} for i in range(len(truth))]
+    return coco_evaluate(images, annotations, results, classes, "segm")
 
 
 def instance_details(context: TaskContext) -> None:
