@@ -106,3 +106,31 @@ def test_the_server_explains_the_class_a_dense_model_finds_most(tiny_runs, model
     assert body["explained_class"] in names and "explained_score" in body
     assert torch.tensor(body["attributions"]).shape == image.shape
     assert base64.b64decode(body["overlay_png"]).startswith(b"\x89PNG")
+
+
+def test_each_dense_task_names_the_main_class_of_its_targets():
+    from glassnet.train.tasks import get_task
+
+    spec = DataSpec(modality="image", input_shape=(1, 8, 8), task="detect", num_outputs=2, class_names=("a", "b"))
+    boxes = torch.tensor(
+        [[[0, 0.0, 0.0, 0.2, 0.2], [1, 0.1, 0.1, 0.9, 0.9]], [[-1, 0, 0, 0, 0], [-1, 0, 0, 0, 0]]], dtype=torch.float
+    )
+    detect = get_task("detect")
+    assert detect.main_class(boxes, spec).tolist() == [1, -1]  # the largest box; no box
+    assert detect.main_class(boxes[:, :0], spec).tolist() == [-1, -1]
+    assert detect.background_classes(spec) == 0
+    assert detect.class_evidence(torch.zeros(3, 6, 4, 4)).shape == (3, 2)
+
+    named = DataSpec(
+        modality="image", input_shape=(1, 4, 4), task="instances", num_outputs=3, class_names=("background", "a", "b")
+    )
+    maps = torch.zeros(2, 2, 4, 4, dtype=torch.long)
+    maps[0, 0, :1] = 1
+    maps[0, 0, 1:3] = 2  # the semantic channel: more of b than of a
+    maps[0, 1] = 5  # the instance channel is not a class map
+    instances = get_task("instances")
+    assert instances.main_class(maps, named).tolist() == [2, -1]
+    assert instances.background_classes(named) == 1
+    assert instances.class_evidence(torch.zeros(2, 6, 4, 4)).shape == (2, 3)  # 3 class logits of 6 channels
+    with pytest.raises(NotImplementedError, match="classify"):
+        get_task("classify").class_evidence(torch.zeros(2, 3))

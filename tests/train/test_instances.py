@@ -217,7 +217,7 @@ def test_the_server_predicts_instances_and_explains_the_class_found_most(instanc
         assert explained.status_code == 200, explained.text
     assert isinstance(predicted.json()["predictions"][0]["prediction"], list)
     body = explained.json()
-    assert body["explained_class"] in map(str, range(10)) and "soft share" in body["explained_score"]
+    assert body["explained_class"] in map(str, range(10)) and "soft pixel share" in body["explained_score"]
 
 
 @pytest.mark.slow

@@ -176,11 +176,7 @@ class ServedModel:
         answer = {**record, "method": method, "attributions": np.round(values.numpy(), 6).tolist()}
         if dense:
             answer["explained_class"] = spec.class_names[explained]
-            answer["explained_score"] = (
-                "the class's soft share of the image (log)"
-                if self.spec.task in ("segment", "instances")
-                else "its strongest heatmap logit"
-            )
+            answer["explained_score"] = self._explained.task.evidence
         if self.spec.modality == "text":
             answer["tokens"] = self._tokens(inputs[0])
         title = f"evidence for {answer['explained_class']}" if dense else None

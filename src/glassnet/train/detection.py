@@ -107,6 +107,21 @@ class Detection(Task):
     def comparison_metric(self, bundle: Any) -> str:
         return "map_50"
 
+    evidence = "the class the model detects most surely (its strongest heatmap logit)"
+
+    def class_evidence(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Each class's strongest heatmap logit over the image (its most confident detection)."""
+        return outputs[:, : outputs.shape[1] - 4].float().flatten(2).amax(dim=2)
+
+    def main_class(self, targets: torch.Tensor, spec: DataSpec) -> torch.Tensor:
+        """The class of each image's largest true box (-1 for an image without boxes)."""
+        if targets.shape[1] == 0:
+            return torch.full((len(targets),), -1, dtype=torch.long)
+        area = (targets[..., 3] - targets[..., 1]) * (targets[..., 4] - targets[..., 2])
+        area = torch.where(targets[..., 0] >= 0, area, torch.full_like(area, -1.0))
+        largest = targets[torch.arange(len(targets)), area.argmax(dim=1), 0].long()
+        return torch.where(area.amax(dim=1) > 0, largest, torch.full_like(largest, -1))
+
     def records(
         self, spec: DataSpec, inputs: torch.Tensor, predictions: Any, truth: torch.Tensor | None
     ) -> list[dict[str, Any]]:

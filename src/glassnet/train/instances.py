@@ -39,7 +39,15 @@ from glassnet.data.spec import DataSpec
 from glassnet.errors import DataError
 from glassnet.train.baselines import Baseline, register_baselines
 from glassnet.train.detection import _pycocotools, coco_evaluate
-from glassnet.train.segmentation import IGNORE_INDEX, components, mask_metrics
+from glassnet.train.segmentation import (
+    IGNORE_INDEX,
+    Segmentation,
+    background_first,
+    components,
+    largest_class,
+    mask_metrics,
+    pixel_share_evidence,
+)
 from glassnet.train.tasks import Task, TaskContext, register_task
 
 TOP_K = 20  # instances kept per image
@@ -142,6 +150,20 @@ class InstanceSegmentation(Task):
     def details(self, context: TaskContext) -> None:
         """Per-class mask AP and a figure of test images with their true and predicted instances."""
         instance_details(context)
+
+    evidence = Segmentation.evidence
+
+    def class_evidence(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The class logits' ``log mean_pixels p_k`` (the centre heatmap and offsets left aside)."""
+        return pixel_share_evidence(outputs[:, : outputs.shape[1] - 3])
+
+    def main_class(self, targets: torch.Tensor, spec: DataSpec) -> torch.Tensor:
+        """The object class covering most labelled pixels of each semantic mask (the targets' first channel)."""
+        return largest_class(targets[:, 0], spec.num_outputs, self.background_classes(spec))
+
+    def background_classes(self, spec: DataSpec) -> int:
+        """1 when the first class is named ``background``, else 0."""
+        return background_first(spec)
 
     def comparison_metric(self, bundle: Any) -> str:
         return "map_50"

@@ -15,6 +15,7 @@ bright foreground is one object, classified by a logistic regression on its shap
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,20 @@ class Segmentation(Task):
         """The background dominates the pixels: compared on mean IoU, not pixel accuracy."""
         return "miou"
 
+    evidence = "the class the model gives most of the image to (log of its soft pixel share)"
+
+    def class_evidence(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Each class's ``log mean_pixels p_k``: how much of the image the model gives to it."""
+        return pixel_share_evidence(outputs)
+
+    def main_class(self, targets: torch.Tensor, spec: DataSpec) -> torch.Tensor:
+        """The object class covering most labelled pixels of each true mask."""
+        return largest_class(targets, spec.num_outputs, self.background_classes(spec))
+
+    def background_classes(self, spec: DataSpec) -> int:
+        """1 when the first class is named ``background``, else 0."""
+        return background_first(spec)
+
     def records(
         self, spec: DataSpec, inputs: torch.Tensor, predictions: Any, truth: torch.Tensor | None
     ) -> list[dict[str, Any]]:
@@ -113,6 +128,26 @@ class Segmentation(Task):
                 record["true"] = class_shares(spec, truth[i])
             records.append(record)
         return records
+
+
+def pixel_share_evidence(logits: torch.Tensor) -> torch.Tensor:
+    """``N x K``: the log of each class's mean probability over the pixels of per-pixel logits ``N x K x H x W``."""
+    log_p = logits.float().log_softmax(dim=1).flatten(2)
+    return torch.logsumexp(log_p, dim=2) - math.log(log_p.shape[2])
+
+
+def largest_class(masks: torch.Tensor, classes: int, skip: int) -> torch.Tensor:
+    """Per mask ``N x H x W``, the class among ``skip .. classes - 1`` covering most pixels; -1 where none does."""
+    valid = (masks >= skip) & (masks < classes)
+    flat = torch.where(valid, masks, torch.full_like(masks, classes)).reshape(len(masks), -1).long()
+    counts = torch.zeros(len(masks), classes + 1, dtype=torch.long).scatter_add_(1, flat, torch.ones_like(flat))
+    counts = counts[:, :classes]
+    return torch.where(counts.sum(dim=1) > 0, counts.argmax(dim=1), torch.full((len(masks),), -1))
+
+
+def background_first(spec: DataSpec) -> int:
+    """1 when a mask dataset's first class is named ``background`` (not an object), else 0."""
+    return int(bool(spec.class_names) and spec.class_names[0].lower() == "background")
 
 
 def class_shares(spec: DataSpec, mask: torch.Tensor) -> dict[str, float]:

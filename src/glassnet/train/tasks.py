@@ -138,6 +138,27 @@ class Task:
         """A prediction or a target as a user reads it: one number or a list of numbers by default."""
         return _values(value)
 
+    def class_evidence(self, outputs: torch.Tensor) -> torch.Tensor:
+        """For a task whose model answers with a map (masks, boxes): one score per class for each image,
+        ``N x K``, which ``glassnet explain`` explains as a classifier's logits (``evidence`` says what the
+        score means). Tasks answered with one prediction per example have none.
+
+        Raises:
+            NotImplementedError: the task's outputs are not read as class evidence.
+        """
+        raise NotImplementedError(f"the {self.name} task has no per-class evidence of a map")
+
+    def main_class(self, targets: torch.Tensor, spec: DataSpec) -> torch.Tensor:
+        """For a task with ``class_evidence``: each image's true main object class, ``N`` int64 class ids
+        (``background_classes`` never chosen), ``-1`` for an image that holds no object."""
+        raise NotImplementedError(f"the {self.name} task has no per-image main class")
+
+    def background_classes(self, spec: DataSpec) -> int:
+        """How many leading classes are not objects (left out of ``class_evidence`` and ``main_class``)."""
+        return 0
+
+    evidence = ""  # what one ``class_evidence`` score means, in a phrase a report can print
+
     def headline(self, metrics: dict[str, Any]) -> str:
         """``accuracy 0.9926, macro_f1 0.9925``: the ``headline_metrics`` present in ``metrics``."""
         return ", ".join(f"{k} {metrics[k]:.4f}" for k in self.headline_metrics if metrics.get(k) is not None)
