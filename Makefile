@@ -13,8 +13,11 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 demo: setup  ## train a CNN on digits, evaluate it, write runs/demo/report.html
 	$(BIN)/glassnet demo
 
-test: setup  ## fast and slow tests, as CI runs them
-	$(BIN)/python -m pytest
+# test processes (pytest-xdist): one per CPU this process may use (affinity, cgroup quota), each with one torch thread (tests/conftest.py)
+JOBS ?= $(shell $(BIN)/python -c "from glassnet.threads import available_cpus; print(available_cpus().count)" 2>/dev/null || echo 1)
+
+test: setup  ## fast and slow tests, as CI runs them, in one process per CPU (JOBS=1: one process)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 test-fast: setup  ## everything but the slow tests that train on real data
 	$(BIN)/python -m pytest -m "not slow"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,25 @@ from safetensors.torch import save_file
 
 from glassnet.data import DataBundle, DataSpec, bundle_from_arrays
 from glassnet.models import create_model
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``pytest -n N`` (``make test``), each worker process gets one torch thread and a cache of its own.
+
+    One thread: N workers already keep N cores busy, and an OpenMP team per worker would spin for cores
+    it does not get; ``GLASSNET_THREADS=1`` fixes it for the commands a test runs as well, so two runs
+    compared bit for bit never differ by a thread count chosen from the other worker's load. A cache
+    per worker: datasets synthesised on first use (spoken digits, one voice) are never built by two
+    workers into one folder at the same time.
+    """
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker is None:
+        return
+    torch.set_num_threads(1)
+    os.environ["GLASSNET_THREADS"] = "1"  # commands run in and by this worker too, whatever the load
+    from glassnet.data.locate import cache_dir
+
+    os.environ["GLASSNET_CACHE"] = str(cache_dir() / "pytest-workers" / worker)
 
 
 def blobs(n: int = 240, features: int = 6, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
