@@ -92,3 +92,23 @@ def test_calibration_draws_from_the_whole_split_not_its_first_rows():
     assert torch.bincount((sample[:, 0] // 1000).long()).min() > 80  # every quarter is represented
     assert torch.equal(sample, calibration_sample(inputs))  # seeded: the same draw every time
     assert torch.equal(calibration_sample(inputs[:100]), inputs[:100])
+
+
+def test_onnx_runtime_quantisation_leaves_the_working_directory_as_it_was(tmp_path, monkeypatch):
+    """Bug: where ONNX Runtime's symbolic shape inference gave up (a diffusion U-Net's attention), it saved
+    sym_shape_infer_temp.onnx and a <uuid>.data file into the user's working directory."""
+    from glassnet.compress.generator import Denoising
+
+    spec = DataSpec(modality="image", input_shape=(1, 8, 8), task="generate", num_outputs=1,
+                    class_names=["a", "b", "c"], name="tiny")  # fmt: skip
+    torch.manual_seed(0)
+    net = Denoising(create_model("ddpm", spec, width=8, timesteps=40, sample_steps=8).net_ema).eval()
+    rows = torch.cat([torch.randn(16, 64), torch.randint(0, 40, (16, 1)).float(), torch.ones(16, 1)], dim=1)
+    export_onnx(net, rows[:8], tmp_path / "denoiser.onnx")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    ort_quantize(tmp_path / "denoiser.onnx", tmp_path / "denoiser.int8.onnx", rows)
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["denoiser.int8.onnx", "denoiser.onnx", "work"]
+    assert OnnxModel(tmp_path / "denoiser.int8.onnx")(rows[:4]).shape == (4, 64)

@@ -8,7 +8,9 @@ import copy
 import io
 import logging
 import os
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,18 +113,34 @@ def static_quantize(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
         raise ConfigError(f"static int8 quantisation cannot trace {type(model).__name__}: {exc!r}") from exc
 
 
+@contextlib.contextmanager
+def _scratch_directory() -> Iterator[None]:
+    """Runs the block in a fresh temporary working directory, removed afterwards with whatever it holds."""
+    previous = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="glassnet-ort-") as scratch:
+        os.chdir(scratch)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
+
+
 def _pre_process(quant_pre_process: Any, onnx_path: Path, prepared: Path) -> None:
     """ONNX Runtime's pre-processing before quantisation. Its symbolic shape inference gives up on some
     graphs (a TypeError inside it on the Unsqueeze of a BERT's attention mask; a plain Exception,
     "Incomplete symbolic shape inference", on a diffusion U-Net's attention); the quantiser then
-    works from ONNX's own shape inference, which it also runs."""
-    try:
-        quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
-    except Exception as exc:  # noqa: BLE001 -- the second kind is raised as a bare Exception
-        known = (TypeError, ValueError, KeyError, IndexError, AttributeError)
-        if not isinstance(exc, known) and "symbolic shape inference" not in str(exc):
-            raise
-        quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+    works from ONNX's own shape inference, which it also runs. When it gives up it saves its partial
+    graph as ``sym_shape_infer_temp.onnx`` plus an external-data file into the working directory, so
+    it runs in a scratch directory: the user's working directory stays as it was."""
+    source, target = str(onnx_path.resolve()), str(prepared.resolve())
+    with _scratch_directory():
+        try:
+            quant_pre_process(source, target, skip_symbolic_shape=False)
+        except Exception as exc:  # noqa: BLE001 -- the second kind is raised as a bare Exception
+            known = (TypeError, ValueError, KeyError, IndexError, AttributeError)
+            if not isinstance(exc, known) and "symbolic shape inference" not in str(exc):
+                raise
+            quant_pre_process(source, target, skip_symbolic_shape=True)
 
 
 def ort_quantize(
