@@ -570,6 +570,64 @@ def test_mobilenet_input_size_resizes_inside_the_model():
     assert model.resize(torch.rand(2, 1, 8, 8)).shape == (2, 1, 32, 32)
 
 
+def _timm_names(state):
+    """torchvision's MobileNetV2 names -> timm's ``mobilenetv2_*`` names, by the stage layout of the paper."""
+    repeats = [1, 2, 3, 4, 3, 3, 1]
+    where = {sum(repeats[:s]) + i + 1: (s, i) for s in range(len(repeats)) for i in range(repeats[s])}
+    separable = {"conv.0.0": "conv_dw", "conv.0.1": "bn1", "conv.1": "conv_pw", "conv.2": "bn2"}
+    inverted = {"conv.0.0": "conv_pw", "conv.0.1": "bn1", "conv.1.0": "conv_dw", "conv.1.1": "bn2",
+                "conv.2": "conv_pwl", "conv.3": "bn3"}  # fmt: skip
+    renamed = {}
+    for key, tensor in state.items():
+        parts = key.split(".")
+        if parts[0] == "normalize":
+            continue  # glassnet's own input layer: not in a timm file
+        if parts[0] == "classifier":
+            renamed[f"classifier.{parts[2]}"] = tensor
+        elif parts[1] == "0":
+            renamed[f"{['conv_stem', 'bn1'][int(parts[2])]}.{parts[3]}"] = tensor
+        elif parts[1] == "18":
+            renamed[f"{['conv_head', 'bn2'][int(parts[2])]}.{parts[3]}"] = tensor
+        else:
+            stage, index = where[int(parts[1])]
+            table = separable if stage == 0 else inverted
+            inner = next(k for k in sorted(table, key=len, reverse=True) if ".".join(parts[2:]).startswith(k + "."))
+            renamed[f"blocks.{stage}.{index}.{table[inner]}.{'.'.join(parts[2:])[len(inner) + 1 :]}"] = tensor
+    return renamed
+
+
+def test_timm_named_mobilenet_weights_load_under_torchvision_names(tmp_path):
+    """Issue 16: torchvision- or timm-format weights. timm numbers blocks per stage (blocks.S.I.conv_pw)."""
+    rgb = DataSpec(modality="image", input_shape=(3, 32, 32), task="classify", num_outputs=7, name="rgb")
+    torch.manual_seed(0)
+    source = create_model("mobilenet_v2", rgb, width_mult=0.5).eval()
+    source.load_state_dict(pretrained_state(source))
+    timm = _timm_names(source.state_dict())
+    for name in ("blocks.0.0.conv_dw.weight", "blocks.1.1.conv_pwl.weight", "blocks.6.0.bn3.running_var",
+                 "conv_stem.weight", "conv_head.weight", "bn2.bias", "classifier.weight"):  # fmt: skip
+        assert name in timm
+    save_file(timm, tmp_path / "timm.safetensors")
+    target = create_model("mobilenet_v2", rgb, width_mult=0.5).eval()
+    load = load_pretrained(target, tmp_path / "timm.safetensors")
+    assert load.loaded == len(timm) and load.fresh == []
+    image = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(target(image), source(image), rtol=0, atol=0)
+    grey = create_model("mobilenet_v2", DIGITS_LIKE, width_mult=0.5)  # another class count and one channel
+    load = load_pretrained(grey, tmp_path / "timm.safetensors")
+    assert load.fresh == ["classifier.1.bias", "classifier.1.weight"] and load.adapted == ["features.0.0.weight"]
+
+
+def test_a_timm_file_of_another_architecture_names_its_first_foreign_tensor(tmp_path):
+    rgb = DataSpec(modality="image", input_shape=(3, 32, 32), task="classify", num_outputs=7, name="rgb")
+    model = create_model("mobilenet_v2", rgb, width_mult=0.5)
+    timm = _timm_names(model.state_dict())
+    timm["blocks.1.0.se.conv_reduce.weight"] = torch.zeros(4, 48, 1, 1)  # an EfficientNet's squeeze-excite
+    save_file(timm, tmp_path / "efficientnet.safetensors")
+    with pytest.raises(DataError, match=r"'blocks\.1\.0\.se\.conv_reduce\.weight'.*another architecture"):
+        load_pretrained(model, tmp_path / "efficientnet.safetensors")
+
+
 @pytest.mark.parametrize("input_size", [5, 15, -1, 32.0, True])
 def test_mobilenet_input_size_must_be_zero_or_at_least_16(input_size):
     with pytest.raises(ConfigError, match="input_size"):

@@ -112,6 +112,11 @@ class MobileNetV2(nn.Module):
         blocks = list(self.features)
         return [blocks[:7], blocks[7:14], blocks[14:], [self.classifier]]
 
+    def translate_pretrained(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state`` with timm's MobileNetV2 names (``conv_stem``, ``blocks.S.I.conv_pw`` ...) renamed to
+        torchvision's, which this model carries; any other state is returned as it is."""
+        return timm_to_torchvision(state) if "conv_stem.weight" in state else state
+
     def _init_weights(self) -> None:
         # He initialisation for ReLU-family convolutions; a small normal head starts near uniform predictions.
         for module in self.modules():
@@ -120,6 +125,42 @@ class MobileNetV2(nn.Module):
             elif isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, 0.0, 0.01)
                 nn.init.zeros_(module.bias)
+
+
+# timm's names inside a block -> torchvision's: the first block is depthwise-separable (no expansion),
+# the others are inverted residuals (expand, depthwise, project)
+_TIMM_SEPARABLE = {"conv_dw": "conv.0.0", "bn1": "conv.0.1", "conv_pw": "conv.1", "bn2": "conv.2"}
+_TIMM_INVERTED = {"conv_pw": "conv.0.0", "bn1": "conv.0.1", "conv_dw": "conv.1.0", "bn2": "conv.1.1",
+                  "conv_pwl": "conv.2", "bn3": "conv.3"}  # fmt: skip
+
+
+def timm_to_torchvision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A timm MobileNetV2 state dict (``mobilenetv2_100`` and its widths) under torchvision's names.
+
+    timm numbers its blocks by stage (``blocks.S.I``), torchvision in one sequence after the stem
+    (``features.K``); the stages' block counts are read from the file, so it decides the depth.
+    Keys that are not MobileNetV2's stay as they are (and ``load_pretrained`` then names the first).
+    """
+    blocks = sorted(
+        {(int(parts[1]), int(parts[2])) for parts in (key.split(".") for key in state) if parts[0] == "blocks"}
+    )
+    position = {block: index + 1 for index, block in enumerate(blocks)}  # features.0 is the stem
+    head = len(blocks) + 1
+    renamed: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        parts = key.split(".")
+        name = key
+        if parts[0] == "blocks" and len(parts) >= 5:
+            inner = (_TIMM_SEPARABLE if (int(parts[1]), int(parts[2])) == blocks[0] else _TIMM_INVERTED).get(parts[3])
+            if inner is not None:
+                name = f"features.{position[int(parts[1]), int(parts[2])]}.{inner}.{'.'.join(parts[4:])}"
+        elif parts[0] in ("conv_stem", "bn1", "conv_head", "bn2") and len(parts) == 2:
+            index, child = {"conv_stem": (0, 0), "bn1": (0, 1), "conv_head": (head, 0), "bn2": (head, 1)}[parts[0]]
+            name = f"features.{index}.{child}.{parts[1]}"
+        elif parts[0] == "classifier" and len(parts) == 2:
+            name = f"classifier.1.{parts[1]}"
+        renamed[name] = tensor
+    return renamed
 
 
 class Resize(nn.Module):

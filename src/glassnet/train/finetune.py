@@ -352,6 +352,8 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike[str]) -> Pretrai
     file lacks (glassnet's own input normalisation, for instance) keep the model's values. A
     ``C_out x 3 x k x k`` kernel goes into a one-channel model summed over its input channels.
     Tensors under a model's ``pretrained_ignore`` prefixes (``bert`` ignores BERT's pooler) are skipped.
+    A model with ``translate_pretrained(state)`` renames another library's names first (``mobilenet_v2``
+    reads timm's).
 
     Returns:
         A ``PretrainedLoad`` (file, sha256, loaded count, new head tensors, adapted tensors).
@@ -362,6 +364,9 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike[str]) -> Pretrai
     """
     path = resolve_weights(source)
     state = read_state_dict(path)
+    translate = getattr(model, "translate_pretrained", None)  # another library's names for the same network
+    if translate is not None:
+        state = translate(state)
     own = model.state_dict()
     head = {name for module in layer_groups(model)[-1] for name in _names_in(model, module)}
     params = [name for name, _ in model.named_parameters()]
