@@ -5,7 +5,8 @@ the 2-core CPU. Goal: glassnet's FID (same feature space) <= the peer's at equal
 the peer's training images/s."
 
     GLASSNET_DATA=../shared/data nice -n 10 .venv/bin/python benchmarks/gan_vs_dcgan_loop.py \
-        [--data digits|fashion-mnist] [--seconds 120] [--batch-size 64] [--seed 0] [--json out.json]
+        [--data digits|fashion-mnist] [--seconds 120] [--batch-size 64] [--seed 0] [--fast] \
+        [--extra "channels_last=true"] [--json out.json]
 
 The peer is the recipe of PyTorch's ``examples/dcgan/main.py`` (written here, not copied): per batch one
 discriminator step on real images labelled 1 and generated ones labelled 0 with binary cross-entropy,
@@ -14,7 +15,8 @@ averaging. It trains glassnet's own ``dcgan`` generator and discriminator (spect
 the networks are identical and only the training differs. glassnet trains with ``glassnet.train``
 (``time_limit`` = the same seconds, its ``gan`` step: hinge loss, betas (0, 0.9), a moving average of
 the generator that sampling uses), its per-epoch validation counted inside the budget; ``--fast`` adds
-``precision=bf16 channels_last=true`` to glassnet's run (the peer stays the example's fp32 loop).
+``precision=bf16 channels_last=true`` to glassnet's run and ``--extra`` any other settings (the peer stays
+the example's fp32 loop).
 
 Both are scored the same way: FID, KID and precision/recall of up to 2,000 images against as many
 test images, in the features of one classifier trained on the training split
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +38,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 import glassnet as gn
+from glassnet.config import parse_overrides
 from glassnet.data import split_tensors
 from glassnet.generate.data import generation_bundle
 from glassnet.generate.evaluation import MAX_SAMPLES, FeatureExtractor, _distances, train_feature_classifier
@@ -74,9 +78,10 @@ def example_loop(bundle: gn.DataBundle, seconds: float, batch_size: int, seed: i
 
 
 def glassnet_run(
-    data: str, seconds: float, batch_size: int, seed: int, out: Path, fast: bool
+    data: str, seconds: float, batch_size: int, seed: int, out: Path, fast: bool, extra: str = ""
 ) -> tuple[torch.nn.Module, dict]:
     speed = {"precision": "bf16", "channels_last": True} if fast else {}
+    speed.update(parse_overrides(shlex.split(extra)))
     config = gn.RunConfig(data=data, model="dcgan", epochs=10_000, time_limit=seconds, batch_size=batch_size,
                           seed=seed, baseline=False, **speed)  # fmt: skip
     run = gn.train(config, out=out)
@@ -99,6 +104,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fast", action="store_true", help="glassnet trains with precision=bf16 channels_last=true")
+    parser.add_argument("--extra", default="", help='more glassnet settings, e.g. "channels_last=true"')
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -110,7 +116,7 @@ def main() -> None:
     peer, results["DCGAN example loop"] = example_loop(bundle, args.seconds, args.batch_size, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         ours, results["glassnet dcgan"] = glassnet_run(
-            args.data, args.seconds, args.batch_size, args.seed, Path(tmp), args.fast
+            args.data, args.seconds, args.batch_size, args.seed, Path(tmp), args.fast, args.extra
         )
     classifier, features = train_feature_classifier(bundle, args.seed)
     extractor = FeatureExtractor(classifier)

@@ -2,12 +2,14 @@
 
 Per batch of real images the step updates the discriminator ``d_steps`` times (real images against
 freshly generated ones), then the generator once, then the generator's moving average
-(``model.generator_ema``). It is a manual-optimisation step (``automatic_optimization = False``):
-``configure_optimizers`` returns two Adam optimisers by name (``generator``, ``discriminator``),
-the step calls ``backward`` and ``optimizer_step`` itself, and the ``Trainer`` runs it like any
-other step: epochs, precision (bf16 autocast), channels-last, callbacks, checkpoints and exact
-resume (both optimisers and the average's update count are in every checkpoint; the averaged
-weights are part of the model's state).
+(``model.generator_ema``). The generator's update scores the images of the last discriminator update
+again, with the updated discriminator (as PyTorch's DCGAN example does), so a batch costs one
+generator forward pass per discriminator update, not one more. It is a manual-optimisation step
+(``automatic_optimization = False``): ``configure_optimizers`` returns two Adam optimisers by name
+(``generator``, ``discriminator``), the step calls ``backward`` and ``optimizer_step`` itself, and
+the ``Trainer`` runs it like any other step: epochs, precision (bf16 autocast), channels-last,
+callbacks, checkpoints and exact resume (both optimisers and the average's update count are in
+every checkpoint; the averaged weights are part of the model's state).
 
 Losses (``model.loss``): ``hinge`` (Lim and Ye, 2017; Miyato et al., 2018), the default:
 ``L_D = E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]``, ``L_G = -E[D(G(z))]``; ``bce``, the
@@ -152,17 +154,20 @@ class GANStep(Step):
         if gan.conditional and labels is None:
             raise ConfigError("cgan trains on (image, class) pairs; the batch holds no classes")
         n, kind = len(real), gan.loss
-        for _ in range(self.d_steps):
-            with torch.no_grad():
-                fake = gan.generator(torch.randn(n, gan.latent, device=real.device), labels)
+        for k in range(self.d_steps):
+            noise = torch.randn(n, gan.latent, device=real.device)
+            if k == self.d_steps - 1:  # drawn with its graph: the generator's update below reuses these images
+                fake = gan.generator(noise, labels)
+            else:
+                with torch.no_grad():
+                    fake = gan.generator(noise, labels)
             d_real = gan.discriminator(real, labels)
-            d_fake = gan.discriminator(fake, labels)
+            d_fake = gan.discriminator(fake.detach(), labels)
             d_loss = discriminator_loss(kind, d_real, d_fake)
             self.backward(d_loss)
             self.optimizer_step("discriminator")
         gan.discriminator.requires_grad_(False)  # the generator's loss needs no discriminator gradients
         try:
-            fake = gan.generator(torch.randn(n, gan.latent, device=real.device), labels)
             g_loss = generator_loss(kind, gan.discriminator(fake, labels))
             self.backward(g_loss)
         finally:
