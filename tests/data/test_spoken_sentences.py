@@ -117,12 +117,14 @@ def test_speech_ctc_transcribes_digit_strings_of_unseen_voices(cache, tmp_path):
     voices = sd.plan_voices(shutil.which("espeak-ng"), shutil.which("flite"))[::3]  # a third of the voices
     ss.synthesise_sentences(cache / "spoken-numbers", "spoken-numbers", voices=voices, progress=False)
     built = time.perf_counter() - start
-    config = RunConfig(data="spoken-numbers", model="speech_ctc", epochs=6, batch_size=16, seed=0)
+    config = RunConfig(data="spoken-numbers", model="speech_ctc", epochs=10, batch_size=16, seed=0)
     run = glassnet.train(config, out=tmp_path / "run")
     test = json.loads((run.path / "results" / "train.json").read_text())["test"]
     beam = test["beam_search"]
     print(f"spoken-numbers ({len(voices)} voices): built in {built:.0f} s, {time.perf_counter() - start:.0f} s in all, "
           f"WER {test['wer']}, beam {beam['free']['wer']}, word list {beam['word_list']['wer']}")  # fmt: skip
-    # measured WER 0.587 (beam 0.566, word list 0.227) after 6 epochs on a third of the voices, seed 0; the
-    # nearest-utterance baseline scores about 0.9 (docs/benchmarks.md has the full-size figures)
-    assert test["wer"] <= 0.75
+    # CTC learns nothing for a few epochs, then aligns suddenly: with 6 epochs this test scored WER 0.587 on an
+    # AVX2 CPU and 0.878 on an AVX-512 / AMX one (the one-cycle schedule decayed before the alignment, epoch 3-4,
+    # had settled). With 10 epochs: 0.320 (seed 0) and 0.282 (seed 1) on the latter, 95-106 s of training.
+    # The nearest-utterance baseline scores about 0.9 (docs/benchmarks.md has the full-size figures).
+    assert test["wer"] <= 0.6
