@@ -169,6 +169,26 @@ def test_time_limit_stops_mid_epoch_and_leaves_a_resumable_checkpoint(tabular_bu
     assert state["global_step"] == result.steps and not state["progress"]["finished"]
 
 
+def test_time_limit_reached_during_validation_starts_no_new_epoch(tabular_bundle, tmp_path):
+    """Bug: the limit was only checked after optimiser steps, so a limit passed while an epoch was being
+    validated started the next epoch, took one step and validated again (a ddpm run spent 60 s more)."""
+
+    class SlowValidation(Callback):
+        def on_epoch_end(self, trainer, model, logs):
+            import time
+
+            time.sleep(1.2)
+
+    limit = TimeLimit(seconds=1.0)
+    _, _, result = fit(tabular_bundle, [SlowValidation(), limit], max_epochs=5, checkpoint_dir=tmp_path)
+    per_epoch = -(-len(tabular_bundle.train) // 32)
+    assert limit.stopped and result.epochs_run == 1 and result.steps == per_epoch
+    from glassnet.train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["global_step"] == per_epoch and not state["progress"]["finished"]  # a resume goes on
+
+
 def test_model_checkpoint_keeps_the_top_k_epochs_and_the_best(tabular_bundle, tmp_path):
     checkpoint = ModelCheckpoint(tmp_path, monitor="val/accuracy", save_top_k=2, save_last=True)
     model, trainer, result = fit(tabular_bundle, [checkpoint], max_epochs=4, lr=1e-3)

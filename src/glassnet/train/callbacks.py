@@ -398,7 +398,9 @@ class TerminateOnNaN(Callback):
 class TimeLimit(Callback):
     """Stop training once ``seconds`` of wall time have passed since ``fit`` started (or resumed).
 
-    The trainer finishes the optimiser step in progress, writes a resumable checkpoint when it has
+    The limit is checked after every optimiser step and at the end of every epoch (after its
+    validation, so a limit passed while validating starts no new epoch). The trainer finishes the
+    optimiser step in progress, writes a resumable checkpoint when it has
     a checkpoint directory, validates the partial epoch and returns; resuming from that checkpoint
     continues the run (unlike a stop by ``EarlyStopping``, which a resume keeps).
     """
@@ -413,6 +415,12 @@ class TimeLimit(Callback):
         self.start, self.stopped = time.perf_counter(), False
 
     def on_batch_end(self, trainer: Trainer, model: nn.Module, batch_size: int) -> None:
+        self._check(trainer)
+
+    def on_epoch_end(self, trainer: Trainer, model: nn.Module, logs: dict[str, Any]) -> None:
+        self._check(trainer)  # a limit passed while validating starts no new epoch
+
+    def _check(self, trainer: Trainer) -> None:
         if time.perf_counter() - self.start >= self.seconds:
             self.stopped = True
             trainer.should_stop = trainer.paused = True  # paused: a resume continues the run
