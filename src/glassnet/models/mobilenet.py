@@ -151,9 +151,10 @@ def timm_to_torchvision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
         parts = key.split(".")
         name = key
         if parts[0] == "blocks" and len(parts) >= 5:
-            inner = (_TIMM_SEPARABLE if (int(parts[1]), int(parts[2])) == blocks[0] else _TIMM_INVERTED).get(parts[3])
+            block = (int(parts[1]), int(parts[2]))
+            inner = (_TIMM_SEPARABLE if block == blocks[0] else _TIMM_INVERTED).get(parts[3])
             if inner is not None:
-                name = f"features.{position[int(parts[1]), int(parts[2])]}.{inner}.{'.'.join(parts[4:])}"
+                name = f"features.{position[block]}.{inner}.{'.'.join(parts[4:])}"
         elif parts[0] in ("conv_stem", "bn1", "conv_head", "bn2") and len(parts) == 2:
             index, child = {"conv_stem": (0, 0), "bn1": (0, 1), "conv_head": (head, 0), "bn2": (head, 1)}[parts[0]]
             name = f"features.{index}.{child}.{parts[1]}"
