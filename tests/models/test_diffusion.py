@@ -61,6 +61,24 @@ def test_sampling_is_reproducible_and_follows_the_class_and_the_options():
             model.sample(2, **bad)
 
 
+def test_large_draws_are_sampled_in_chunks_with_the_same_images(monkeypatch):
+    import glassnet.models.diffusion as diffusion
+
+    model = create_model("ddpm", image_spec((1, 8, 8)), width=8, timesteps=20, sample_steps=4).eval()
+    calls = []
+    original = model.net_ema.forward
+    monkeypatch.setattr(model.net_ema, "forward", lambda *a: calls.append(len(a[0])) or original(*a))
+    monkeypatch.setattr(diffusion, "SAMPLE_CHUNK", 4)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    for options in ({}, {"eta": 1.0}, {"guidance": 1.0}):
+        chunked = model.sample(6, labels=labels, generator=torch.Generator().manual_seed(1), **options)
+        monkeypatch.setattr(diffusion, "SAMPLE_CHUNK", 1000)
+        whole = model.sample(6, labels=labels, generator=torch.Generator().manual_seed(1), **options)
+        monkeypatch.setattr(diffusion, "SAMPLE_CHUNK", 4)
+        torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=0)
+    assert max(calls) == 12 and calls.count(4) >= 4 * 3  # guided: 12 rows at once only when unchunked
+
+
 def test_the_forward_score_is_deterministic():
     model = create_model("ddpm", image_spec((1, 8, 8)), width=8, timesteps=50)
     images = torch.rand(6, 1, 8, 8)

@@ -106,6 +106,20 @@ def test_a_sample_source_trains_under_a_step_budget_and_validates_every_eval_eve
     assert result.samples_per_s > 0 and trainer.total_steps == 50
 
 
+def test_a_validation_callable_runs_in_the_runs_precision():
+    seen = []
+
+    def validation(trainer, m):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return {"distance": float((m.centre.detach() - torch.tensor([3.0, -2.0])).norm())}
+
+    for precision in ("bf16", "fp32"):
+        trainer = Trainer(task=Points(), step=MeanMatching(), max_steps=4, eval_every=2, precision=precision,
+                          lr=0.3, schedule="none", batch_size=8)  # fmt: skip
+        trainer.fit(Centre(), SampleSource(sample_points), val=validation)
+    assert seen[:2] == [(True, torch.bfloat16)] * 2 and [enabled for enabled, _ in seen[2:]] == [False, False]
+
+
 def test_stream_sources_need_a_step_budget_and_datasets_take_no_eval_every(tabular_bundle):
     with pytest.raises(ConfigError, match="has no epochs: give the trainer a step budget"):
         Trainer(task=Points(), step=MeanMatching()).fit(Centre(), SampleSource(sample_points))

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from glassnet.errors import UnknownNameError
-from glassnet.train.optim import build_optimizer, build_scheduler
+from glassnet.train.optim import adam, build_optimizer, build_scheduler
 
 
 def lrs(schedule, total, steps=None):
@@ -48,3 +48,26 @@ def test_unknown_names():
     optimizer = build_optimizer(torch.nn.Linear(2, 1), "sgd", 1e-3, 0)
     with pytest.raises(UnknownNameError, match="schedule"):
         build_scheduler(optimizer, "step", 10)
+
+
+def test_adam_is_fused_where_the_parameters_allow_and_updates_as_the_loop_does():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
+    assert build_optimizer(model, "adamw", 1e-3, 0.01).defaults["fused"] is True
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
+    twin.load_state_dict(model.state_dict())
+    fused = adam(model.parameters(), lr=1e-2, betas=(0.5, 0.9))
+    loop = torch.optim.Adam(twin.parameters(), lr=1e-2, betas=(0.5, 0.9))
+    assert fused.defaults["fused"] is True and type(adam([torch.zeros(1)], 1e-3, decoupled=True)).__name__ == "AdamW"
+    for _ in range(5):
+        x = torch.randn(16, 4)
+        for net, optimizer in ((model, fused), (twin, loop)):
+            optimizer.zero_grad()
+            net(x).pow(2).mean().backward()
+            optimizer.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    integer = torch.zeros(3, dtype=torch.int64)  # not a float: the loop, not the fused kernel
+    assert (
+        adam([{"params": [torch.zeros(2, requires_grad=True)]}, {"params": [integer]}], 1e-3).defaults["fused"] is None
+    )

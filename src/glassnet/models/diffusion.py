@@ -296,15 +296,16 @@ class Diffusion(nn.Module):
                 a_prev = alpha_bar[times[i + 1]] if i + 1 < len(times) else torch.ones((), dtype=torch.float64)
                 tt = torch.full((n,), t, device=device, dtype=torch.long)
                 if guided:
-                    both = estimate(
+                    both = _in_chunks(
+                        estimate,
                         torch.cat([x, x]),
                         torch.cat([tt, tt]),
                         torch.cat([labels, torch.full_like(labels, self.num_classes)]),
                     )
-                    cond, uncond = both.float().chunk(2)
+                    cond, uncond = both.chunk(2)
                     eps = uncond + guidance * (cond - uncond)
                 else:
-                    eps = estimate(x, tt, labels).float()
+                    eps = _in_chunks(estimate, x, tt, labels)
                 x0 = ((x - (1 - a_t).sqrt().float() * eps) / a_t.sqrt().float()).clamp(-1, 1)
                 eps = (x - a_t.sqrt().float() * x0) / (1 - a_t).sqrt().float()  # consistent with the clamped x0
                 sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp(min=0).sqrt()
@@ -314,6 +315,25 @@ class Diffusion(nn.Module):
             return ((x + 1) / 2).clamp(0, 1).float()
         finally:
             net.train(was_training)
+
+
+SAMPLE_CHUNK = 128  # images per U-Net call while sampling: 512 at once ran 1.6x slower on a 2-core CPU (cache)
+
+
+def _in_chunks(
+    estimate: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+    x: torch.Tensor,
+    t: torch.Tensor,
+    labels: torch.Tensor | None,
+) -> torch.Tensor:
+    """``estimate(x, t, labels)`` in float32, ``SAMPLE_CHUNK`` images per call (the same values, computed faster)."""
+    if len(x) <= SAMPLE_CHUNK:
+        return estimate(x, t, labels).float()
+    parts = []
+    for i in range(0, len(x), SAMPLE_CHUNK):
+        part = slice(i, i + SAMPLE_CHUNK)
+        parts.append(estimate(x[part], t[part], None if labels is None else labels[part]).float())
+    return torch.cat(parts)
 
 
 @register_model(

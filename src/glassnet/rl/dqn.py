@@ -26,9 +26,10 @@ from torch.nn import functional as F
 
 from glassnet.errors import ConfigError
 from glassnet.models.policies import soft_update
-from glassnet.rl.options import adam, check_model, construct, positive_int, reward_clipping, unit_interval
+from glassnet.rl.options import check_model, construct, positive_int, reward_clipping, unit_interval
 from glassnet.rl.replay import ReplayBuffer
 from glassnet.rl.rollouts import Rollouts
+from glassnet.train.optim import adam
 from glassnet.train.steps import Step, register_step
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import torch
-
 from glassnet.errors import ConfigError, closest
 
 
@@ -43,13 +41,6 @@ def unit_interval(name: str, value: Any) -> None:
     """Raises ConfigError unless ``value`` is a number in (0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
         raise ConfigError(f"{name} must be in (0, 1]. Received: {value!r}")
-
-
-def adam(parameters: Any, lr: float, **options: Any) -> torch.optim.Adam:
-    """Adam, fused into one kernel per step (the small networks of RL are bound by per-tensor overhead)."""
-    parameters = list(parameters)
-    fused = all(p.device.type in ("cpu", "cuda") for p in parameters)
-    return torch.optim.Adam(parameters, lr=lr, fused=fused or None, **options)
 
 
 def check_model(model: Any, algorithm: str, needs: tuple[str, ...], expected: str) -> None:

@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from glassnet.errors import ConfigError
-from glassnet.rl.options import adam, check_model, construct, positive_int, reward_clipping, unit_interval
+from glassnet.rl.options import check_model, construct, positive_int, reward_clipping, unit_interval
 from glassnet.rl.rollouts import Rollouts
+from glassnet.train.optim import adam
 from glassnet.train.steps import Step, register_step
 
 

@@ -26,9 +26,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from glassnet.errors import ConfigError
-from glassnet.rl.options import adam, check_model, construct, positive_int, unit_interval
+from glassnet.rl.options import check_model, construct, positive_int, unit_interval
 from glassnet.rl.replay import ReplayBuffer
 from glassnet.rl.rollouts import Rollouts
+from glassnet.train.optim import adam
 from glassnet.train.steps import Optimization, Step, register_step
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from glassnet.errors import ConfigError
+from glassnet.train.optim import adam
 from glassnet.train.steps.averaging import WeightAverage
 from glassnet.train.steps.base import Optimization, Step
 from glassnet.train.steps.gan import unwrap
@@ -81,7 +82,7 @@ class DiffusionStep(Step):
         diffusion = unwrap(model)
         self.check(diffusion)
         self.average.reset()
-        return Optimization({"denoiser": torch.optim.Adam(diffusion.net.parameters(), lr=self.lr)})
+        return Optimization({"denoiser": adam(diffusion.net.parameters(), lr=self.lr)})
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "lr": self.lr, "ema": self.ema, "drop_label": self.drop_label, "clip": self.clip}

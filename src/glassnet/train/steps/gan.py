@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glassnet.errors import ConfigError
+from glassnet.train.optim import adam
 from glassnet.train.steps.averaging import WeightAverage
 from glassnet.train.steps.base import Optimization, Step
 from glassnet.train.steps.registry import register_step
@@ -121,8 +122,8 @@ class GANStep(Step):
         self.average.reset()
         return Optimization(
             {
-                "generator": torch.optim.Adam(gan.generator.parameters(), lr=self.lr_g, betas=self.betas),
-                "discriminator": torch.optim.Adam(gan.discriminator.parameters(), lr=self.lr_d, betas=self.betas),
+                "generator": adam(gan.generator.parameters(), lr=self.lr_g, betas=self.betas),
+                "discriminator": adam(gan.discriminator.parameters(), lr=self.lr_d, betas=self.betas),
             }
         )
 
