@@ -45,6 +45,21 @@ def test_bf16_only_where_the_device_has_bf16_units(monkeypatch):
     assert config.precision == "bf16" and choices.settings["precision"] == "bf16"
 
 
+GENERATE = DataSpec(modality="image", input_shape=(1, 28, 28), task="generate", num_outputs=1, name="fm")
+
+
+@pytest.mark.parametrize("units", [True, False])
+def test_ddpm_gets_nhwc_only_without_bf16_where_nhwc_slows_its_u_net(monkeypatch, units):
+    monkeypatch.setattr(recipes, "bf16_units", lambda device: units)
+    config, choices = fast(GENERATE, 54_000, model="ddpm")
+    assert config.channels_last is not units and (config.precision == "bf16") is units
+    assert ("channels_last stays false: NHWC is slower for ddpm in bf16" in choices.describe()) is units
+    gan, _ = fast(GENERATE, 54_000, model="dcgan")  # NHWC pays for the GAN's convolutions in bf16
+    assert gan.channels_last and gan.precision == ("bf16" if units else "fp32")
+    explicit, _ = fast(GENERATE, 54_000, model="ddpm", precision="bf16")
+    assert not explicit.channels_last
+
+
 def test_every_setting_the_run_gives_is_kept(no_bf16_units):
     config, choices = fast(FASHION, 54_000, model="cnn", batch_size=32, label_smoothing=0.2, channels_last=False)
     assert (config.batch_size, config.label_smoothing) == (32, 0.2)

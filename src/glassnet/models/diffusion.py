@@ -342,6 +342,7 @@ def _in_chunks(
     tasks=("generate",),
     description="denoising diffusion: U-Net with time embedding, DDIM sampling, classifier-free guidance",
     step="diffusion",
+    channels_last_bf16=False,  # 178 against 147 ms a step of 64 images in bf16 (AMX CPU); fp32: 232 against 260
 )
 def ddpm(
     spec: DataSpec,

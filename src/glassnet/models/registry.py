@@ -37,6 +37,7 @@ class ModelInfo:
     description: str
     builder: Builder
     step: str | None = None  # the training step the family needs (None: its task's default)
+    channels_last_bf16: bool = True  # NHWC pays under bf16 autocast too (``--fast`` reads it)
 
     def defaults(self) -> dict[str, Any]:
         """The builder's hyper-parameters and their default values."""
@@ -58,11 +59,15 @@ def register_model(
     tasks: tuple[str, ...] = ("classify", "regress"),
     description: str = "",
     step: str | None = None,
+    channels_last_bf16: bool = True,
 ) -> Callable[[Builder], Builder]:
     """Register ``builder(spec, **hparams) -> nn.Module`` under ``name``.
 
     ``step`` names the training step the family trains with when a run names none (default: its
     task's own step), e.g. ``ddpm`` trains with ``diffusion`` where the ``generate`` task's GANs use ``gan``.
+
+    ``channels_last_bf16=False`` says that the NHWC layout slows the family down under bf16 autocast
+    (measured), so the fast recipe leaves ``channels_last`` off when it trains in bf16.
 
     Every hyper-parameter must be a keyword argument with a JSON-serialisable default, so a model
     is fully described by its name, its hyper-parameters and its ``DataSpec``.
@@ -72,7 +77,7 @@ def register_model(
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
         doc = description or (inspect.getdoc(builder) or "").split("\n")[0]
-        _MODELS[name] = ModelInfo(name, modalities, tasks, doc, builder, step)
+        _MODELS[name] = ModelInfo(name, modalities, tasks, doc, builder, step, channels_last_bf16)
         return builder
 
     return decorate
