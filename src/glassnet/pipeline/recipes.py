@@ -32,6 +32,8 @@ import torch
 
 from glassnet.config import RECIPES, RunConfig
 from glassnet.data.spec import DataSpec
+from glassnet.errors import UnknownNameError
+from glassnet.models import model_info
 from glassnet.train.precision import bf16_units
 from glassnet.train.trainer import resolve_device
 
@@ -117,25 +119,21 @@ def apply_recipe(
         batch,
         f"the largest power of two <= {FAST_MAX_BATCH} that keeps >= {FAST_STEPS_PER_EPOCH} steps per epoch",
     )
-    if image:
-        bf16 = config.precision == "bf16" or (config.precision == defaults.precision and bf16_units(device))
-        if bf16 and not _channels_last_bf16(config.model):
-            if config.channels_last == defaults.channels_last:
-                choices.notes.append(f"channels_last stays false: NHWC is slower for {config.model} in bf16")
-        else:
-            choose("channels_last", True, "NHWC convolutions are faster with oneDNN and cuDNN")
     if bf16_units(device):
         choose("precision", "bf16", f"{_device_name(device)} has bf16 units")
     elif config.precision == defaults.precision:
         choices.notes.append(f"precision stays fp32: {_device_name(device)} has no bf16 units (bf16 would be emulated)")
+    if image:
+        if changes.get("precision", config.precision) == "bf16" and not _channels_last_bf16(config.model):
+            if config.channels_last == defaults.channels_last:
+                choices.notes.append(f"channels_last stays false: NHWC is slower for {config.model} in bf16")
+        else:
+            choose("channels_last", True, "NHWC convolutions are faster with oneDNN and cuDNN")
     return dataclasses.replace(config, **changes), choices
 
 
 def _channels_last_bf16(model: str) -> bool:
     """Whether the model family gains from NHWC under bf16 (True for a name the registry does not know)."""
-    from glassnet.errors import UnknownNameError
-    from glassnet.models import model_info
-
     try:
         return model_info(model).channels_last_bf16
     except UnknownNameError:  # refused later, with the names there are
