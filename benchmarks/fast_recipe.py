@@ -2,15 +2,16 @@
 
     GLASSNET_DATA=../shared/data .venv/bin/python benchmarks/fast_recipe.py \
         [--data fashion-mnist] [--model cnn] [--epochs 6] [--seeds 0 1 2] [--target 0.94] [--budget 180] \
-        [--skip default] [--extra "precision=bf16 channels_last=true"]
+        [--skip default] [--extra "precision=bf16 channels_last=true"] [--fast-extra "model.convs=2"]
 
 Each contender is a fresh `glassnet train` process (import, data loading, training, test evaluation
-included in its wall time): ``fast`` (``--fast``), ``default`` (the defaults) and, with ``--extra``,
-the defaults plus those settings. Seeds alternate between contenders, so both see the same load
-over time. Printed per contender: median wall and CPU seconds (of the child process), median test
-accuracy, whether it reached ``--target`` within ``--budget`` seconds, the best validation accuracy
-per epoch (the curve), and the ratio of the medians to the default's. The recipe's chosen settings
-are printed from the first run's ``results/train.json``.
+included in its wall time): ``fast`` (``--fast``, plus the settings of ``--fast-extra``),
+``default`` (the defaults) and, with ``--extra``, the defaults plus those settings. Seeds alternate
+between contenders, so both see the same load over time. Printed per contender: median wall and CPU
+seconds (of the child process), median test accuracy, whether it reached ``--target`` within
+``--budget`` seconds, the best validation accuracy per epoch (the curve), and the ratio of the
+medians to the default's. The recipe's chosen settings are printed from the first run's
+``results/train.json``.
 """
 
 from __future__ import annotations
@@ -66,11 +67,13 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=180.0, help="seconds of wall time for the target")
     parser.add_argument("--skip", nargs="*", default=[], choices=["fast", "default"])
     parser.add_argument("--extra", default="", help="settings of a third contender: the defaults plus these")
+    parser.add_argument("--fast-extra", default="", help="settings added to the --fast contender's command")
     args = parser.parse_args()
-    contenders = {"fast": ["--fast"], "default": []}
+    fast = "fast" + (f" + {args.fast_extra}" if args.fast_extra else "")
+    contenders = {fast: ["--fast", *shlex.split(args.fast_extra)], "default": []}
     if args.extra:
         contenders[f"default + {args.extra}"] = shlex.split(args.extra)
-    contenders = {name: s for name, s in contenders.items() if name not in args.skip}
+    contenders = {name: s for name, s in contenders.items() if name.split(" +")[0] not in args.skip}
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
     for seed in args.seeds:
         for name, settings in contenders.items():
@@ -80,8 +83,8 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {args.data} {args.model}")
     print(f"{args.epochs} epochs, seeds {args.seeds}; target {args.target} within {args.budget:.0f} s of wall time")
     first = next(iter(runs.values()))
-    if "fast" in runs:
-        recipe = runs["fast"][0]["recipe"]
+    if fast in runs:
+        recipe = runs[fast][0]["recipe"]
         print("recipe chose:", ", ".join(f"{k}={v}" for k, v in recipe.get("settings", {}).items()))
         for note in recipe.get("notes", []):
             print("recipe note:", note)

@@ -18,8 +18,9 @@ The ``fast`` recipe keeps what measured faster to the same accuracy and drops wh
 - precision: bf16 autocast where the device has bf16 units (CUDA with bf16, CPUs with AVX-512 BF16
   or AMX), fp32 elsewhere: on a CPU without them bf16 is emulated and several times slower.
 
-Measured and dropped: random crops, weight decay 5e-2, batches of 256 and a third convolution
-block for ``cnn`` (on short budgets they cost accuracy or time).
+Measured and dropped: random crops, weight decay 5e-2 and batches of 256 (on short budgets they
+cost accuracy or time). The recipe leaves the network alone: the model and its hyper-parameters are
+the run's (docs/training.md names the ``cnn`` settings that reach 0.94 on Fashion-MNIST in 3 minutes).
 """
 
 from __future__ import annotations
