@@ -38,6 +38,7 @@ class ModelInfo:
     builder: Builder
     step: str | None = None  # the training step the family needs (None: its task's default)
     channels_last_bf16: bool = True  # NHWC pays under bf16 autocast too (``--fast`` reads it)
+    bf16_cpu: bool = True  # bf16 autocast pays on a CPU with bf16 units (``--fast`` reads it)
 
     def defaults(self) -> dict[str, Any]:
         """The builder's hyper-parameters and their default values."""
@@ -60,6 +61,7 @@ def register_model(
     description: str = "",
     step: str | None = None,
     channels_last_bf16: bool = True,
+    bf16_cpu: bool = True,
 ) -> Callable[[Builder], Builder]:
     """Register ``builder(spec, **hparams) -> nn.Module`` under ``name``.
 
@@ -68,6 +70,8 @@ def register_model(
 
     ``channels_last_bf16=False`` says that the NHWC layout slows the family down under bf16 autocast
     (measured), so the fast recipe leaves ``channels_last`` off when it trains in bf16.
+    ``bf16_cpu=False`` says that bf16 autocast slows the family down even on a CPU with bf16 units
+    (measured), so the fast recipe keeps fp32 for it on a CPU (a GPU still gets bf16).
 
     Every hyper-parameter must be a keyword argument with a JSON-serialisable default, so a model
     is fully described by its name, its hyper-parameters and its ``DataSpec``.
@@ -77,7 +81,7 @@ def register_model(
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
         doc = description or (inspect.getdoc(builder) or "").split("\n")[0]
-        _MODELS[name] = ModelInfo(name, modalities, tasks, doc, builder, step, channels_last_bf16)
+        _MODELS[name] = ModelInfo(name, modalities, tasks, doc, builder, step, channels_last_bf16, bf16_cpu)
         return builder
 
     return decorate

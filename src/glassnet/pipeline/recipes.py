@@ -16,7 +16,8 @@ The ``fast`` recipe keeps what measured faster to the same accuracy and drops wh
   (kernels are faster per example on larger batches; too few steps cost accuracy).
 - images: NHWC memory layout (``channels_last``): 1.33x faster convolutions on a CPU in fp32.
 - precision: bf16 autocast where the device has bf16 units (CUDA with bf16, CPUs with AVX-512 BF16
-  or AMX), fp32 elsewhere: on a CPU without them bf16 is emulated and several times slower.
+  or AMX), fp32 elsewhere: on a CPU without them bf16 is emulated and several times slower. On a
+  CPU, a family registered with ``bf16_cpu=False`` (the recurrent ones: measured slower) keeps fp32.
 
 Measured and dropped: random crops, weight decay 5e-2 and batches of 256 (on short budgets they
 cost accuracy or time). The recipe leaves the network alone: the model and its hyper-parameters are
@@ -34,7 +35,7 @@ import torch
 from glassnet.config import RECIPES, RunConfig
 from glassnet.data.spec import DataSpec
 from glassnet.errors import UnknownNameError
-from glassnet.models import model_info
+from glassnet.models import ModelInfo, model_info
 from glassnet.train.precision import bf16_units
 from glassnet.train.trainer import resolve_device
 
@@ -120,12 +121,19 @@ def apply_recipe(
         batch,
         f"the largest power of two <= {FAST_MAX_BATCH} that keeps >= {FAST_STEPS_PER_EPOCH} steps per epoch",
     )
-    if bf16_units(device):
+    family = _family(config.model)
+    if bf16_units(device) and (device.type != "cpu" or family is None or family.bf16_cpu):
         choose("precision", "bf16", f"{_device_name(device)} has bf16 units")
     elif config.precision == defaults.precision:
-        choices.notes.append(f"precision stays fp32: {_device_name(device)} has no bf16 units (bf16 would be emulated)")
+        if bf16_units(device):
+            choices.notes.append(f"precision stays fp32: bf16 autocast slows {config.model} on a CPU")
+        else:
+            choices.notes.append(
+                f"precision stays fp32: {_device_name(device)} has no bf16 units (bf16 would be emulated)"
+            )
     if image:
-        if changes.get("precision", config.precision) == "bf16" and not _channels_last_bf16(config.model):
+        channels_last_bf16 = family is None or family.channels_last_bf16
+        if changes.get("precision", config.precision) == "bf16" and not channels_last_bf16:
             if config.channels_last == defaults.channels_last:
                 choices.notes.append(f"channels_last stays false: NHWC is slower for {config.model} in bf16")
         else:
@@ -133,12 +141,13 @@ def apply_recipe(
     return dataclasses.replace(config, **changes), choices
 
 
-def _channels_last_bf16(model: str) -> bool:
-    """Whether the model family gains from NHWC under bf16 (True for a name the registry does not know)."""
+def _family(model: str) -> ModelInfo | None:
+    """The registry's entry for ``model`` (None for a name it does not know: refused later, with the
+    names there are)."""
     try:
-        return model_info(model).channels_last_bf16
-    except UnknownNameError:  # refused later, with the names there are
-        return True
+        return model_info(model)
+    except UnknownNameError:
+        return None
 
 
 def with_recipe(
