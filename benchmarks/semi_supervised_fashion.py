@@ -74,6 +74,7 @@ def run(method: str, bundle, args) -> dict:
         step=step,
         seed=args.seed,
         device=args.device,
+        precision=args.precision,
         callbacks=[EMA(args.ema), monitor, Clock(method)],
     )
     start = time.perf_counter()
@@ -107,6 +108,9 @@ def main() -> None:
     parser.add_argument("--monitor-size", type=int, default=2000, help="pool examples whose pseudo-labels are measured")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--precision", default="fp32", choices=["fp32", "bf16"], help="bf16 where the CPU has bf16 units"
+    )
     parser.add_argument("--json", default="", help="also write the results to this file")
     args = parser.parse_args()
     args.channels = [int(c) for c in args.channels.split(",")]
