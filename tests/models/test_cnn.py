@@ -67,3 +67,20 @@ def test_convs_stacks_convolutions_in_each_block_and_pools_once():
 def test_bad_block_options_are_quoted(hparams, message):
     with pytest.raises(ConfigError, match=message):
         create_model("cnn", IMAGE, **hparams)
+
+
+@pytest.mark.slow
+def test_vgg_blocks_pooled_first_learn_digits(tmp_path):
+    """The 0.94-in-3-minutes network's blocks (two convolutions, pooling first) learn real images:
+    digits, 8 epochs, a few seconds (0.985, 0.989, 0.985 for seeds 0, 1, 2 when written)."""
+    import glassnet as gn
+
+    config = gn.RunConfig(
+        data="digits",
+        model="cnn",
+        model_args={"channels": [16, 32], "convs": 2, "pool_first": True},
+        epochs=8,
+        baseline=False,
+    )
+    run = gn.train(config, out=tmp_path / "run")
+    assert run.result("train")["test"]["accuracy"] >= 0.97
