@@ -70,10 +70,13 @@ def main() -> None:
     parser.add_argument("--fast-extra", default="", help="settings added to the --fast contender's command")
     args = parser.parse_args()
     fast = "fast" + (f" + {args.fast_extra}" if args.fast_extra else "")
-    contenders = {fast: ["--fast", *shlex.split(args.fast_extra)], "default": []}
+    contenders: dict[str, list[str]] = {}
+    if "fast" not in args.skip:
+        contenders[fast] = ["--fast", *shlex.split(args.fast_extra)]
+    if "default" not in args.skip:
+        contenders["default"] = []
     if args.extra:
         contenders[f"default + {args.extra}"] = shlex.split(args.extra)
-    contenders = {name: s for name, s in contenders.items() if name.split(" +")[0] not in args.skip}
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
     for seed in args.seeds:
         for name, settings in contenders.items():

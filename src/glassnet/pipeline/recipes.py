@@ -122,15 +122,17 @@ def apply_recipe(
         f"the largest power of two <= {FAST_MAX_BATCH} that keeps >= {FAST_STEPS_PER_EPOCH} steps per epoch",
     )
     family = _family(config.model)
-    if bf16_units(device) and (device.type != "cpu" or family is None or family.bf16_cpu):
+    units = bf16_units(device)
+    slower_on_cpu = device.type == "cpu" and family is not None and not family.bf16_cpu
+    if units and not slower_on_cpu:
         choose("precision", "bf16", f"{_device_name(device)} has bf16 units")
     elif config.precision == defaults.precision:
-        if bf16_units(device):
-            choices.notes.append(f"precision stays fp32: bf16 autocast slows {config.model} on a CPU")
-        else:
-            choices.notes.append(
-                f"precision stays fp32: {_device_name(device)} has no bf16 units (bf16 would be emulated)"
-            )
+        why = (
+            f"bf16 autocast slows {config.model} on a CPU"
+            if units
+            else f"{_device_name(device)} has no bf16 units (bf16 would be emulated)"
+        )
+        choices.notes.append(f"precision stays fp32: {why}")
     if image:
         channels_last_bf16 = family is None or family.channels_last_bf16
         if changes.get("precision", config.precision) == "bf16" and not channels_last_bf16:
