@@ -54,6 +54,26 @@ def test_coverage_finds_missing_classes_and_agreement():
     assert any("ignores its class input" in w for w in warnings)
 
 
+class Brightness(nn.Module):
+    """A 'classifier' that reads an image's class from its mean brightness, and never says 'mid'."""
+
+    def forward(self, x):
+        bright = x.mean(dim=(1, 2, 3)) > 0.5
+        return torch.stack([(~bright).float(), torch.zeros(len(x)), bright.float()], dim=1)
+
+
+def test_coverage_gives_the_classifiers_own_histogram_of_real_test_images():
+    real = torch.cat([torch.zeros(6, 1, 8, 8), torch.ones(4, 1, 8, 8)])
+    fake = torch.zeros(5, 1, 8, 8)
+    coverage = class_coverage(Brightness(), fake, None, torch.tensor([0, 0, 1, 1, 1, 1, 2, 2, 2, 2]), list(NAMES), real)
+    classes = coverage["classes"]
+    assert [c["share"] for c in classes] == [1.0, 0.0, 0.0]
+    assert [c["test_share"] for c in classes] == [0.2, 0.4, 0.4]  # the true labels
+    assert [c["test_predicted_share"] for c in classes] == [0.6, 0.0, 0.4]  # what the classifier reads
+    without = class_coverage(Brightness(), fake, None, torch.tensor([0, 1, 2]), list(NAMES))
+    assert all("test_predicted_share" not in c for c in without["classes"])
+
+
 def test_copies_of_training_images_are_flagged_and_fresh_images_are_not():
     train, _ = levels(300, 0)
     test, _ = levels(120, 2)
@@ -101,6 +121,14 @@ def test_the_evaluation_writes_its_json_figures_and_says_which_features(tmp_path
     assert written["quality"]["fid"] == reference["untrained_generator"]["fid"]  # untrained: the same weights
     assert any("no better than an untrained one" in w for w in written["warnings"])
     assert set(report.headline()) == {"fid", "kid", "coverage", "agreement"}
+    read = [c["test_predicted_share"] for c in written["coverage"]["classes"]]
+    assert len(read) == 3 and abs(sum(read) - 1) < 1e-3
+    from glassnet.report.generate import _coverage
+
+    section = _coverage(written)
+    assert "test images the classifier puts here" in section and "perfect generator" in section
+    older = {"coverage": {**written["coverage"], "classes": [{"name": "dark", "share": 1.0, "test_share": 0.5}]}}
+    assert "classifier puts here" not in _coverage(older)  # a run evaluated before the column still renders
     for name in ("generate_samples", "generate_neighbours", "generate_coverage", "generate_interpolation"):
         assert (tmp_path / "figures" / f"{name}.png").is_file()
 

@@ -218,7 +218,7 @@ def evaluate_generator(
             "untrained_generator": _distances(extractor, real, untrained, seed) if untrained is not None else None,
         },
     }
-    coverage = class_coverage(net, fake, real_labels if model.conditional else None, test_y, names)
+    coverage = class_coverage(net, fake, real_labels if model.conditional else None, test_y, names, real)
     curve = None
     if across_training is not None:
         images, labels, drawn = across_training
@@ -383,6 +383,7 @@ def class_coverage(
     asked: torch.Tensor | None,
     test_labels: torch.Tensor,
     names: list[str],
+    real: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """The classifier's label histogram of the samples, the missing classes, and (conditional) agreement.
 
@@ -392,9 +393,12 @@ def class_coverage(
         asked: the class each image was generated for (conditional models), else None.
         test_labels: the test split's classes (their shares are the reference).
         names: class names.
+        real: test images; when given, each class also gets ``test_predicted_share``, the share of these
+            images the classifier puts in it: the histogram a perfect generator would get from this
+            classifier, which tells its confusions (a shirt read as a coat) from the generator's skew.
     """
-    predicted = torch.cat([classifier(fake[i : i + 500]).argmax(dim=1) for i in range(0, len(fake), 500)])
     k = len(names)
+    predicted = _labels(classifier, fake)
     counts = torch.bincount(predicted, minlength=k)
     reference = torch.bincount(test_labels.long(), minlength=k).double()
     shares = counts.double() / max(len(predicted), 1)
@@ -405,6 +409,10 @@ def class_coverage(
          "test_share": round(float(reference[c] / reference.sum()), 4)}
         for c in range(k)
     ]  # fmt: skip
+    if real is not None and len(real):
+        read = torch.bincount(_labels(classifier, real), minlength=k).double() / len(real)
+        for c in range(k):
+            classes[c]["test_predicted_share"] = round(float(read[c]), 4)
     result: dict[str, Any] = {
         "classes": classes,
         "covered": k - len(missing),
@@ -420,6 +428,11 @@ def class_coverage(
             mask = asked.long() == c
             classes[c]["agreement"] = round(float(hit[mask].float().mean()), 4) if mask.any() else None
     return result
+
+
+def _labels(classifier: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The classifier's class for each image, 500 at a time."""
+    return torch.cat([classifier(images[i : i + 500]).argmax(dim=1) for i in range(0, len(images), 500)])
 
 
 def nearest_distances(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:

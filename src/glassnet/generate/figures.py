@@ -113,13 +113,18 @@ def nearest_pairs(fake: torch.Tensor, train: torch.Tensor, pairs: list[tuple[int
 
 
 def coverage_bars(coverage: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Share of the samples per class (by the feature classifier) beside the test split's share."""
+    """Share of the samples per class (by the feature classifier) beside the test split's share (and, when
+    measured, the share of test images the classifier puts in the class)."""
     plt = pyplot()
     classes = coverage["classes"]
     x = np.arange(len(classes))
+    bars = [("generated", "share", 1.0), ("test images", "test_share", 0.6)]
+    if all("test_predicted_share" in c for c in classes):
+        bars.append(("test images, by the classifier", "test_predicted_share", 0.4))
+    width = 0.8 / len(bars)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(classes) + 1.5), 3.0))
-    ax.bar(x - 0.2, [c["share"] for c in classes], width=0.4, label="generated")
-    ax.bar(x + 0.2, [c["test_share"] for c in classes], width=0.4, label="test images", alpha=0.6)
+    for i, (label, key, alpha) in enumerate(bars):
+        ax.bar(x + (i - (len(bars) - 1) / 2) * width, [c[key] for c in classes], width=width, label=label, alpha=alpha)
     ax.set_xticks(
         x, labels=[c["name"] for c in classes], rotation=45 if len(classes) > 6 else 0, ha="right", fontsize=8
     )
