@@ -17,7 +17,8 @@ The ``fast`` recipe keeps what measured faster to the same accuracy and drops wh
 - images: NHWC memory layout (``channels_last``): 1.33x faster convolutions on a CPU in fp32.
 - precision: bf16 autocast where the device has bf16 units (CUDA with bf16, CPUs with AVX-512 BF16
   or AMX), fp32 elsewhere: on a CPU without them bf16 is emulated and several times slower. On a
-  CPU, a family registered with ``bf16_cpu=False`` (the recurrent ones: measured slower) keeps fp32.
+  CPU, a family registered with ``bf16_cpu=False`` (the recurrent ones and ``mobilenet_v2``: measured
+  slower) keeps fp32.
 
 Measured and dropped: random crops, weight decay 5e-2 and batches of 256 (on short budgets they
 cost accuracy or time). The recipe leaves the network alone: the model and its hyper-parameters are
