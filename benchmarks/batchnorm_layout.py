@@ -4,12 +4,13 @@
 
 A convolutional network's batch norm runs on every feature map twice a step (forward, backward).
 On the 2-core Intel Xeon with AMX of issue 23, a channels-last map of 24 channels took several
-times as long as one of 32 (more elements) in bf16: a channel count that fills no whole vector
-register falls off oneDNN's fast path. This script times ``BatchNorm2d`` forward + backward on a
-``batch x C x side x side`` map for each channel count, in NCHW and NHWC, fp32 and bf16 (CPU
-autocast, as a run with ``precision=bf16`` does), median of ``--repeats`` timings of ``--steps``
-calls, and prints each time with its ratio to the NCHW bf16 one and per million elements, so a
-width can be chosen before a long run (e.g. a U-Net's ``model.channels``).
+times as long as one of 32 (more elements) in bf16; the profile names aten's ``native_batch_norm``
+and its backward, and why that width is slow was not established. This script times
+``BatchNorm2d`` forward + backward on a ``batch x C x side x side`` map for each channel count, in
+NCHW and NHWC, fp32 and bf16 (CPU autocast, as a run with ``precision=bf16`` does), median of
+``--repeats`` timings of ``--steps`` calls, and prints each time with its ratio to the NCHW bf16
+one and per million elements, so a width can be chosen before a long run (e.g. a U-Net's
+``model.channels``).
 """
 
 from __future__ import annotations

@@ -431,8 +431,10 @@ def class_coverage(
 
 
 def _labels(classifier: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The classifier's class for each image, 500 at a time."""
-    return torch.cat([classifier(images[i : i + 500]).argmax(dim=1) for i in range(0, len(images), 500)])
+    """The classifier's class for each image (on the CPU)."""
+    from glassnet.models.outputs import batched_outputs
+
+    return batched_outputs(classifier, images, batch_size=500).argmax(dim=1)
 
 
 def nearest_distances(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
