@@ -8,7 +8,8 @@ pretrained encoder: gain over supervised-only on the same labels".
 
     GLASSNET_DATA=../shared/data nice -n 10 .venv/bin/python benchmarks/text_encoder.py \
         --data 20newsgroups [--labels-per-class N] [--epochs 3] [--max-length 256] \
-        [--precision auto] [--scratch transformer lstm] [--json out.json]
+        [--precision auto] [--scratch transformer lstm] [--encoder-option attention_dropout=0]
+        [--out runs/] [--json out.json]
 
 Every neural contender is an ordinary ``glassnet.train`` run (the code path of ``glassnet train``):
 the fine-tuned encoder with its own tokenizer and the run's encoder defaults (lr 1e-4, one-cycle,
@@ -32,6 +33,7 @@ from pathlib import Path
 import torch
 
 import glassnet as gn
+from glassnet.config import parse_overrides
 from glassnet.train.precision import bf16_units
 
 
@@ -99,6 +101,14 @@ def main() -> None:
         help="auto: bf16 where the CPU has bf16 units (AVX-512 BF16, AMX), else fp32 (bf16 would be emulated)",
     )
     parser.add_argument("--encoder", default="minilm", help="pretrained= of the fine-tuned bert")
+    parser.add_argument(
+        "--encoder-option",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="hyper-parameters of the fine-tuned bert, e.g. attention_dropout=0 (docs/models.md)",
+    )
+    parser.add_argument("--out", type=Path, help="keep the runs in this folder (default: a temporary one)")
     parser.add_argument("--no-svm", action="store_true", help="skip the TF-IDF + linear SVM baseline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results here as well")
@@ -111,6 +121,7 @@ def main() -> None:
     if precision == "auto":
         precision = "bf16" if bf16_units(torch.device("cpu")) else "fp32"
     with tempfile.TemporaryDirectory() as tmp:
+        folder = args.out or Path(tmp)
         encoder = gn.RunConfig(
             model="bert",
             pretrained=args.encoder,
@@ -118,14 +129,15 @@ def main() -> None:
             epochs=args.epochs,
             batch_size=args.batch_size,
             precision=precision,
+            model_args=parse_overrides(args.encoder_option),
             **common,
         )
-        name = f"bert, pretrained={args.encoder}, fine-tuned"
-        results[name] = train_one(encoder, Path(tmp) / "encoder")
+        name = f"bert, pretrained={args.encoder}, fine-tuned" + "".join(f", {o}" for o in args.encoder_option)
+        results[name] = train_one(encoder, folder / "encoder")
         print(f"{name}: {results[name]}", flush=True)
         for model in args.scratch:
             config = gn.RunConfig(model=model, data_args=data_args, epochs=args.scratch_epochs, **common)
-            results[f"{model} (scratch)"] = train_one(config, Path(tmp) / model)
+            results[f"{model} (scratch)"] = train_one(config, folder / model)
             print(f"{model} (scratch): {results[f'{model} (scratch)']}", flush=True)
     if not args.no_svm:
         results["tfidf + linear svm (whole texts)"] = tfidf_svm(whole_texts(args.data, data_args))

@@ -116,3 +116,31 @@ def test_other_architectures_and_models_are_refused(tiny_encoder, write_encoder,
     sizeless = write_encoder(tmp_path / "sizeless", config=config)
     with pytest.raises(ConfigError, match="lacks hidden_size"):
         encoder_for("bert", str(sizeless))
+
+
+def test_attention_dropout_follows_dropout_unless_set_and_is_checked():
+    default = create_model("bert", spec(), dropout=0.2, **SIZES)
+    assert default.encoder.layer[0].attention.self.p == 0.2
+    own = create_model("bert", spec(), dropout=0.2, attention_dropout=0.0, **SIZES)
+    assert own.encoder.layer[0].attention.self.p == 0.0
+    assert own.encoder.layer[0].output.dropout.p == 0.2
+    with pytest.raises(ConfigError, match="attention_dropout"):
+        create_model("bert", spec(), attention_dropout=1.0, **SIZES)
+
+
+def test_attention_with_dropout_on_a_cpu_computes_what_the_fused_kernel_does(monkeypatch):
+    """With dropout, a CPU computes attention itself (the fused kernel drops nothing); with the mask
+    replaced by the identity it must give the fused kernel's result, padding masked out."""
+    import glassnet.models.bert as bert_module
+
+    torch.manual_seed(0)
+    model = create_model("bert", spec(), dropout=0.0, attention_dropout=0.3, **SIZES)
+    x = torch.tensor([[2, 5, 7, 3] + [0] * 8, [4, 4, 9, 1, 2, 6, 8, 3, 3, 2, 1, 5]])
+    with torch.no_grad():
+        fused = model.eval()(x)
+        monkeypatch.setattr(bert_module, "fast_dropout", lambda weights, p: weights)
+        assert torch.allclose(model.train()(x), fused, atol=1e-5)
+        monkeypatch.undo()
+        torch.manual_seed(1)
+        dropped = model(x)
+    assert not torch.allclose(dropped, fused, atol=1e-3)  # the weights are dropped in training

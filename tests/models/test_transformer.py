@@ -250,3 +250,30 @@ def test_decoder_learns_to_continue_a_repeating_pattern():
         optimizer.step()
     continued = model.generate(torch.tensor([5, 6, 7]), max_new_tokens=12, temperature=0.0)
     assert continued.tolist() == [5, 6, 7, 8, 9, 2, 3, 4, 5, 6, 7, 8, 9, 2, 3]
+
+
+@pytest.mark.parametrize("kind", ["classifier", "decoder"])
+def test_attention_computed_on_a_cpu_to_drop_weights_is_torch_s_attention(kind, monkeypatch):
+    """Training on a CPU with dropout, a layer computes attention itself to draw its mask with
+    ``fast_dropout``; with every mask replaced by the identity it must give torch's attention, the
+    padding (classifier) and the causal mask (decoder) applied."""
+    import glassnet.models.layers as layers_module
+    import glassnet.models.transformer as transformer_module
+
+    torch.manual_seed(0)
+    if kind == "classifier":
+        model = create_model("transformer", TEXT, dropout=0.3, **SMALL)
+        x = torch.tensor([[2, 3, 4, 0, 0, 0, 0, 0, 0, 0], [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]])
+    else:
+        model = CausalTransformer(vocab_size=12, context=8, d_model=16, heads=2, layers=2, dropout=0.3)
+        x = torch.randint(0, 12, (3, 8))
+    layer = (model.encoder if kind == "classifier" else model.decoder).layers[0]
+    assert layer.self_attn.dropout == 0.3 and layer.dropout1.p == 0.3
+    with torch.no_grad():
+        reference = model.eval()(x)
+        for module in (layers_module, transformer_module):
+            monkeypatch.setattr(module, "fast_dropout", lambda values, p, training=True: values)
+        assert torch.allclose(model.train()(x), reference, atol=1e-5)
+        monkeypatch.undo()
+        torch.manual_seed(1)
+        assert not torch.allclose(model(x), reference, atol=1e-3)  # training drops

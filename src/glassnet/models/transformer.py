@@ -18,7 +18,7 @@ from torch import nn
 
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError, DataError
-from glassnet.models.layers import check_positive, check_probability, input_layer, output_layer
+from glassnet.models.layers import Dropout, check_positive, check_probability, fast_dropout, input_layer, output_layer
 from glassnet.models.recurrent import vocabulary_size
 from glassnet.models.registry import register_model
 
@@ -92,11 +92,46 @@ class PositionalEncoding(nn.Module):
         return x + self.table[:steps]
 
 
+class EncoderLayer(nn.TransformerEncoderLayer):
+    """``nn.TransformerEncoderLayer`` (the same parameters and names) whose dropouts draw their CPU masks
+    with ``fast_dropout``: the residual and feed-forward ones, and the attention weights', which it
+    computes itself when it trains on a CPU (torch's attention then leaves its fused kernel for one that
+    draws the mask with ``bernoulli_``). Elsewhere, and without dropout, torch's own block runs."""
+
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float) -> None:
+        super().__init__(d_model, heads, ff, dropout, activation="gelu", batch_first=True, norm_first=True)
+        self.dropout, self.dropout1, self.dropout2 = (Dropout(dropout) for _ in range(3))
+
+    def _sa_block(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        key_padding_mask: torch.Tensor | None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        attention = self.self_attn
+        p = attention.dropout if self.training else 0.0
+        plain = attention.bias_k is None and not attention.add_zero_attn and attention.in_proj_weight is not None
+        masks = (attn_mask is None or attn_mask.dim() == 2) and (attn_mask is not None or not is_causal)
+        if p == 0.0 or x.device.type != "cpu" or not plain or not masks:
+            return super()._sa_block(x, attn_mask, key_padding_mask, is_causal)
+        n, t, width = x.shape
+        heads = attention.num_heads
+        qkv = F.linear(x, attention.in_proj_weight, attention.in_proj_bias)
+        query, key, value = qkv.view(n, t, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+        scores = (query @ key.transpose(-2, -1)) * (width // heads) ** -0.5
+        if attn_mask is not None:  # masks arrive additive (0 or -inf), as the layer's forward makes them
+            scores = scores + attn_mask
+        if key_padding_mask is not None:
+            scores = scores + key_padding_mask[:, None, None, :]
+        weights = fast_dropout(scores.softmax(dim=-1), p)
+        mixed = (weights @ value).transpose(1, 2).reshape(n, t, width)
+        return self.dropout1(attention.out_proj(mixed))
+
+
 def encoder_stack(d_model: int, heads: int, layers: int, ff_mult: int, dropout: float) -> nn.TransformerEncoder:
     """A pre-norm (``norm_first``) encoder with a final LayerNorm; pre-norm trains without warm-up."""
-    layer = nn.TransformerEncoderLayer(
-        d_model, heads, d_model * ff_mult, dropout, activation="gelu", batch_first=True, norm_first=True
-    )
+    layer = EncoderLayer(d_model, heads, d_model * ff_mult, dropout)
     # Nested tensors need post-norm layers; asking for them with norm_first only earns a warning.
     return nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
 
@@ -159,9 +194,9 @@ class TransformerClassifier(nn.Module):
         use_cls = pool == "cls" and not self.per_step
         self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02) if use_cls else None
         self.positions = PositionalEncoding(steps + use_cls, d_model, positional)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.encoder = encoder_stack(d_model, heads, layers, ff_mult, dropout)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_model, spec.num_outputs), output_layer(spec))
+        self.head = nn.Sequential(Dropout(dropout), nn.Linear(d_model, spec.num_outputs), output_layer(spec))
 
     def _build_input(self, spec: DataSpec, d_model: int) -> int:
         """Create the input side for ``spec``; returns the number of steps per example."""
@@ -288,7 +323,7 @@ class CausalTransformer(nn.Module):
         self.context = context
         self.embed = TokenEmbedding(vocab_size, d_model)
         self.positions = PositionalEncoding(context, d_model, positional)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.decoder = encoder_stack(d_model, heads, layers, ff_mult, dropout)
         self.register_buffer("causal", nn.Transformer.generate_square_subsequent_mask(context), persistent=False)
 
