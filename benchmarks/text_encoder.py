@@ -150,7 +150,7 @@ def main() -> None:
     for name, row in list(results.items())[1:]:
         print(f"gain of the fine-tuned encoder over {name}: {100 * (ours - row['test_accuracy']):+.1f} points")
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "results": results}, indent=2))
+        args.json.write_text(json.dumps({"args": vars(args), "results": results}, indent=2, default=str))
 
 
 if __name__ == "__main__":
