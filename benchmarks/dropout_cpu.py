@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import glassnet as gn
-import glassnet.models.bert as bert_module
+import glassnet.models.layers as layers
 from glassnet.data.bundle import split_tensors
 from glassnet.models.layers import Dropout
 from glassnet.train.optim import adam
@@ -49,13 +49,13 @@ CASES = [
 @contextmanager
 def torch_masks():
     """Every glassnet dropout back on ``F.dropout`` (``bernoulli_``) for the duration."""
-    fast_forward, fast_attention = Dropout.forward, bert_module.fast_dropout
+    fast_forward, fast_attention = Dropout.forward, layers.fast_dropout
     Dropout.forward = nn.Dropout.forward
-    bert_module.fast_dropout = lambda weights, p: F.dropout(weights, p, True)
+    layers.fast_dropout = lambda weights, p: F.dropout(weights, p, True)
     try:
         yield
     finally:
-        Dropout.forward, bert_module.fast_dropout = fast_forward, fast_attention
+        Dropout.forward, layers.fast_dropout = fast_forward, fast_attention
 
 
 def step_ms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str, steps: int) -> float:

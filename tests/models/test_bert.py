@@ -131,14 +131,14 @@ def test_attention_dropout_follows_dropout_unless_set_and_is_checked():
 def test_attention_with_dropout_on_a_cpu_computes_what_the_fused_kernel_does(monkeypatch):
     """With dropout, a CPU computes attention itself (the fused kernel drops nothing); with the mask
     replaced by the identity it must give the fused kernel's result, padding masked out."""
-    import glassnet.models.bert as bert_module
+    import glassnet.models.layers as layers_module
 
     torch.manual_seed(0)
     model = create_model("bert", spec(), dropout=0.0, attention_dropout=0.3, **SIZES)
     x = torch.tensor([[2, 5, 7, 3] + [0] * 8, [4, 4, 9, 1, 2, 6, 8, 3, 3, 2, 1, 5]])
     with torch.no_grad():
         fused = model.eval()(x)
-        monkeypatch.setattr(bert_module, "fast_dropout", lambda weights, p: weights)
+        monkeypatch.setattr(layers_module, "fast_dropout", lambda weights, p, training=True: weights)
         assert torch.allclose(model.train()(x), fused, atol=1e-5)
         monkeypatch.undo()
         torch.manual_seed(1)

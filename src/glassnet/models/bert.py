@@ -24,7 +24,7 @@ from torch import nn
 from glassnet.data.encoders import EncoderFiles, encoder_files
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
-from glassnet.models.layers import Dropout, check_probability, fast_dropout, output_layer
+from glassnet.models.layers import Dropout, attention_with_dropout, check_probability, output_layer
 from glassnet.models.recurrent import vocabulary_size
 from glassnet.models.registry import register_model
 from glassnet.models.transformer import check_choice
@@ -78,10 +78,7 @@ class BertSelfAttention(nn.Module):
         query, key, value = split(self.query), split(self.key), split(self.value)
         p = self.p if self.training else 0.0
         if p > 0.0 and x.device.type == "cpu":
-            # the fused CPU kernel takes no dropout, and the fallback draws its mask with bernoulli_
-            scores = (query @ key.transpose(-2, -1)) * query.shape[-1] ** -0.5
-            weights = fast_dropout(scores.masked_fill(~keep, float("-inf")).softmax(dim=-1), p)
-            mixed = weights @ value
+            mixed = attention_with_dropout(query, key, value, p, keep)
         else:
             mixed = F.scaled_dot_product_attention(query, key, value, keep, p)
         return mixed.transpose(1, 2).reshape(n, t, w)

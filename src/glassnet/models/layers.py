@@ -121,3 +121,16 @@ class Dropout(nn.Dropout):
         if self.inplace:
             return super().forward(x)
         return fast_dropout(x, self.p, self.training)
+
+
+def attention_with_dropout(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, p: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d) + mask) v`` with the weights dropped by ``fast_dropout``: attention for a
+    CPU that trains with attention dropout (torch's fused CPU kernel drops nothing, and its fallback
+    draws the mask with ``bernoulli_``). ``mask``: True where a key may be attended to, or additive
+    (0 or -inf), broadcastable to the scores."""
+    scores = (query @ key.transpose(-2, -1)) * query.shape[-1] ** -0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    return fast_dropout(scores.softmax(dim=-1), p) @ value

@@ -18,7 +18,14 @@ from torch import nn
 
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError, DataError
-from glassnet.models.layers import Dropout, check_positive, check_probability, fast_dropout, input_layer, output_layer
+from glassnet.models.layers import (
+    Dropout,
+    attention_with_dropout,
+    check_positive,
+    check_probability,
+    input_layer,
+    output_layer,
+)
 from glassnet.models.recurrent import vocabulary_size
 from glassnet.models.registry import register_model
 
@@ -119,13 +126,12 @@ class EncoderLayer(nn.TransformerEncoderLayer):
         heads = attention.num_heads
         qkv = F.linear(x, attention.in_proj_weight, attention.in_proj_bias)
         query, key, value = qkv.view(n, t, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
-        scores = (query @ key.transpose(-2, -1)) * (width // heads) ** -0.5
-        if attn_mask is not None:  # masks arrive additive (0 or -inf), as the layer's forward makes them
-            scores = scores + attn_mask
+        # masks arrive additive (0 or -inf), as the layer's forward makes them
+        mask = attn_mask
         if key_padding_mask is not None:
-            scores = scores + key_padding_mask[:, None, None, :]
-        weights = fast_dropout(scores.softmax(dim=-1), p)
-        mixed = (weights @ value).transpose(1, 2).reshape(n, t, width)
+            padding = key_padding_mask[:, None, None, :]
+            mask = padding if mask is None else mask + padding
+        mixed = attention_with_dropout(query, key, value, p, mask).transpose(1, 2).reshape(n, t, width)
         return self.dropout1(attention.out_proj(mixed))
 
 
