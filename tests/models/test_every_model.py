@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from glassnet.data import DataSpec
 from glassnet.models import create_model, list_models, load_model, model_info, save_model
@@ -168,6 +169,15 @@ def test_model_forward_backward_finite_and_round_trip(name, spec, tmp_path):
 
 
 UNUSED = ("log_alpha", "log_std", "log_std.weight", "log_std.bias")  # trained by their algorithm's own losses
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_dropout_takes_the_fast_cpu_mask(name):
+    """Every family's element-wise dropout is ``layers.Dropout`` (16 random bits an element on a CPU), never a
+    plain ``nn.Dropout``, whose ``bernoulli_`` mask costs about four times as much (docs/training.md)."""
+    spec = next(spec for model, spec in (c.values for c in cases()) if model == name)
+    plain = [layer for layer, module in create_model(name, spec).named_modules() if type(module) is nn.Dropout]
+    assert not plain, f"{name} builds nn.Dropout at {plain}: use glassnet.models.layers.Dropout"
 
 
 def test_every_model_fits_at_least_one_spec():

@@ -9,7 +9,14 @@ from torch import nn
 
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
-from glassnet.models.layers import check_positive, check_probability, input_layer, make_activation, output_layer
+from glassnet.models.layers import (
+    Dropout,
+    check_positive,
+    check_probability,
+    input_layer,
+    make_activation,
+    output_layer,
+)
 from glassnet.models.registry import register_model
 
 
@@ -103,6 +110,6 @@ def cnn(
         head += [nn.Linear(features, hidden), make_activation(activation)]
         features = hidden
     if dropout:
-        head.append(nn.Dropout(dropout))
+        head.append(Dropout(dropout))
     head += [nn.Linear(features, spec.num_outputs), output_layer(spec)]
     return ConvNet(input_layer(spec), nn.Sequential(*blocks), nn.Sequential(*head))

@@ -16,7 +16,14 @@ from torch import nn
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
 from glassnet.models.cnn import ConvNet
-from glassnet.models.layers import check_positive, check_probability, input_layer, make_activation, output_layer
+from glassnet.models.layers import (
+    Dropout,
+    check_positive,
+    check_probability,
+    input_layer,
+    make_activation,
+    output_layer,
+)
 from glassnet.models.registry import register_model
 
 POOLS = ("avg", "max", "flatten")
@@ -136,6 +143,6 @@ def cnn1d(
     head = _pooling(pool)
     features = in_channels * (steps if pool == "flatten" else 1)
     if dropout:
-        head.append(nn.Dropout(dropout))
+        head.append(Dropout(dropout))
     head += [nn.Linear(features, spec.num_outputs), output_layer(spec)]
     return ConvNet(input_layer(spec), nn.Sequential(*layers), nn.Sequential(*head))

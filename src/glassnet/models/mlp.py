@@ -8,7 +8,14 @@ from torch import nn
 
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
-from glassnet.models.layers import check_positive, check_probability, input_layer, make_activation, output_layer
+from glassnet.models.layers import (
+    Dropout,
+    check_positive,
+    check_probability,
+    input_layer,
+    make_activation,
+    output_layer,
+)
 from glassnet.models.registry import register_model
 
 NORMS = ("none", "batch", "layer")
@@ -54,7 +61,7 @@ def mlp(
             layers.append(nn.LayerNorm(width))
         layers.append(make_activation(activation))
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         features = width
     layers += [nn.Linear(features, spec.num_outputs), output_layer(spec)]
     return nn.Sequential(*layers)

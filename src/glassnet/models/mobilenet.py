@@ -21,7 +21,7 @@ from torch import nn
 from glassnet.data.locate import cache_dir, data_roots, find_data
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError, DataError
-from glassnet.models.layers import Standardize, check_probability
+from glassnet.models.layers import Dropout, Standardize, check_probability
 from glassnet.models.registry import register_model
 from glassnet.models.serialization import load_tensor_file
 
@@ -100,7 +100,7 @@ class MobileNetV2(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         last = self.features[-1][0].out_channels
         # Dropout stays even at p=0 so the linear layer keeps torchvision's name ``classifier.1``.
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last, num_classes))
+        self.classifier = nn.Sequential(Dropout(dropout), nn.Linear(last, num_classes))
         self._init_weights()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
-from glassnet.models.layers import check_positive, check_probability, input_layer, output_layer
+from glassnet.models.layers import Dropout, check_positive, check_probability, input_layer, output_layer
 from glassnet.models.registry import register_model
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -84,7 +84,7 @@ class RecurrentNet(nn.Module):
         )
         directions = 2 if bidirectional else 1
         self.head = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(hidden * directions, spec.num_outputs), output_layer(spec)
+            Dropout(dropout), nn.Linear(hidden * directions, spec.num_outputs), output_layer(spec)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

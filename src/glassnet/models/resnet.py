@@ -16,7 +16,14 @@ from torch import nn
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
 from glassnet.models.cnn import ConvNet
-from glassnet.models.layers import check_positive, check_probability, input_layer, make_activation, output_layer
+from glassnet.models.layers import (
+    Dropout,
+    check_positive,
+    check_probability,
+    input_layer,
+    make_activation,
+    output_layer,
+)
 from glassnet.models.registry import register_model
 
 STEMS = ("auto", "small", "large")
@@ -141,7 +148,7 @@ def resnet(
         in_channels = out_channels
     head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     if dropout:
-        head.append(nn.Dropout(dropout))
+        head.append(Dropout(dropout))
     head += [nn.Linear(in_channels, spec.num_outputs), output_layer(spec)]
     model = ConvNet(input_layer(spec), nn.Sequential(*stages), nn.Sequential(*head))
     if zero_init_residual:

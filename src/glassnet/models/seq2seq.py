@@ -21,7 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
-from glassnet.models.layers import check_positive, check_probability
+from glassnet.models.layers import Dropout, check_positive, check_probability
 from glassnet.models.recurrent import vocabulary_size
 from glassnet.models.registry import register_model
 
@@ -89,7 +89,7 @@ class Seq2Seq(nn.Module):
         self.target_embedding = nn.Embedding(spec.num_outputs, embedding_dim, padding_idx=self.pad_index)
         self.decoder = nn.GRUCell(embedding_dim + memory_size, hidden)
         self.attention = Attention(attention, hidden, memory_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.head = nn.Linear(hidden + memory_size + embedding_dim, spec.num_outputs)
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:

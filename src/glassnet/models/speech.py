@@ -17,7 +17,7 @@ from torch import nn
 
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
-from glassnet.models.layers import check_positive, check_probability, input_layer
+from glassnet.models.layers import Dropout, check_positive, check_probability, input_layer
 from glassnet.models.registry import register_model
 
 
@@ -37,10 +37,10 @@ class SpeechCTC(nn.Module):
             nn.GELU(),
         )
         reduced = math.ceil(math.ceil(mels / 2) / 2)
-        self.project = nn.Sequential(nn.Linear(channels * reduced, hidden), nn.GELU(), nn.Dropout(dropout))
+        self.project = nn.Sequential(nn.Linear(channels * reduced, hidden), nn.GELU(), Dropout(dropout))
         self.rnn = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True, bidirectional=True,
                           dropout=dropout if layers > 1 else 0.0)  # fmt: skip
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.head = nn.Linear(2 * hidden, spec.num_outputs)
         self.output_frames = math.ceil(frames / stride)
 

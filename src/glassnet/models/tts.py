@@ -29,7 +29,7 @@ from torch import nn
 
 from glassnet.data.spec import DataSpec
 from glassnet.errors import ConfigError
-from glassnet.models.layers import check_positive, check_probability
+from glassnet.models.layers import Dropout, check_positive, check_probability
 from glassnet.models.registry import register_model
 
 LOG_FLOOR = math.log(1e-6)  # the log-mel of silence (``glassnet.data.audio.LOG_FLOOR``)
@@ -49,7 +49,7 @@ class ConvBlock(nn.Module):
         super().__init__()
         self.norm = ChannelNorm(width)
         self.conv = nn.Conv1d(width, width, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return (x + self.dropout(F.gelu(self.conv(self.norm(x))))) * mask
@@ -74,8 +74,8 @@ class FastSpeech(nn.Module):
         self.embed = nn.Embedding(symbols, width, padding_idx=0)
         self.encoder = nn.ModuleList(ConvBlock(width, kernel, 1, dropout) for _ in range(encoder_layers))
         self.duration = nn.Sequential(
-            nn.Conv1d(width, width, 3, padding=1), nn.GELU(), ChannelNorm(width), nn.Dropout(dropout),
-            nn.Conv1d(width, width, 3, padding=1), nn.GELU(), ChannelNorm(width), nn.Dropout(dropout),
+            nn.Conv1d(width, width, 3, padding=1), nn.GELU(), ChannelNorm(width), Dropout(dropout),
+            nn.Conv1d(width, width, 3, padding=1), nn.GELU(), ChannelNorm(width), Dropout(dropout),
             nn.Conv1d(width, 1, 1),
         )  # fmt: skip
         self.where = nn.Conv1d(3, width, 1)  # relative position in the symbol, its length, its reciprocal
