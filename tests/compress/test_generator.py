@@ -44,6 +44,27 @@ def test_every_variant_draws_from_the_same_noise_and_keeps_its_fid(digits_cgan, 
     assert "Compressed generator" in (digits_cgan / "report.html").read_text()
 
 
+def test_evaluate_measures_fid_in_the_run_s_own_feature_space(digits_cgan, capsys, monkeypatch):
+    """``glassnet evaluate`` on a generative run gave only the pixel MMD; it now gives FID, KID and coverage
+    with the run's saved feature classifier (never retrained), the same figures as results/generate.json."""
+    import glassnet.generate.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "train_feature_classifier", lambda *a, **k: pytest.fail("retrained"))
+    assert main(["evaluate", str(digits_cgan), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "in the features of the run's own classifier (not Inception's)" in out and "fid" in out
+    result = json.loads((digits_cgan / "results" / "evaluate.json").read_text())
+    generated = json.loads((digits_cgan / "results" / "generate.json").read_text())
+    test, generation = result["test"], result["generation"]
+    assert {"fid", "kid", "coverage", "agreement", "mmd"} <= set(test)
+    assert generation["samples"] == 270 and generation["compared_with"] == "270 test images"
+    assert test["fid"] == pytest.approx(generated["quality"]["fid"], rel=1e-4)  # same images, noise, features
+    assert generation["features"]["test_accuracy"] == generated["features"]["test_accuracy"]
+    assert main(["evaluate", str(digits_cgan), "--split", "val", "--quiet"]) == 0
+    val = json.loads((digits_cgan / "results" / "evaluate.json").read_text())
+    assert val["generation"]["compared_with"] == f"{val['size']} val images" and val["val"]["fid"] != test["fid"]
+
+
 def test_the_onnx_generator_keeps_a_dynamic_batch(digits_cgan):
     """Bug: the generator reshaped with len(noise), which fixed the exported batch to the example's."""
     run = gn.Run.open(digits_cgan)

@@ -454,6 +454,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{result['data']} {result['split']} split ({result['size']:,} examples):")
         for key, value in result[args.split].items():
             print(f"  {key:<10} {value:.4f}")
+        generation = result.get("generation") or {}
+        if "skipped" in generation:
+            print(f"  no FID: {generation['skipped']}")
+        elif generation:
+            print(f"  FID and KID of {generation['samples']:,} samples against {generation['compared_with']}, in the "
+                  "features of the run's own classifier (not Inception's)")  # fmt: skip
+            if generation.get("missing"):
+                print(f"  missing classes: {', '.join(generation['missing'])}")
     _print_baseline(result.get("baseline"))
     print(f"written:  {Path(args.run) / 'results' / 'evaluate.json'}")
     _refresh_report(args.run, args.report)

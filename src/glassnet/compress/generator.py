@@ -46,11 +46,10 @@ from glassnet.compress.measure import (
 )
 from glassnet.errors import ConfigError
 from glassnet.generate.evaluation import (
-    CLASSIFIER_DIR,
     MIN_SAMPLES,
     FeatureExtractor,
     _distances,
-    train_feature_classifier,
+    run_feature_classifier,
 )
 from glassnet.progress import Progress, note, progress_bar
 from glassnet.train.run import Run
@@ -154,7 +153,7 @@ def compress_generator(run: Run, samples: int = SAMPLES, seed: int = 0, progress
         raise ConfigError(f"the test split has {n} images; measuring a generator's FID needs at least {MIN_SAMPLES}")
     chosen = torch.randperm(len(test_x), generator=torch.Generator().manual_seed(seed))[:n]
     real, labels = test_x[chosen].float(), test_y[chosen].long()
-    classifier, features = _feature_classifier(run, bundle, seed)
+    classifier, features = run_feature_classifier(run.path, bundle, seed)
     extractor = FeatureExtractor(classifier)
     if diffusion:
         noise = torch.randn((n, *model.noise_shape), generator=torch.Generator().manual_seed(seed)).flatten(1)
@@ -335,18 +334,6 @@ def variant_rows(result: dict[str, Any]) -> list[list[str]]:
         ]
         for v in result["variants"]
     ]
-
-
-def _feature_classifier(run: Run, bundle: Any, seed: int) -> tuple[nn.Module, dict[str, Any]]:
-    """The run's own feature classifier (saved by its evaluation), or one trained the same way."""
-    saved = run.path / CLASSIFIER_DIR
-    if (saved / "model.safetensors").is_file():
-        from glassnet.models import load_model
-
-        classifier, _ = load_model(saved)
-        return classifier.cpu().eval(), {"network": "cnn", "weights": f"{CLASSIFIER_DIR}/model.safetensors"}
-    classifier, features = train_feature_classifier(bundle, seed)
-    return classifier, features
 
 
 def _latency(forward: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor, calls: int = LATENCY_CALLS) -> float:

@@ -24,10 +24,13 @@ samples cover.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -256,6 +259,69 @@ def evaluate_generator(
         run.write_result("generate", _public(report.to_dict()))
     report.result = _public(report.result)
     return report
+
+
+def run_feature_classifier(
+    run_path: str | os.PathLike[str], bundle: DataBundle, seed: int = 0
+) -> tuple[nn.Module, dict[str, Any]]:
+    """A run's own feature classifier (``feature_classifier/``, saved by its evaluation) and its description
+    (from ``results/generate.json``), or, for a run without one, a classifier trained the same way."""
+    saved = Path(run_path) / CLASSIFIER_DIR
+    if not (saved / "model.safetensors").is_file():
+        return train_feature_classifier(bundle, seed)
+    from glassnet.models import load_model
+
+    classifier, _ = load_model(saved)
+    features: dict[str, Any] = {"network": "cnn", "inception": False, "note": FEATURES_NOTE}
+    try:
+        written = json.loads((Path(run_path) / "results" / "generate.json").read_text())
+        features.update(written.get("features") or {})
+    except (OSError, ValueError):
+        pass  # the weights alone still define the feature space
+    features["weights"] = f"{CLASSIFIER_DIR}/model.safetensors"
+    return classifier.cpu().eval(), features
+
+
+def split_quality(
+    model: nn.Module,
+    bundle: DataBundle,
+    split: str,
+    classifier: tuple[nn.Module, dict[str, Any]],
+    seed: int = 0,
+    samples: int = MAX_SAMPLES,
+) -> dict[str, Any]:
+    """FID, KID, improved precision/recall and class coverage of new samples against one split's images.
+
+    What ``glassnet evaluate`` adds for a generative run: one sample is drawn for each of up to
+    ``samples`` images of ``split`` (for a conditional model, of that image's class), and both sets are
+    compared in the feature space of ``classifier`` (the run's own, from ``run_feature_classifier``), so
+    the figures compare with ``results/generate.json``'s.
+
+    Returns:
+        ``{"samples", "compared_with", "fid", "kid", "kid_std", "precision", "recall", "coverage",
+        "agreement", "missing", "features"}``, or ``{"skipped": reason}`` for a split of fewer than
+        ``MIN_SAMPLES`` images.
+    """
+    images, labels = split_tensors(bundle.split(split))
+    n = min(samples, len(images))
+    if n < MIN_SAMPLES:
+        return {"skipped": f"the {split} split has {n} images; evaluating a generator needs at least {MIN_SAMPLES}"}
+    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    real, real_labels = images[chosen].float(), labels[chosen].long()
+    model = model.cpu().eval()
+    fake = _samples(model, real_labels, seed)
+    net, features = classifier
+    names = list(bundle.spec.class_names)
+    coverage = class_coverage(net, fake, real_labels if model.conditional else None, labels, names)
+    return {
+        "samples": n,
+        "compared_with": f"{n:,} {split} images",
+        **_distances(FeatureExtractor(net), real, fake, seed),
+        "coverage": round(coverage["covered"] / max(len(names), 1), 4),
+        "agreement": coverage["agreement"],
+        "missing": coverage["missing"],
+        "features": features,
+    }
 
 
 def training_curve(

@@ -555,7 +555,12 @@ def evaluate(
         check_compatible(spec, bundle)
     trainer = Trainer(task=spec.task, device=run.config.device if run.config is not None else "auto")
     metrics = _rounded(trainer.task.evaluate(trainer, run.model, bundle, split))
+    generation = _generation_quality(run, bundle, split) if spec.task == "generate" else None
+    if generation is not None:  # the headline of results/generate.json, measured on this split
+        metrics.update({k: generation[k] for k in GENERATION_HEADLINE if isinstance(generation.get(k), float)})
     result = {"task": spec.task, "data": name, "split": split, "size": len(bundle.split(split)), split: metrics}
+    if generation is not None:
+        result["generation"] = generation
     if baseline if baseline is not None else (run.config is None or run.config.baseline):
         result["baseline"] = _baseline_on(run, trainer.task, bundle, split, metrics)
     # a non-finite metric may be an overflowing loss; the predictions tell whether the model itself is broken
@@ -567,6 +572,17 @@ def evaluate(
             warnings.warn(result["warnings"][0], RuntimeWarning, stacklevel=3)  # past writes_run, to the caller
     run.write_result("evaluate", result)
     return result
+
+
+GENERATION_HEADLINE = ("fid", "kid", "coverage", "agreement")
+
+
+def _generation_quality(run: Run, bundle: DataBundle, split: str) -> dict[str, Any]:
+    """A generative run's FID, KID, precision/recall and coverage on ``split``, in its own feature space."""
+    from glassnet.generate.evaluation import run_feature_classifier, split_quality
+
+    seed = run.config.seed if run.config is not None else 0
+    return split_quality(run.model, bundle, split, run_feature_classifier(run.path, bundle, seed), seed)
 
 
 def _evaluate_agent(
