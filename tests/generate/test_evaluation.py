@@ -1,5 +1,6 @@
 """The generator evaluation: FID/KID in classifier features, coverage, memorisation, warnings, the JSON."""
 
+import dataclasses
 import json
 
 import pytest
@@ -215,3 +216,31 @@ def test_validation_keeps_a_bounded_thinned_history_of_samples_with_their_epochs
     assert epochs == sorted(epochs) and all(
         s.dtype == torch.uint8 and s.shape == (6, 1, 8, 8) for _, s in validation.samples
     )
+
+
+def test_split_quality_asks_for_the_classifier_only_when_the_split_can_be_scored():
+    """Review bug: ``glassnet evaluate`` trained (or failed to train) a feature classifier before it
+    knew whether the split had enough images to score."""
+    from glassnet.errors import DataError
+    from glassnet.generate.evaluation import split_quality
+
+    torch.manual_seed(0)
+    model = create_model("dcgan", SPEC, latent=8, width=8)
+    tiny = DataBundle(*(TensorDataset(*levels(n, s)) for n, s in ((300, 0), (5, 1), (120, 2))), SPEC, {})
+    asked = []
+    skipped = split_quality(model, tiny, "val", lambda: asked.append(1) or (Fixed(), {}))
+    assert skipped == {"skipped": "the val split has 5 images; evaluating a generator needs at least 10"}
+    assert not asked
+
+    def no_classifier():
+        raise DataError("cannot evaluate on an empty dataset")
+
+    assert (
+        "no feature classifier for FID: cannot evaluate" in split_quality(model, tiny, "test", no_classifier)["skipped"]
+    )
+    classify = dataclasses.replace(SPEC, task="classify", num_outputs=3)
+    net = create_model("cnn", classify, channels=[4], hidden=8).eval()
+    scored = split_quality(model, tiny, "test", lambda: (net, {"network": "cnn"}), samples=60)
+    assert scored["samples"] == 60 and scored["compared_with"] == "60 test images"
+    assert scored["fid"] > 0 and 0 <= scored["coverage"] <= 1 and scored["features"] == {"network": "cnn"}
+    assert scored["agreement"] is None  # an unconditional model is asked for no class

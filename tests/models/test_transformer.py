@@ -9,7 +9,7 @@ from glassnet.data import DataSpec
 from glassnet.errors import ConfigError, DataError
 from glassnet.models import create_model
 from glassnet.models.layers import Standardize
-from glassnet.models.transformer import CausalTransformer, sinusoidal_table
+from glassnet.models.transformer import CausalTransformer, EncoderLayer, sinusoidal_table
 from glassnet.train import Trainer
 
 VOCAB = ["<pad>", "<unk>"] + [f"w{i}" for i in range(20)]
@@ -252,13 +252,8 @@ def test_decoder_learns_to_continue_a_repeating_pattern():
     assert continued.tolist() == [5, 6, 7, 8, 9, 2, 3, 4, 5, 6, 7, 8, 9, 2, 3]
 
 
-@pytest.mark.parametrize("kind", ["classifier", "decoder"])
-def test_attention_computed_on_a_cpu_to_drop_weights_is_torch_s_attention(kind, monkeypatch):
-    """Training on a CPU with dropout, a layer computes attention itself to draw its mask with
-    ``fast_dropout``; with every mask replaced by the identity it must give torch's attention, the
-    padding (classifier) and the causal mask (decoder) applied."""
-    import glassnet.models.layers as layers_module
-
+def attention_case(kind):
+    """A small classifier (with padding) or decoder (causal) that drops attention weights, and inputs."""
     torch.manual_seed(0)
     if kind == "classifier":
         model = create_model("transformer", TEXT, dropout=0.3, **SMALL)
@@ -266,12 +261,72 @@ def test_attention_computed_on_a_cpu_to_drop_weights_is_torch_s_attention(kind, 
     else:
         model = CausalTransformer(vocab_size=12, context=8, d_model=16, heads=2, layers=2, dropout=0.3)
         x = torch.randint(0, 12, (3, 8))
+    return model, x
+
+
+def use_torch_s_layer(monkeypatch):
+    """torch's own ``TransformerEncoderLayer`` forward (inference fast path included) in glassnet's."""
+    monkeypatch.setattr(EncoderLayer, "forward", torch.nn.TransformerEncoderLayer.forward)
+    monkeypatch.setattr(EncoderLayer, "_sa_block", torch.nn.TransformerEncoderLayer._sa_block)
+
+
+@pytest.mark.parametrize("kind", ["classifier", "decoder"])
+def test_attention_computed_on_a_cpu_to_drop_weights_is_torch_s_attention(kind, monkeypatch):
+    """Training on a CPU with dropout, a layer computes attention itself to draw its mask with
+    ``fast_dropout``; with every mask replaced by the identity it must give torch's attention, the
+    padding (classifier) and the causal mask (decoder) applied."""
+    import glassnet.models.layers as layers_module
+
+    model, x = attention_case(kind)
     layer = (model.encoder if kind == "classifier" else model.decoder).layers[0]
     assert layer.self_attn.dropout == 0.3 and layer.dropout1.p == 0.3
     with torch.no_grad():
+        use_torch_s_layer(monkeypatch)
         reference = model.eval()(x)
+        monkeypatch.undo()
         monkeypatch.setattr(layers_module, "fast_dropout", lambda values, p, training=True: values)
         assert torch.allclose(model.train()(x), reference, atol=1e-5)
         monkeypatch.undo()
         torch.manual_seed(1)
         assert not torch.allclose(model(x), reference, atol=1e-3)  # training drops
+
+
+@pytest.mark.parametrize("kind", ["classifier", "decoder"])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_evaluation_on_a_cpu_matches_torch_without_its_fast_path(kind, bf16, monkeypatch):
+    """torch's inference fast path (``_transformer_encoder_layer_fwd``) ignores CPU autocast and was 2-3x
+    slower than the layer's own blocks; a CPU never takes it, and the outputs are torch's."""
+    model, x = attention_case(kind)
+    model.eval()
+    with torch.inference_mode():
+        use_torch_s_layer(monkeypatch)
+        reference = model(x)
+        monkeypatch.undo()
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("torch's inference fast path ran")
+
+        monkeypatch.setattr(torch, "_transformer_encoder_layer_fwd", refuse)
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            out = model(x)
+    assert out.dtype == (torch.bfloat16 if bf16 else torch.float32)
+    torch.testing.assert_close(out.float(), reference, atol=0.1 if bf16 else 1e-5, rtol=0.05 if bf16 else 1e-5)
+
+
+def test_a_model_summary_still_sees_each_attention_layer():
+    """Review bug: evaluation on a CPU computed attention without calling ``self_attn``, so the summary's
+    hooks missed it and the layer rows no longer added up to the totals."""
+    from glassnet.models.summary import summarize
+
+    summary = summarize(text_model(), TEXT)
+    names = [row["name"] for row in summary["layers"]]
+    assert "encoder.layers.0.self_attn" in names and "encoder.layers.1.self_attn" in names
+    assert sum(row["parameters"] for row in summary["layers"]) == summary["parameters"]
+    assert sum(row["flops"] for row in summary["layers"]) == summary["flops"]
+
+
+def test_an_unbatched_sequence_goes_through_a_layer_as_in_torch():
+    layer = text_model().encoder.layers[0]
+    steps = torch.randn(1, 5, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(steps[0]), layer(steps)[0])

@@ -453,13 +453,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"{result['data']} {result['split']} split ({result['size']:,} examples):")
         for key, value in result[args.split].items():
-            print(f"  {key:<10} {value:.4f}")
+            print(f"  {key:<10} {value:.4f}" if value == 0 or abs(value) >= 0.01 else f"  {key:<10} {value:.3g}")
         generation = result.get("generation") or {}
         if "skipped" in generation:
             print(f"  no FID: {generation['skipped']}")
         elif generation:
+            whose = "the run's own classifier" if "weights" in generation["features"] else "a classifier trained now"
             print(f"  FID and KID of {generation['samples']:,} samples against {generation['compared_with']}, in the "
-                  "features of the run's own classifier (not Inception's)")  # fmt: skip
+                  f"features of {whose} (not Inception's)")  # fmt: skip
             if generation.get("missing"):
                 print(f"  missing classes: {', '.join(generation['missing'])}")
     _print_baseline(result.get("baseline"))

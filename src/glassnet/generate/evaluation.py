@@ -28,7 +28,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from glassnet.data.bundle import DataBundle, split_tensors
+from glassnet.errors import DataError
 from glassnet.runs import RunDir
 
 MAX_SAMPLES = 2000  # generated images evaluated (and real test images compared with)
@@ -286,7 +287,7 @@ def split_quality(
     model: nn.Module,
     bundle: DataBundle,
     split: str,
-    classifier: tuple[nn.Module, dict[str, Any]],
+    classifier: Callable[[], tuple[nn.Module, dict[str, Any]]],
     seed: int = 0,
     samples: int = MAX_SAMPLES,
 ) -> dict[str, Any]:
@@ -294,23 +295,26 @@ def split_quality(
 
     What ``glassnet evaluate`` adds for a generative run: one sample is drawn for each of up to
     ``samples`` images of ``split`` (for a conditional model, of that image's class), and both sets are
-    compared in the feature space of ``classifier`` (the run's own, from ``run_feature_classifier``), so
-    the figures compare with ``results/generate.json``'s.
+    compared in the feature space of ``classifier()`` (called only when the split is large enough: the
+    run's own, from ``run_feature_classifier``), so the figures compare with ``results/generate.json``'s.
 
     Returns:
         ``{"samples", "compared_with", "fid", "kid", "kid_std", "precision", "recall", "coverage",
         "agreement", "missing", "features"}``, or ``{"skipped": reason}`` for a split of fewer than
-        ``MIN_SAMPLES`` images.
+        ``MIN_SAMPLES`` images or when no feature classifier can be had.
     """
     images, labels = split_tensors(bundle.split(split))
     n = min(samples, len(images))
     if n < MIN_SAMPLES:
         return {"skipped": f"the {split} split has {n} images; evaluating a generator needs at least {MIN_SAMPLES}"}
+    try:
+        net, features = classifier()
+    except DataError as exc:
+        return {"skipped": f"no feature classifier for FID: {exc}"}
     chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
     real, real_labels = images[chosen].float(), labels[chosen].long()
     model = model.cpu().eval()
     fake = _samples(model, real_labels, seed)
-    net, features = classifier
     names = list(bundle.spec.class_names)
     coverage = class_coverage(net, fake, real_labels if model.conditional else None, labels, names)
     return {

@@ -100,14 +100,33 @@ class PositionalEncoding(nn.Module):
 
 
 class EncoderLayer(nn.TransformerEncoderLayer):
-    """``nn.TransformerEncoderLayer`` (the same parameters and names) whose dropouts draw their CPU masks
-    with ``fast_dropout``: the residual and feed-forward ones, and the attention weights', which it
-    computes itself when it trains on a CPU (torch's attention then leaves its fused kernel for one that
-    draws the mask with ``bernoulli_``). Elsewhere, and without dropout, torch's own block runs."""
+    """``nn.TransformerEncoderLayer`` (the same parameters and names) that computes attention itself on
+    a CPU.
+
+    Training with dropout, its masks come from ``fast_dropout`` (torch's attention with dropout leaves
+    its fused kernel for one that draws a mask over every weight with ``bernoulli_``). In evaluation
+    it runs the layer's own blocks with the fused ``scaled_dot_product_attention`` instead of torch's
+    inference fast path (``_transformer_encoder_layer_fwd``), which took 1.5-3x as long here in fp32
+    and bf16 alike (docs/training.md). Other devices, unbatched inputs and attention modules with
+    hooks (a model summary's) run torch's layer unchanged."""
 
     def __init__(self, d_model: int, heads: int, ff: int, dropout: float) -> None:
         super().__init__(d_model, heads, ff, dropout, activation="gelu", batch_first=True, norm_first=True)
         self.dropout, self.dropout1, self.dropout2 = (Dropout(dropout) for _ in range(3))
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        src_key_padding_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        if src.device.type != "cpu" or src.dim() != 3:
+            return super().forward(src, src_mask, src_key_padding_mask, is_causal)
+        # torch's pre-norm forward without its fast path; masks additive (0 or -inf) as torch makes them
+        mask, padding = additive_mask(src_mask, src.dtype), additive_mask(src_key_padding_mask, src.dtype)
+        x = src + self._sa_block(self.norm1(src), mask, padding, is_causal)
+        return x + self._ff_block(self.norm2(x))
 
     def _sa_block(
         self,
@@ -117,22 +136,40 @@ class EncoderLayer(nn.TransformerEncoderLayer):
         is_causal: bool = False,
     ) -> torch.Tensor:
         attention = self.self_attn
-        p = attention.dropout if self.training else 0.0
         plain = attention.bias_k is None and not attention.add_zero_attn and attention.in_proj_weight is not None
         masks = (attn_mask is None or attn_mask.dim() == 2) and (attn_mask is not None or not is_causal)
-        if p == 0.0 or x.device.type != "cpu" or not plain or not masks:
+        hooked = attention._forward_hooks or attention._forward_pre_hooks or has_global_hooks()
+        if x.device.type != "cpu" or x.dim() != 3 or not plain or not masks or hooked:
             return super()._sa_block(x, attn_mask, key_padding_mask, is_causal)
         n, t, width = x.shape
         heads = attention.num_heads
         qkv = F.linear(x, attention.in_proj_weight, attention.in_proj_bias)
         query, key, value = qkv.view(n, t, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
-        # masks arrive additive (0 or -inf), as the layer's forward makes them
-        mask = attn_mask
+        mask = additive_mask(attn_mask, x.dtype)
         if key_padding_mask is not None:
-            padding = key_padding_mask[:, None, None, :]
+            padding = additive_mask(key_padding_mask, x.dtype)[:, None, None, :]
             mask = padding if mask is None else mask + padding
-        mixed = attention_with_dropout(query, key, value, p, mask).transpose(1, 2).reshape(n, t, width)
-        return self.dropout1(attention.out_proj(mixed))
+        p = attention.dropout if self.training else 0.0
+        if p > 0.0:
+            mixed = attention_with_dropout(query, key, value, p, mask)
+        else:
+            mixed = F.scaled_dot_product_attention(query, key, value, None if mask is None else mask.to(query.dtype))
+        return self.dropout1(attention.out_proj(mixed.transpose(1, 2).reshape(n, t, width)))
+
+
+def has_global_hooks() -> bool:
+    """Whether forward hooks are registered for every module (``nn.modules.module.register_module_forward_hook``)."""
+    from torch.nn.modules import module
+
+    return bool(module._global_forward_hooks or module._global_forward_pre_hooks)
+
+
+def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """A boolean attention mask (True: not attended to, torch's convention for ``attn_mask`` and
+    ``key_padding_mask``) as 0 / -inf of ``dtype``; float masks pass unchanged."""
+    if mask is None or mask.dtype != torch.bool:
+        return mask
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
 
 
 def encoder_stack(d_model: int, heads: int, layers: int, ff_mult: int, dropout: float) -> nn.TransformerEncoder:

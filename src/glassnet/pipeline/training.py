@@ -582,7 +582,7 @@ def _generation_quality(run: Run, bundle: DataBundle, split: str) -> dict[str, A
     from glassnet.generate.evaluation import run_feature_classifier, split_quality
 
     seed = run.config.seed if run.config is not None else 0
-    return split_quality(run.model, bundle, split, run_feature_classifier(run.path, bundle, seed), seed)
+    return split_quality(run.model, bundle, split, lambda: run_feature_classifier(run.path, bundle, seed), seed)
 
 
 def _evaluate_agent(
