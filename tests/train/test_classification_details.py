@@ -142,6 +142,7 @@ def test_a_multiclass_run_records_per_class_scores_and_confidence_calibration(tm
     assert cal["count"][0] == 0  # ten classes: the top class has at least 0.1
     right = sum(row[i] for i, row in enumerate(test["confusion_matrix"]))
     observed = sum(o * n for o, n in zip(cal["observed"], cal["count"]) if n)
-    assert observed == pytest.approx(right, abs=0.01)  # the bins' hits add up to the right predictions
+    # the bins' hits add up to the right predictions, to the rounding of each bin's share to 4 decimals
+    assert observed == pytest.approx(right, abs=0.5e-4 * sum(cal["count"]) + 1e-9)
     assert not run.figure("roc_curve").exists() and not run.figure("reliability").exists()
     assert np.isfinite(cal["ece"])
